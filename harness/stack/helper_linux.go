@@ -1,0 +1,289 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cardharness/cardharness/pcsc"
+)
+
+// Environment of the helper process. Any binary that imports this package
+// can act as the helper: the stack re-executes /proc/self/exe with
+// helperEnv set, and init hands control to helperMain before main (or
+// TestMain) runs. That is what lets `go test` binaries start stacks with no
+// extra setup, as httptest does for servers.
+const (
+	helperEnv      = "_CARDHARNESS_STACK_HELPER"
+	helperDirEnv   = "_CARDHARNESS_STACK_DIR"
+	helperOwnedEnv = "_CARDHARNESS_STACK_OWNED" // "1": remove the whole dir at exit
+	helperCleanEnv = "_CARDHARNESS_STACK_CLEAN" // "1": remove the stack's entries in the dir at exit
+	helperPcscdEnv = "_CARDHARNESS_STACK_PCSCD"
+	helperDebugEnv = "_CARDHARNESS_STACK_DEBUG"
+)
+
+// lifelineFD is the read end of a pipe whose write end only the parent
+// holds: EOF means the parent is gone, however it died.
+const lifelineFD = 3
+
+func init() {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(helperMain())
+	}
+}
+
+// helperMain runs inside the new namespaces. Its first line on stdout is
+// "ready" or "error: ..."; the parent waits for it.
+func helperMain() int {
+	// Pdeathsig on pcscd is tied to the thread that started it; keep this
+	// goroutine on one thread for the life of the process.
+	runtime.LockOSThread()
+	dir := os.Getenv(helperDirEnv)
+	h := &helper{dir: dir, owned: os.Getenv(helperOwnedEnv) == "1", clean: os.Getenv(helperCleanEnv) == "1"}
+	lifeline := os.NewFile(lifelineFD, "lifeline")
+	if err := h.start(); err != nil {
+		fmt.Printf("error: %v\n", err)
+		h.stop()
+		return 1
+	}
+	fmt.Println("ready")
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	parentGone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, lifeline)
+		close(parentGone)
+	}()
+	select {
+	case <-parentGone:
+		fmt.Fprintln(os.Stderr, "helper: parent closed the lifeline; stopping")
+	case s := <-sigs:
+		fmt.Fprintf(os.Stderr, "helper: %v; stopping\n", s)
+	case <-h.pcscdDone:
+		fmt.Fprintf(os.Stderr, "helper: pcscd exited unexpectedly: %v; stopping\n", h.pcscdErr)
+	}
+	h.stop()
+	return 0
+}
+
+type helper struct {
+	dir       string
+	owned     bool
+	clean     bool
+	pcscd     *exec.Cmd
+	pcscdDone chan struct{}
+	pcscdErr  error
+	ln        *net.UnixListener
+}
+
+func (h *helper) start() error {
+	if h.dir == "" {
+		return errors.New("no stack directory")
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := loopbackUp(); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	if err := bindRunDir(filepath.Join(h.dir, "run")); err != nil {
+		return err
+	}
+	if err := h.startPcscd(); err != nil {
+		return err
+	}
+	sock := filepath.Join(h.dir, "helper.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	h.ln = ln
+	go h.serve()
+	return nil
+}
+
+// loopbackUp is `ip link set lo up`: a new network namespace starts with lo
+// down, and vpcd listens on it.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// bindRunDir puts src over /run/pcscd. Where /run/pcscd does not exist (no
+// system pcscd has ever run, or a container), a private tmpfs over /run
+// provides the mount point without creating anything on the host.
+func bindRunDir(src string) error {
+	const target = "/run/pcscd"
+	if _, err := os.Stat(target); err != nil {
+		if strings.HasPrefix(src, "/run/") {
+			return fmt.Errorf("%s does not exist and the stack directory %s is under /run, which the stack must cover; set TMPDIR or --dir elsewhere", target, src)
+		}
+		if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mount private tmpfs on /run: %w", err)
+		}
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return fmt.Errorf("create %s in private /run: %w", target, err)
+		}
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s over %s: %w", src, target, err)
+	}
+	return nil
+}
+
+func (h *helper) startPcscd() error {
+	bin := os.Getenv(helperPcscdEnv)
+	args := []string{"-f", "-c", filepath.Join(h.dir, "conf")}
+	if os.Getenv(helperDebugEnv) == "1" {
+		args = append(args, "-d", "-a")
+	}
+	logf, err := os.OpenFile(filepath.Join(h.dir, "pcscd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start pcscd: %w", err)
+	}
+	h.pcscd = cmd
+	h.pcscdDone = make(chan struct{})
+	go func() {
+		h.pcscdErr = cmd.Wait()
+		close(h.pcscdDone)
+	}()
+	// pcscd is ready when its socket exists.
+	sock := filepath.Join(h.dir, "run", "pcscd.comm")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return nil
+		}
+		select {
+		case <-h.pcscdDone:
+			return fmt.Errorf("pcscd exited during start-up (%v); its log:\n%s", h.pcscdErr, tail(filepath.Join(h.dir, "pcscd.log"), 20))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pcscd did not create %s within 10s; its log:\n%s", sock, tail(filepath.Join(h.dir, "pcscd.log"), 20))
+		}
+	}
+}
+
+func (h *helper) serve() {
+	for {
+		c, err := h.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go serveConn(c, h.handle)
+	}
+}
+
+func (h *helper) handle(req request) (response, *os.File) {
+	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	switch req.Op {
+	case "dial":
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", req.Port))
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		defer c.Close()
+		f, err := c.(*net.TCPConn).File()
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		return response{}, f
+	case "readers":
+		cl, err := pcsc.NewClient()
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		defer cl.Close()
+		names, err := cl.WaitReaders(ctx, req.N)
+		if err != nil {
+			return response{Err: err.Error(), Readers: names}, nil
+		}
+		return response{Readers: names}, nil
+	case "present":
+		cl, err := pcsc.NewClient()
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		defer cl.Close()
+		if err := cl.WaitPresent(ctx, req.Readers...); err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		return response{}, nil
+	}
+	return response{Err: fmt.Sprintf("unknown op %q", req.Op)}, nil
+}
+
+// stop ends pcscd (SIGTERM lets it remove its socket and pid file) and
+// removes the stack's files.
+func (h *helper) stop() {
+	if h.ln != nil {
+		h.ln.Close()
+	}
+	if h.pcscd != nil && h.pcscd.Process != nil {
+		_ = h.pcscd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.pcscdDone:
+		case <-time.After(5 * time.Second):
+			_ = h.pcscd.Process.Kill()
+			<-h.pcscdDone
+		}
+	}
+	if h.dir != "" && h.clean {
+		removeEntries(h.dir)
+		if h.owned {
+			_ = os.Remove(h.dir)
+		}
+	}
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
