@@ -1,0 +1,96 @@
+# cardharness: the two commands a newcomer needs are `make run` and
+# `make test`; both install what is missing first (Debian, as root or with
+# sudo). Everything else here is for developers.
+
+GO        ?= go
+BUILD     := build
+BIN       := $(BUILD)/cardharness
+TOOLS     := $(abspath $(BUILD)/tools)
+GOTESTSUM := $(TOOLS)/gotestsum
+STATICCHECK := $(TOOLS)/staticcheck
+
+# Pinned tool versions (the module proxy serves these; bump on purpose).
+GOTESTSUM_VERSION   := v1.13.0
+STATICCHECK_VERSION := v0.8.2
+
+# Debian packages: the PC/SC stack, the vpcd driver, the middleware the
+# end-to-end tests drive, and the tools the stack and tests call.
+APT_PACKAGES := pcscd libpcsclite-dev pkg-config vsmartcard-vpcd opensc opensc-pkcs11 \
+                pcsc-tools openssl util-linux iproute2
+
+FUZZTIME ?= 15s
+BENCHTIME ?= 2s
+# `make run` arguments, e.g. make run ARGS="--cards 4"
+ARGS ?=
+
+.PHONY: all deps apt-deps tools build run test unit lint fmt-check crossbuild bench fuzz clean
+
+all: build
+
+## deps: install missing Debian packages and the pinned Go tools
+deps: apt-deps tools
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: Debian packages present"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
+
+tools: $(GOTESTSUM) $(STATICCHECK)
+
+$(GOTESTSUM):
+	GOBIN=$(TOOLS) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## build: the cardharness binary in build/
+build:
+	$(GO) build -o $(BIN) ./cmd/cardharness
+
+## run: the main job
+run: deps build
+	$(BIN) doctor $(ARGS)
+
+## test: lint, cross-builds, then every test (real pcscd + vpcd included);
+## JUnit XML in build/junit.xml
+test: deps lint crossbuild unit
+
+unit: $(GOTESTSUM)
+	@mkdir -p $(BUILD)
+	$(GOTESTSUM) --junitfile $(BUILD)/junit.xml --format pkgname-and-test-fails -- -count=1 ./...
+
+## lint: gofmt, go vet, staticcheck
+lint: fmt-check $(STATICCHECK)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## crossbuild: the card side is pure Go and must build for Windows and macOS
+crossbuild:
+	GOOS=windows CGO_ENABLED=0 $(GO) build ./vcard/...
+	GOOS=darwin CGO_ENABLED=0 $(GO) build ./vcard/...
+	GOOS=windows $(GO) build ./...
+
+## bench: round trips per second through the stack and in process
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BUILD) cardharness

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the cardharness command, so tests
+// run it as a real process (signals, exit codes, leftovers) without a
+// separate build step.
+func TestMain(m *testing.M) {
+	if os.Getenv("CARDHARNESS_AS_CLI") == "1" {
+		os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func cardharness(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CARDHARNESS_AS_CLI=1")
+	return cmd
+}
+
+func needTool(t *testing.T, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s not found: install it with `apt-get install %s` (or `make deps`)", name, pkg)
+	}
+}
+
+// privatePcscds lists pcscd processes started by cardharness stacks
+// (their configuration lives in a cardharness directory).
+func privatePcscds() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), "cardharness") {
+			out = append(out, e.Name()+" "+strings.Join(args, " "))
+		}
+	}
+	return out
+}
+
+// systemPcscdAnswers reports whether a pcscd answers at the default socket.
+// ok is false when there is none to ask.
+func systemPcscdAnswers(t *testing.T) (answers, ok bool) {
+	if _, err := os.Stat("/run/pcscd/pcscd.comm"); err != nil {
+		return false, false
+	}
+	cmd := exec.Command("opensc-tool", "-l")
+	cmd.Env = withoutSocketEnv()
+	out, err := cmd.CombinedOutput()
+	t.Logf("system pcscd: opensc-tool -l: %v\n%s", err, out)
+	return err == nil, true
+}
+
+func withoutSocketEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PCSCLITE_CSOCK_NAME=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestExecListsTwoReadersWithCards(t *testing.T) {
+	needTool(t, "opensc-tool", "opensc")
+	before := privatePcscds()
+	sysBefore, haveSys := systemPcscdAnswers(t)
+
+	out, err := cardharness("exec", "--cards", "2", "--", "opensc-tool", "-l").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cardharness exec: %v\n%s", err, out)
+	}
+	var withCard []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "Yes" && strings.Contains(line, "Cardharness VPCD") {
+			withCard = append(withCard, line)
+		}
+	}
+	if len(withCard) != 2 || strings.Count(string(out), "Cardharness VPCD") != 2 {
+		t.Errorf("want exactly two readers, each with a card; opensc-tool -l said:\n%s", out)
+	}
+
+	if after := privatePcscds(); len(after) > len(before) {
+		t.Errorf("private pcscd left running after exec: %q", after)
+	}
+	if haveSys {
+		if sysAfter, _ := systemPcscdAnswers(t); sysBefore && !sysAfter {
+			t.Errorf("the system pcscd answered before cardharness exec but not after")
+		}
+	} else {
+		t.Log("no system pcscd on this machine: the untouched-system-pcscd check has nothing to ask (.ci/run starts one)")
+	}
+}
+
+func TestExecPassesExitStatus(t *testing.T) {
+	err := cardharness("exec", "--cards", "1", "--", "sh", "-c", "test -S \"$PCSCLITE_CSOCK_NAME\" && exit 7").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("exit status: %v, want 7 (the command saw PCSCLITE_CSOCK_NAME pointing at a socket)", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "usage: cardharness COMMAND"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"exec without command", []string{"exec"}, "no command given"},
+		{"unknown card", []string{"exec", "--card", "nope", "--", "true"}, `unknown card type`},
+		{"stack without dir", []string{"stack"}, "--dir is required"},
+		{"too many cards", []string{"exec", "--cards", "17", "--", "true"}, "--cards 17"},
+		{"bad flag", []string{"exec", "--frob"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := cli(tt.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not mention %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestStackCommandPrintsContractAndCleansUp(t *testing.T) {
+	needTool(t, "opensc-tool", "opensc")
+	dir := filepath.Join(os.TempDir(), "cardharness-clitest-"+strings.ReplaceAll(t.Name(), "/", "_"))
+	_ = os.RemoveAll(dir)
+	cmd := cardharness("stack", "--dir", dir, "--cards", "2")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	for len(lines) < 3 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	want := []string{"PCSCLITE_CSOCK_NAME=" + filepath.Join(dir, "run", "pcscd.comm"), "READER Cardharness VPCD 0 00 00", "READER Cardharness VPCD 0 00 01"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("stack printed:\n%s\nwant:\n%s\nstderr: %s", strings.Join(lines, "\n"), strings.Join(want, "\n"), stderr.String())
+	}
+	lst := exec.Command("opensc-tool", "-l")
+	lst.Env = append(withoutSocketEnv(), lines[0])
+	out, err := lst.CombinedOutput()
+	if err != nil || strings.Count(string(out), "Yes") != 2 {
+		t.Errorf("opensc-tool -l against the stack: %v\n%s", err, out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stack after SIGINT: %v (stderr: %s)", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("stack did not stop within 15s of SIGINT")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stack directory %s left behind: %v", dir, err)
+	}
+}
