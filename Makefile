@@ -18,6 +18,9 @@ STATICCHECK_VERSION := v0.8.2
 APT_PACKAGES := pcscd libpcsclite-dev pkg-config vsmartcard-vpcd opensc opensc-pkcs11 \
                 pcsc-tools openssl util-linux iproute2
 
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+
 FUZZTIME ?= 15s
 BENCHTIME ?= 2s
 # `make run` arguments, e.g. make run ARGS="--cards 4"
@@ -79,9 +82,16 @@ crossbuild:
 	GOOS=darwin CGO_ENABLED=0 $(GO) build ./vcard/...
 	GOOS=windows $(GO) build ./...
 
-## bench: round trips per second through the stack and in process
+# Ratios printed by `make bench`: TARGET:BASELINE[<=MAX], both measured in
+# the same run (see internal/benchratio).
+BENCH_RATIOS := \
+	-ratio 'RoundTrip/stack-echo-noquickack:RoundTrip/stack-echo' \
+	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo'
+
+## bench: round trips per second through the stack and in process, and
+## their ratios
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./... | $(GO) run ./internal/benchratio $(BENCH_RATIOS)
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

@@ -37,7 +37,9 @@ type Recorder struct {
 
 // NewRecorder records t's traffic to w.
 func NewRecorder(t Transport, w io.Writer) *Recorder {
-	return &Recorder{Transport: t, enc: json.NewEncoder(w), now: time.Now}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // keep ">" and "<" readable for grep
+	return &Recorder{Transport: t, enc: enc, now: time.Now}
 }
 
 // Err returns the first error writing the trace.

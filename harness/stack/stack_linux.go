@@ -389,7 +389,7 @@ func (s *Stack) Dialer(n int) vpcd.DialFunc {
 
 // Insert puts card into the empty slot n and starts its link. It does not
 // wait for pcscd to notice; see WaitPresent.
-func (s *Stack) Insert(n int, card vcard.Card) (*vpcd.Link, error) {
+func (s *Stack) Insert(n int, card vcard.Card, opts ...vpcd.Option) (*vpcd.Link, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n < 0 || n >= len(s.slots) {
@@ -401,7 +401,8 @@ func (s *Stack) Insert(n int, card vcard.Card) (*vpcd.Link, error) {
 	if s.ctx.Err() != nil {
 		return nil, errors.New("stack: closed")
 	}
-	link := vpcd.NewLink(card, s.Dialer(n), vpcd.WithLogger(s.log.With("slot", n)))
+	opts = append([]vpcd.Option{vpcd.WithLogger(s.log.With("slot", n))}, opts...)
+	link := vpcd.NewLink(card, s.Dialer(n), opts...)
 	s.slots[n].Link = link
 	s.links.Add(1)
 	go func() {

@@ -17,11 +17,11 @@ func Start(context.Context, Config) (*Stack, error) { return nil, ErrUnsupported
 
 // The methods exist so that code using stacks builds everywhere.
 
-func (*Stack) SocketPath() string                         { return "" }
-func (*Stack) Env() []string                              { return nil }
-func (*Stack) Dir() string                                { return "" }
-func (*Stack) Slots() []Slot                              { return nil }
-func (*Stack) Insert(int, vcard.Card) (*vpcd.Link, error) { return nil, ErrUnsupported }
-func (*Stack) WaitPresent(context.Context, ...int) error  { return ErrUnsupported }
-func (*Stack) Dialer(int) vpcd.DialFunc                   { return nil }
-func (*Stack) Close() error                               { return nil }
+func (*Stack) SocketPath() string                                         { return "" }
+func (*Stack) Env() []string                                              { return nil }
+func (*Stack) Dir() string                                                { return "" }
+func (*Stack) Slots() []Slot                                              { return nil }
+func (*Stack) Insert(int, vcard.Card, ...vpcd.Option) (*vpcd.Link, error) { return nil, ErrUnsupported }
+func (*Stack) WaitPresent(context.Context, ...int) error                  { return ErrUnsupported }
+func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
+func (*Stack) Close() error                                               { return nil }

@@ -71,10 +71,11 @@ func (f Fault) String() string {
 
 // Link connects one card to one vpcd slot.
 type Link struct {
-	card   vcard.Card
-	dial   DialFunc
-	log    *slog.Logger
-	redial time.Duration
+	card       vcard.Card
+	dial       DialFunc
+	log        *slog.Logger
+	redial     time.Duration
+	noQuickAck bool
 
 	mu       sync.Mutex
 	inserted bool
@@ -93,6 +94,10 @@ func WithLogger(l *slog.Logger) Option { return func(k *Link) { k.log = l } }
 // WithRedialInterval sets the longest wait between two dial attempts
 // (default 500 ms, a little more than one pcscd poll).
 func WithRedialInterval(d time.Duration) Option { return func(k *Link) { k.redial = d } }
+
+// WithoutQuickAck leaves TCP_QUICKACK alone. Only for measuring what it
+// buys: on Debian's vpcd every APDU then waits ~40 ms for a delayed ACK.
+func WithoutQuickAck() Option { return func(k *Link) { k.noQuickAck = true } }
 
 // NewLink returns a link for card that dials with dial once Run is called.
 // The card starts inserted.
@@ -256,7 +261,10 @@ var ErrFrame = errors.New("vpcd: bad frame")
 
 // serve runs the frame loop on one connection until it fails.
 func (l *Link) serve(conn net.Conn) error {
-	r := quickAckReader{conn: conn}
+	var r io.Reader = quickAckReader{conn: conn}
+	if l.noQuickAck {
+		r = conn
+	}
 	var hdr [2]byte
 	buf := make([]byte, 0, 512)
 	for {

@@ -1,0 +1,102 @@
+package pcsc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/vcard/testcard"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")); d != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, d)
+	}
+}
+
+func TestDirectTransport(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		cmd     []byte
+		want    []byte
+		wantErr error
+	}{
+		{"case 1", []byte{0x00, 0xA4, 0x00, 0x0C}, []byte{0x90, 0x00}, nil},
+		{"case 2", []byte{0x00, 0xCA, 0x00, 0x00, 0x02}, []byte{0x00, 0x01, 0x90, 0x00}, nil},
+		{"case 3", []byte{0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x42}, []byte{0x42, 0x90, 0x00}, nil},
+		{"too short", []byte{0x00}, nil, ErrBadCommand},
+		{"nil", nil, nil, ErrBadCommand},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := NewDirect(&testcard.Echo{})
+			got, err := d.Transmit(ctx, tt.cmd)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("got % X, want % X", got, tt.want)
+			}
+		})
+	}
+	d := NewDirect(&testcard.Echo{})
+	d.Close()
+	if _, err := d.Transmit(ctx, []byte{0, 0xA4, 0, 0}); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := NewDirect(&testcard.Echo{}).Transmit(cctx, []byte{0, 0xA4, 0, 0}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+}
+
+// mute answers with nothing, like vpcd for a card that vanished.
+type mute struct{ testcard.Echo }
+
+func (*mute) Process([]byte) []byte { return nil }
+
+func TestEmptyResponseIsAnError(t *testing.T) {
+	_, err := NewDirect(&mute{}).Transmit(context.Background(), []byte{0x00, 0xA4, 0x00, 0x00})
+	if !errors.Is(err, ErrEmptyResponse) {
+		t.Fatalf("empty response gave %v, want ErrEmptyResponse", err)
+	}
+}
+
+func TestTraceRecorderGolden(t *testing.T) {
+	var buf bytes.Buffer
+	rec := NewRecorder(NewDirect(&testcard.Echo{}), &buf)
+	clock := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	rec.now = func() time.Time { clock = clock.Add(250 * time.Microsecond); return clock }
+	ctx := context.Background()
+	rec.Transmit(ctx, []byte{0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0xFF})
+	rec.Transmit(ctx, []byte{0x00, 0xCA, 0x00, 0x00, 0x04})
+	rec.Transmit(ctx, []byte{0x00})
+	rec.Reset(ctx)
+	if rec.Err() != nil {
+		t.Fatal(rec.Err())
+	}
+	golden(t, "trace.jsonl", buf.Bytes())
+}

@@ -1,0 +1,219 @@
+package vpcd
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/cardharness/cardharness/vcard/testcard"
+)
+
+// reader is the vpcd side of a link under test: a listener the link dials.
+type reader struct {
+	t  *testing.T
+	ln net.Listener
+}
+
+func newReader(t *testing.T) *reader {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return &reader{t: t, ln: ln}
+}
+
+func (r *reader) accept() net.Conn {
+	r.t.Helper()
+	r.ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := r.ln.Accept()
+	if err != nil {
+		r.t.Fatalf("accept: %v", err)
+	}
+	r.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func frame(b ...byte) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
+}
+
+func readFrame(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [2]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatalf("read frame header: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("read frame body: %v", err)
+	}
+	return b
+}
+
+func startLink(t *testing.T, card *testcard.Echo, r *reader) (*Link, context.CancelFunc) {
+	l := NewLink(card, TCPDialer(r.ln.Addr().String()), WithRedialInterval(50*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l, cancel
+}
+
+func TestControlAndAPDUFrames(t *testing.T) {
+	card := &testcard.Echo{}
+	r := newReader(t)
+	startLink(t, card, r)
+	c := r.accept()
+
+	// The reader's sequence on insertion (reference §1.4), with a reset and
+	// an ATR request coalesced into one segment as Windows' vpcd sends them.
+	c.Write(frame(CtrlATR))
+	if got := readFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
+		t.Fatalf("ATR % X", got)
+	}
+	c.Write(append(frame(CtrlOn), frame(CtrlATR)...))
+	readFrame(t, c)
+	c.Write(append(frame(CtrlReset), frame(CtrlATR)...))
+	readFrame(t, c)
+	c.Write(frame(0x00, 0xDB, 0x3F, 0xFF, 0x02, 0xAB, 0xCD))
+	if got := readFrame(t, c); !bytes.Equal(got, []byte{0xAB, 0xCD, 0x90, 0x00}) {
+		t.Fatalf("APDU response % X", got)
+	}
+	// An APDU split across segments is still one frame.
+	whole := frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77)
+	c.Write(whole[:3])
+	time.Sleep(10 * time.Millisecond)
+	c.Write(whole[3:])
+	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
+		t.Fatalf("split APDU response % X", got)
+	}
+	c.Write(frame(CtrlOff))
+	c.Write(frame(CtrlATR)) // answered powered or not
+	readFrame(t, c)
+	st := card.Stats()
+	if st.PowerOns != 1 || st.Resets != 1 || st.PowerOffs != 1 || st.Powered {
+		t.Errorf("card saw %+v", st)
+	}
+}
+
+// shortCard returns responses without a status word.
+type shortCard struct{ testcard.Echo }
+
+func (*shortCard) Process([]byte) []byte { return nil }
+
+func TestNeverSendsAnEmptyFrame(t *testing.T) {
+	r := newReader(t)
+	l := NewLink(&shortCard{}, TCPDialer(r.ln.Addr().String()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	c := r.accept()
+	c.Write(frame(0x00, 0xA4, 0x00, 0x00))
+	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x6F, 0x00}) {
+		t.Fatalf("response % X, want 6F00 in place of an empty frame", got)
+	}
+}
+
+func TestRedialsWhenReaderGoesAway(t *testing.T) {
+	r := newReader(t)
+	startLink(t, &testcard.Echo{}, r)
+	c := r.accept()
+	c.Close() // pcscd restarting
+	c2 := r.accept()
+	c2.Write(frame(CtrlATR))
+	readFrame(t, c2)
+}
+
+func TestRemoveAndInsert(t *testing.T) {
+	r := newReader(t)
+	l, _ := startLink(t, &testcard.Echo{}, r)
+	c := r.accept()
+	<-l.Attached()
+	l.Remove()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after Remove the reader reads %v, want EOF", err)
+	}
+	// No re-dial while removed.
+	r.ln.(*net.TCPListener).SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if c, err := r.ln.Accept(); err == nil {
+		c.Close()
+		t.Fatal("removed card dialled again")
+	}
+	l.Insert()
+	r.accept()
+}
+
+func TestFaults(t *testing.T) {
+	t.Run("drop", func(t *testing.T) {
+		r := newReader(t)
+		l, _ := startLink(t, &testcard.Echo{}, r)
+		c := r.accept()
+		l.InjectFault(FaultDropOnAPDU)
+		c.Write(frame(0x00, 0xCA, 0x00, 0x00, 0x01))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 8)); err != io.EOF {
+			t.Fatalf("read %d bytes, %v; want EOF (card died)", n, err)
+		}
+		if l.Inserted() {
+			t.Error("a card that died still counts as inserted")
+		}
+	})
+	t.Run("hang", func(t *testing.T) {
+		r := newReader(t)
+		l, _ := startLink(t, &testcard.Echo{}, r)
+		c := r.accept()
+		l.InjectFault(FaultHangOnAPDU)
+		c.Write(frame(0x00, 0xCA, 0x00, 0x00, 0x01))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 8)); err == nil {
+			t.Fatal("hanging card answered")
+		}
+		l.Remove()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 8)); err != io.EOF {
+			t.Fatalf("after Remove: %v, want EOF", err)
+		}
+	})
+}
+
+// FuzzFrames feeds arbitrary byte streams to the link as the reader side:
+// the link must never panic, never send an empty frame, and every frame it
+// sends must be well formed.
+func FuzzFrames(f *testing.F) {
+	f.Add(frame(CtrlATR))
+	f.Add(append(frame(CtrlReset), frame(CtrlATR)...))
+	f.Add(frame(0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00, 0x00))
+	f.Add([]byte{0x00, 0x00, 0x00, 0x01, 0x04})
+	f.Add([]byte{0xFF, 0xFF, 0x00})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		host, cardSide := net.Pipe()
+		l := NewLink(&testcard.Echo{}, nil)
+		done := make(chan error, 1)
+		go func() { done <- l.serve(cardSide) }()
+		go func() { host.Write(in); host.Close() }()
+		var out bytes.Buffer
+		io.Copy(&out, host)
+		<-done
+		b := out.Bytes()
+		for len(b) > 0 {
+			if len(b) < 2 {
+				t.Fatalf("truncated header in output % X", out.Bytes())
+			}
+			n := int(binary.BigEndian.Uint16(b))
+			if n == 0 {
+				t.Fatalf("empty frame sent")
+			}
+			if len(b) < 2+n {
+				t.Fatalf("truncated frame in output")
+			}
+			b = b[2+n:]
+		}
+	})
+}
