@@ -36,9 +36,9 @@ func needTool(t *testing.T, name, pkg string) {
 	}
 }
 
-// privatePcscds lists pcscd processes started by cardharness stacks
-// (their configuration lives in a cardharness directory).
-func privatePcscds() []string {
+// privatePcscds lists pcscd processes whose command line (their
+// configuration directory) lies under dir.
+func privatePcscds(dir string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -47,7 +47,7 @@ func privatePcscds() []string {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), "cardharness") {
+		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), dir) {
 			out = append(out, e.Name()+" "+strings.Join(args, " "))
 		}
 	}
@@ -79,10 +79,17 @@ func withoutSocketEnv() []string {
 
 func TestExecListsTwoReadersWithCards(t *testing.T) {
 	needTool(t, "opensc-tool", "opensc")
-	before := privatePcscds()
 	sysBefore, haveSys := systemPcscdAnswers(t)
-
-	out, err := cardharness("exec", "--cards", "2", "--", "opensc-tool", "-l").CombinedOutput()
+	// A TMPDIR of its own, so that what this exec leaves behind can be told
+	// apart from the stacks of tests running in parallel.
+	tmp, err := os.MkdirTemp("", "chx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	cmd := cardharness("exec", "--cards", "2", "--", "opensc-tool", "-l")
+	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("cardharness exec: %v\n%s", err, out)
 	}
@@ -97,8 +104,11 @@ func TestExecListsTwoReadersWithCards(t *testing.T) {
 		t.Errorf("want exactly two readers, each with a card; opensc-tool -l said:\n%s", out)
 	}
 
-	if after := privatePcscds(); len(after) > len(before) {
-		t.Errorf("private pcscd left running after exec: %q", after)
+	if left := privatePcscds(tmp); len(left) > 0 {
+		t.Errorf("private pcscd left running after exec: %q", left)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		t.Errorf("exec left %d entries in its TMPDIR, e.g. %s", len(ents), ents[0].Name())
 	}
 	if haveSys {
 		if sysAfter, _ := systemPcscdAnswers(t); sysBefore && !sysAfter {
