@@ -89,14 +89,14 @@ func TestTraceRecorderGolden(t *testing.T) {
 	var buf bytes.Buffer
 	rec := NewRecorder(NewDirect(&testcard.Echo{}), &buf)
 	clock := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	rec.now = func() time.Time { clock = clock.Add(250 * time.Microsecond); return clock }
+	rec.Trace().Now = func() time.Time { clock = clock.Add(250 * time.Microsecond); return clock }
 	ctx := context.Background()
 	rec.Transmit(ctx, []byte{0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0xFF})
 	rec.Transmit(ctx, []byte{0x00, 0xCA, 0x00, 0x00, 0x04})
 	rec.Transmit(ctx, []byte{0x00})
 	rec.Reset(ctx)
-	if rec.Err() != nil {
-		t.Fatal(rec.Err())
+	if err := rec.Trace().Err(); err != nil {
+		t.Fatal(err)
 	}
 	golden(t, "trace.jsonl", buf.Bytes())
 }

@@ -1,0 +1,206 @@
+// Package trace records APDU exchanges as JSON lines and prints them for
+// people. The same format is written on the host side (pcsc.Recorder, one
+// line per direction) and on the card side (Card, for `cardharness card
+// --trace`), so one reader serves both: `cardharness trace FILE`.
+package trace
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cardharness/cardharness/vcard"
+	"github.com/cardharness/cardharness/vcard/apdu"
+)
+
+// Record is one line of a trace. A command and its response share Seq, so
+// a trace stays readable (and greppable) when an exchange fails halfway.
+type Record struct {
+	Seq  int       `json:"seq"`
+	Time time.Time `json:"time"`
+	// Dir is ">" for host to card, "<" for card to host, "!" for an error
+	// instead of a response, or an event: "reset", "power-on", "power-off".
+	Dir   string `json:"dir"`
+	APDU  string `json:"apdu,omitempty"` // hex
+	SW    string `json:"sw,omitempty"`   // hex, responses only
+	Err   string `json:"err,omitempty"`
+	DurUS int64  `json:"dur_us,omitempty"` // responses: time since the command
+}
+
+// Writer writes records. Write errors never fail an exchange; the first one
+// is kept in Err.
+type Writer struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	seq int
+	err error
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+// NewWriter writes JSON lines to w.
+func NewWriter(w io.Writer) *Writer {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // keep ">" and "<" readable for grep
+	return &Writer{enc: enc, Now: time.Now}
+}
+
+// Err returns the first write error.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *Writer) write(r Record) {
+	if err := w.enc.Encode(r); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// Exchange is a command whose response is still to come.
+type Exchange struct {
+	w     *Writer
+	seq   int
+	start time.Time
+}
+
+// Command records a command APDU.
+func (w *Writer) Command(cmd []byte) Exchange {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	x := Exchange{w: w, seq: w.seq, start: w.Now()}
+	w.write(Record{Seq: x.seq, Time: x.start, Dir: ">", APDU: hex.EncodeToString(cmd)})
+	return x
+}
+
+// Done records the response (or the error instead of one).
+func (x Exchange) Done(resp []byte, err error) {
+	w := x.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	end := w.Now()
+	r := Record{Seq: x.seq, Time: end, DurUS: end.Sub(x.start).Microseconds()}
+	switch {
+	case err != nil:
+		r.Dir, r.Err = "!", err.Error()
+	case len(resp) < 2:
+		r.Dir, r.Err = "!", fmt.Sprintf("response of %d bytes has no status word", len(resp))
+	default:
+		r.Dir = "<"
+		r.APDU = hex.EncodeToString(resp[:len(resp)-2])
+		r.SW = hex.EncodeToString(resp[len(resp)-2:])
+	}
+	w.write(r)
+}
+
+// Event records a power event or reset (err may be nil).
+func (w *Writer) Event(name string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	r := Record{Seq: w.seq, Time: w.Now(), Dir: name}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	w.write(r)
+}
+
+// Card wraps c so that everything it sees is recorded: the card-side view
+// of a session, independent of which host drives it.
+func Card(c vcard.Card, w *Writer) vcard.Card { return &tracedCard{Card: c, w: w} }
+
+type tracedCard struct {
+	vcard.Card
+	w *Writer
+}
+
+func (t *tracedCard) PowerOn()  { t.Card.PowerOn(); t.w.Event("power-on", nil) }
+func (t *tracedCard) PowerOff() { t.Card.PowerOff(); t.w.Event("power-off", nil) }
+func (t *tracedCard) Reset()    { t.Card.Reset(); t.w.Event("reset", nil) }
+func (t *tracedCard) Process(cmd []byte) []byte {
+	x := t.w.Command(cmd)
+	resp := t.Card.Process(cmd)
+	x.Done(resp, nil)
+	return resp
+}
+
+// Unwrap returns the traced card.
+func (t *tracedCard) Unwrap() vcard.Card { return t.Card }
+
+// Read parses a trace. A bad line is an error naming its line number.
+func Read(r io.Reader) ([]Record, error) {
+	var out []Record
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return out, fmt.Errorf("trace line %d: %w", n, err)
+		}
+		out = append(out, rec)
+	}
+	return out, sc.Err()
+}
+
+// Format prints records for people: one line per direction, hex in groups,
+// status words with their meaning.
+func Format(w io.Writer, recs []Record) error {
+	for _, r := range recs {
+		var err error
+		switch r.Dir {
+		case ">":
+			_, err = fmt.Fprintf(w, "%5d > %s\n", r.Seq, spaced(r.APDU))
+		case "<":
+			sw := ""
+			if b, e := hex.DecodeString(r.SW); e == nil && len(b) == 2 {
+				sw = apdu.Status(uint16(b[0])<<8 | uint16(b[1])).String()
+			}
+			data := spaced(r.APDU)
+			if data != "" {
+				data += "  "
+			}
+			_, err = fmt.Fprintf(w, "%5d < %s[%s]  %s\n", r.Seq, data, sw, fmtDur(r.DurUS))
+		case "!":
+			_, err = fmt.Fprintf(w, "%5d ! %s  %s\n", r.Seq, r.Err, fmtDur(r.DurUS))
+		default:
+			line := fmt.Sprintf("%5d * %s", r.Seq, r.Dir)
+			if r.Err != "" {
+				line += ": " + r.Err
+			}
+			_, err = fmt.Fprintln(w, line)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func spaced(h string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strings.ToUpper(h[i : i+2]))
+	}
+	return b.String()
+}
+
+func fmtDur(us int64) string {
+	if us >= 1000 {
+		return fmt.Sprintf("%.1f ms", float64(us)/1000)
+	}
+	return fmt.Sprintf("%d µs", us)
+}
