@@ -100,3 +100,26 @@ func TestTraceRecorderGolden(t *testing.T) {
 	}
 	golden(t, "trace.jsonl", buf.Bytes())
 }
+
+func TestDirectTransactionExcludesOtherConnections(t *testing.T) {
+	r := NewReader(&testcard.Echo{})
+	a, b := r.Connect(), r.Connect()
+	ctx := context.Background()
+	if err := a.BeginTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Transmit(short, []byte{0, 0xA4, 0, 0}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("transmit during another connection's transaction: %v, want it to wait", err)
+	}
+	if _, err := a.Transmit(ctx, []byte{0, 0xA4, 0, 0}); err != nil {
+		t.Fatalf("transaction owner blocked: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := b.Transmit(ctx, []byte{0, 0xA4, 0, 0}); done <- err }()
+	a.EndTransaction(ctx)
+	if err := <-done; err != nil {
+		t.Fatalf("after EndTransaction: %v", err)
+	}
+}

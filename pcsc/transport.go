@@ -36,6 +36,20 @@ type Transport interface {
 	Close() error
 }
 
+// Transactor is implemented by transports that can hold the card for a
+// sequence of APDUs (SCardBeginTransaction): a minidriver writer bumps
+// cardcf and writes the data it announces inside one transaction, so no
+// other host reads in between.
+type Transactor interface {
+	BeginTransaction(ctx context.Context) error
+	EndTransaction(ctx context.Context) error
+}
+
+var (
+	_ Transactor = (*Card)(nil)
+	_ Transactor = (*Direct)(nil)
+)
+
 var (
 	// ErrEmptyResponse: the reader reported success with fewer than two
 	// bytes, which is how vpcd reports a card that vanished mid-command.
