@@ -1,0 +1,40 @@
+package fs
+
+import "fmt"
+
+// FormatError reports bytes that do not follow a file's layout, or a value
+// that cannot be written in it. File names the minidriver file ("cardcf",
+// "cmapfile", "masterfile", "keymap", "certificate", "cardapps", "cardid");
+// Offset is the byte offset of the offending field within that file's
+// content (the DO value, without its TLV header). Msg names the record
+// and field where the file has records, because a harness report that
+// says "record 3 wszGuid" is actionable and "bad cmapfile" is not.
+type FormatError struct {
+	File   string
+	Offset int
+	Msg    string
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("fs: %s: offset %d: %s", e.File, e.Offset, e.Msg)
+}
+
+func formatErr(file string, off int, format string, args ...any) *FormatError {
+	return &FormatError{File: file, Offset: off, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ConsistencyError reports a disagreement between two files that are each
+// well formed on their own (see CheckConsistent). Container is the
+// container index concerned, or -1 when the disagreement is about the
+// files as a whole (their record counts).
+type ConsistencyError struct {
+	Container int
+	Msg       string
+}
+
+func (e *ConsistencyError) Error() string {
+	if e.Container < 0 {
+		return "fs: cmapfile/keymap: " + e.Msg
+	}
+	return fmt.Sprintf("fs: cmapfile/keymap: container %d: %s", e.Container, e.Msg)
+}

@@ -1,0 +1,127 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestCardAppsVectors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want CardApps
+	}{
+		{"empty", nil, CardApps{}},
+		{"after initialize (§3.2)", mustHex(t, hexCardApps), CardApps{"mscp"}},
+		{"two apps, one filling the record", []byte("mscp\x00\x00\x00\x00abcdefgh"), CardApps{"mscp", "abcdefgh"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseCardApps(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+			enc, err := got.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(enc, tt.in) {
+				t.Errorf("Bytes() = % X", enc)
+			}
+		})
+	}
+	enc, _ := InitialCardApps().Bytes()
+	if !bytes.Equal(enc, mustHex(t, hexCardApps)) {
+		t.Errorf("InitialCardApps = % X", enc)
+	}
+	if got := (CardApps{"mscp", "other"}).Index("MSCP"); got != 0 {
+		t.Errorf("Index(MSCP) = %d", got)
+	}
+	if got := InitialCardApps().Index("x"); got != -1 {
+		t.Errorf("Index(x) = %d", got)
+	}
+}
+
+func TestCardAppsErrors(t *testing.T) {
+	parse := []struct {
+		name string
+		in   []byte
+		want FormatError
+		msg  string
+	}{
+		{"seven bytes", mustHex(t, "6D 73 63 70 00 00 00"), FormatError{File: "cardapps", Offset: 0}, "7 bytes"},
+		{"nine bytes", mustHex(t, "6D 73 63 70 00 00 00 00 00"), FormatError{File: "cardapps", Offset: 8}, "9 bytes"},
+		{"empty record", cat(mustHex(t, hexCardApps), zeros(8)), FormatError{File: "cardapps", Offset: 8}, "record 1 name: empty"},
+		{"non-ASCII", []byte("ms\xe9p\x00\x00\x00\x00"), FormatError{File: "cardapps", Offset: 2}, "record 0 name: byte E9"},
+	}
+	for _, tt := range parse {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCardApps(tt.in)
+			checkFormatErr(t, err, tt.want, tt.msg)
+		})
+	}
+	_, err := CardApps{"mscp", "ninechars"}.Bytes()
+	checkFormatErr(t, err, FormatError{File: "cardapps", Offset: 8}, "record 1 name \"ninechars\": 9 characters, at most 8")
+	_, err = CardApps{""}.Bytes()
+	checkFormatErr(t, err, FormatError{File: "cardapps", Offset: 0}, "record 0 name: empty")
+}
+
+func TestCardID(t *testing.T) {
+	in := mustHex(t, "00112233445566778899AABBCCDDEEFF")
+	id, err := ParseCardID(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := id.String(); got != "00112233445566778899aabbccddeeff" {
+		t.Errorf("String() = %q", got)
+	}
+	if !bytes.Equal(id.Bytes(), in) {
+		t.Errorf("Bytes() = % X", id.Bytes())
+	}
+	_, err = ParseCardID(in[:15])
+	checkFormatErr(t, err, FormatError{File: "cardid", Offset: 15}, "15 bytes, want 16")
+	_, err = ParseCardID(cat(in, []byte{0}))
+	checkFormatErr(t, err, FormatError{File: "cardid", Offset: 16}, "17 bytes, want 16")
+	a, b := RandomCardID(), RandomCardID()
+	if a == b || a == (CardID{}) {
+		t.Errorf("RandomCardID returned %v and %v", a, b)
+	}
+}
+
+func TestAlgID(t *testing.T) {
+	for bits, id := range map[int]byte{1024: 0x06, 2048: 0x07, 3072: 0x08, 4096: 0x09} {
+		got, err := AlgID(bits)
+		if err != nil || got != id {
+			t.Errorf("AlgID(%d) = %02X, %v", bits, got, err)
+		}
+		back, err := AlgIDBits(id)
+		if err != nil || back != bits {
+			t.Errorf("AlgIDBits(%02X) = %d, %v", id, back, err)
+		}
+	}
+	for _, bits := range []int{0, 256, 512, 1536, 8192, -2048} {
+		if _, err := AlgID(bits); !errors.Is(err, ErrKeySize) {
+			t.Errorf("AlgID(%d) error %v", bits, err)
+		}
+	}
+	for _, id := range []byte{0x00, 0x05, 0x0A, 0x0C, 0x0E, 0x47, 0x87} {
+		if _, err := AlgIDBits(id); !errors.Is(err, ErrKeySize) {
+			t.Errorf("AlgIDBits(%02X) error %v", id, err)
+		}
+	}
+}
+
+func TestConsistencyErrorString(t *testing.T) {
+	if got := (&ConsistencyError{Container: -1, Msg: "m"}).Error(); got != "fs: cmapfile/keymap: m" {
+		t.Error(got)
+	}
+	if got := (&ConsistencyError{Container: 3, Msg: "m"}).Error(); got != "fs: cmapfile/keymap: container 3: m" {
+		t.Error(got)
+	}
+}
