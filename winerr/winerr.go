@@ -13,7 +13,6 @@ type Code uint32
 
 // The codes the harness produces or expects. Values are from winerror.h
 // and winscard.h (the names are the Windows names, hence the underscores).
-//
 const (
 	// Smart card subsystem (SCARD_*): minidriver and WinSCard results.
 	SCARD_E_CANCELLED              Code = 0x80100002
