@@ -1,0 +1,71 @@
+// Package gids is a virtual smart card running a GIDS v2 (Microsoft Generic
+// Identity Device Specification) application, as OpenSC 0.23's GIDS driver
+// and the Windows inbox minidriver expect it.
+//
+// The byte-level specification is the project's gids-protocol.md (cited as
+// §n). It was derived from OpenSC and from GidsApplet (GA), the JavaCard
+// reference implementation; this package follows GA's observable behaviour
+// (status words, order of checks) except where listed below. No code was
+// taken from either project.
+//
+// # The card
+//
+// Card implements vcard.Card. The application is implicitly selected at
+// power-on and reset and is also selected by its AID (any prefix of
+// A0 00 00 03 97 42 54 46 59 02 01 of at least 9 bytes) or by FID 3FFF.
+// Short APDUs, command chaining and 61xx/GET RESPONSE are handled by
+// apdu.Session. Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
+// import, admin key), VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
+// MANAGE SECURITY ENVIRONMENT, GENERAL AUTHENTICATE (mutual and external,
+// 3DES), GENERATE ASYMMETRIC KEY PAIR (RSA 1024..4096), PERFORM SECURITY
+// OPERATION (sign, decipher), CREATE FILE, ACTIVATE FILE, DELETE FILE and
+// TERMINATE DF. Every other INS is answered 6D00.
+//
+// Files are the six DO container EFs and the key EFs that hosts create
+// (gids-tool --initialize creates A000, A010..A014 and the admin key EF
+// B080; key containers add B081...). Access rules are the compact security
+// attributes (8C) in the FCPs the host supplied, evaluated as in §4.2.
+// Persistent state is kept in a store.Store with one atomic update per
+// command; the record layout is documented in records.go.
+//
+// Initialize performs gids-tool --initialize through Process; FactoryReset
+// returns the card to the blank creation state. DO, LifeCycle,
+// PINTriesLeft, KeyRefs and PublicKey let a test harness inspect the card
+// concurrently with Process.
+//
+// # Deviations from GidsApplet
+//
+//   - DELETE FILE also requires the application's "delete child" rule (PIN
+//     or admin); GA lets anyone delete A010 (§2.13 recommendation).
+//   - TERMINATE DF requires PIN or admin once operational; GA lets anyone.
+//   - Unknown AIDs are answered 6A82 and leave the application selected
+//     with its state (jCardSim answers 6999); only the GIDS AID (prefix of
+//     9..11 bytes) and FID 3FFF select the application — not GA's internal
+//     FID 3F00, and not arbitrary substrings of the AID.
+//   - A SELECT refused because of P2 (e.g. FCI of an EF) does not change
+//     the current EF.
+//   - GET DATA / PUT DATA with P1P2=0000 and no current EF answer 6986
+//     (GA: 6981); VERIFY or CHANGE REFERENCE DATA before any PIN has been
+//     set answer 6984 (GA compares against an uninitialised PIN).
+//   - PUT DATA must carry exactly one TLV (GA ignores trailing bytes).
+//   - Data objects of an EF are listed in ascending tag order by 5C 00 (GA:
+//     storage order).
+//   - Logout (VERIFY P2=82), RESET RETRY COUNTER and application activation
+//     also clear the security environment; PERFORM SECURITY OPERATION
+//     re-checks the key's MSE rule, requires the SE to be for the same
+//     operation (B6/B8) and answers 6985 when no key is usable (GA:
+//     undefined/6F00).
+//   - GENERATE and RSA import refuse key EFs without a B6/B8 template, and
+//     3DES import key EFs without an A4 template (6984), so the admin key
+//     cannot be overwritten by an RSA key. The 3DES key must be 24 bytes.
+//   - Capacity: 160 EFs, 255 DOs and 1 MiB of DO values per EF (GA: 30/30).
+//   - PKCS#1 v1.5 signing accepts up to k-11 input bytes (GA: 247), with
+//     command chaining; raw (0x1?) signing and decipher need exactly k bytes.
+//   - OAEP deciphering uses SHA-1 (the CAPI/minidriver default).
+//   - PIN bytes are compared as given; like GA the card does not insist on
+//     ASCII (OpenSC and Windows send ASCII).
+//
+// Like GA, in the creation state all PIN/admin conditions count as
+// satisfied but "never" (FF) still refuses; new EFs accept only ACTIVATE
+// until activated (6985); there is no admin-key try counter.
+package gids
