@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +14,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/vcard"
-	"github.com/cardharness/cardharness/vcard/testcard"
-)
+	)
 
 func init() {
 	register(command{name: "stack", summary: "run a private pcscd with virtual cards until interrupted", run: runStack})
@@ -25,19 +25,15 @@ func init() {
 type cardFlags struct {
 	cards int
 	slots int
-	kind  string
 	debug bool
+	spec  cardSpec
 }
 
-func (c *cardFlags) add(fs interface {
-	IntVar(*int, string, int, string)
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+func (c *cardFlags) add(fs *flag.FlagSet, withState bool) {
 	fs.IntVar(&c.cards, "cards", 1, "number of virtual cards, in slots 0, 1, ...")
 	fs.IntVar(&c.slots, "slots", 0, "number of reader slots (default: --cards; vpcd slots come in pairs, so an odd number gets one more; at most 16)")
-	fs.StringVar(&c.kind, "card", "echo", "card type: echo (a trivial test card that echoes data)")
 	fs.BoolVar(&c.debug, "pcscd-debug", false, "run pcscd with -d -a; its log is DIR/pcscd.log (see --keep)")
+	c.spec.addFlags(fs, withState)
 }
 
 func (c *cardFlags) slotCount() int {
@@ -47,31 +43,39 @@ func (c *cardFlags) slotCount() int {
 	return max(c.cards, 1)
 }
 
-func (c *cardFlags) make() ([]vcard.Card, error) {
+// make builds the cards; the returned function closes their traces.
+func (c *cardFlags) make() ([]vcard.Card, func(), error) {
 	if c.cards < 0 || c.cards > stack.MaxSlots {
-		return nil, usageError{fmt.Sprintf("--cards %d: want 0..%d", c.cards, stack.MaxSlots)}
+		return nil, nil, usageError{fmt.Sprintf("--cards %d: want 0..%d", c.cards, stack.MaxSlots)}
 	}
 	if c.slots != 0 && c.slots < c.cards {
-		return nil, usageError{fmt.Sprintf("--slots %d cannot hold --cards %d", c.slots, c.cards)}
+		return nil, nil, usageError{fmt.Sprintf("--slots %d cannot hold --cards %d", c.slots, c.cards)}
 	}
 	cards := make([]vcard.Card, c.cards)
-	for i := range cards {
-		switch c.kind {
-		case "echo":
-			cards[i] = &testcard.Echo{}
-		default:
-			return nil, usageError{fmt.Sprintf("--card %q: unknown card type (known: echo)", c.kind)}
+	var closers []func() error
+	closeAll := func() {
+		for _, f := range closers {
+			_ = f()
 		}
 	}
-	return cards, nil
+	for i := range cards {
+		card, closeFn, err := c.spec.build(i, c.cards)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		cards[i] = card
+		closers = append(closers, closeFn)
+	}
+	return cards, closeAll, nil
 }
 
 func runStack(args []string, stdout, stderr io.Writer) error {
-	fs, lf := newFlags("stack", "--dir DIR [--cards N]", stderr)
+	fs, lf := newFlags("stack", "--dir DIR [--cards N] [--state DIR] [--card gids|echo] [--profile blank|initialized]", stderr)
 	dir := fs.String("dir", "", "directory for the stack's socket, configuration and logs (required)")
 	keep := fs.Bool("keep", false, "keep the stack's files in DIR after exit")
 	var cf cardFlags
-	cf.add(fs)
+	cf.add(fs, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,10 +85,11 @@ func runStack(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	cards, err := cf.make()
+	cards, closeCards, err := cf.make()
 	if err != nil {
 		return err
 	}
+	defer closeCards()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	st, err := stack.Start(ctx, stack.Config{Dir: *dir, Cards: cards, Slots: cf.slotCount(), Debug: cf.debug, KeepDir: *keep, Log: lf.logger(stderr)})
@@ -108,17 +113,18 @@ func runStack(args []string, stdout, stderr io.Writer) error {
 func runExec(args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlags("exec", "[--cards N] -- COMMAND [ARGS...]", stderr)
 	var cf cardFlags
-	cf.add(fs)
+	cf.add(fs, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageError{"no command given (cardharness exec [flags] -- COMMAND [ARGS...])"}
 	}
-	cards, err := cf.make()
+	cards, closeCards, err := cf.make()
 	if err != nil {
 		return err
 	}
+	defer closeCards()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
