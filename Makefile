@@ -85,8 +85,10 @@ crossbuild:
 # Ratios printed by `make bench`: TARGET:BASELINE[<=MAX], both measured in
 # the same run (see internal/benchratio).
 BENCH_RATIOS := \
+	-ratio 'RoundTrip/stack-gids-getdata:RoundTrip/stack-echo<=1.15' \
 	-ratio 'RoundTrip/stack-echo-noquickack:RoundTrip/stack-echo' \
-	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo'
+	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo' \
+	-ratio 'RoundTrip/direct-gids-getdata:RoundTrip/direct-echo'
 
 ## bench: round trips per second through the stack and in process, and
 ## their ratios
