@@ -1,0 +1,127 @@
+package minidriver
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/vcard/apdu"
+)
+
+func (c *Card) keyAlg(ctx context.Context, op string, index int) (fs.KeySpec, byte, error) {
+	cmap, err := c.Containers(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", op, err)
+	}
+	if !cmap.Valid(index) {
+		return 0, 0, fmt.Errorf("%s: %w", op, ErrNoContainer)
+	}
+	spec, bits, ok := cmap[index].Key()
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: %w", op, ErrNoContainer)
+	}
+	alg, err := fs.AlgID(bits)
+	return spec, alg, err
+}
+
+// SignData is CardSignData with PKCS#1 v1.5 padding done by the card: data
+// is what goes inside the padding (a DigestInfo, or a bare MD5‖SHA-1 for
+// SSL3). The user PIN must be authenticated.
+func (c *Card) SignData(ctx context.Context, index int, data []byte) ([]byte, error) {
+	op := fmt.Sprintf("CardSignData %d", index)
+	var sig []byte
+	err := c.transaction(ctx, func() error {
+		_, alg, err := c.keyAlg(ctx, op, index)
+		if err != nil {
+			return err
+		}
+		if _, err := c.do(ctx, op+": MSE", []byte{0x00, 0x22, 0x41, 0xB6, 0x06, 0x80, 0x01, 0x50 | alg, 0x84, 0x01, keyRef(index)}); err != nil {
+			return err
+		}
+		cmd := apdu.Command{CLA: 0x00, INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: data, Ne: 256, HasLe: true}
+		raw, err := cmd.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		sig, err = c.do(ctx, op+": PSO COMPUTE DIGITAL SIGNATURE", raw)
+		return err
+	})
+	return sig, err
+}
+
+// Decrypt is CardRSADecrypt with PKCS#1 v1.5 type-2 padding removed by the
+// card. The ciphertext is sent without a padding-indicator byte (§2.11).
+func (c *Card) Decrypt(ctx context.Context, index int, ciphertext []byte) ([]byte, error) {
+	op := fmt.Sprintf("CardRSADecrypt %d", index)
+	var out []byte
+	err := c.transaction(ctx, func() error {
+		spec, alg, err := c.keyAlg(ctx, op, index)
+		if err != nil {
+			return err
+		}
+		if spec != fs.AT_KEYEXCHANGE {
+			return fmt.Errorf("%s: a signature key cannot decrypt: %w", op, ErrNoContainer)
+		}
+		if _, err := c.do(ctx, op+": MSE", []byte{0x00, 0x22, 0x41, 0xB8, 0x06, 0x80, 0x01, 0x40 | alg, 0x84, 0x01, keyRef(index)}); err != nil {
+			return err
+		}
+		cmd := apdu.Command{CLA: 0x00, INS: 0x2A, P1: 0x80, P2: 0x86, Data: ciphertext, Ne: 256, HasLe: true}
+		raw, err := cmd.Bytes()
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		out, err = c.do(ctx, op+": PSO DECIPHER", raw)
+		return err
+	})
+	return out, err
+}
+
+// digestInfoPrefix is the DER prefix of a DigestInfo (RFC 8017 §9.2).
+var digestInfoPrefix = map[crypto.Hash][]byte{
+	crypto.SHA1:   {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14},
+	crypto.SHA256: {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20},
+	crypto.SHA384: {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30},
+	crypto.SHA512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
+}
+
+// Signer is a crypto.Signer backed by a container on the card: what the
+// CMC builder and the CA need to sign with card keys. The user PIN must be
+// authenticated before Sign; ctx bounds every call.
+type Signer struct {
+	card  *Card
+	ctx   context.Context
+	index int
+	pub   *rsa.PublicKey
+}
+
+// Signer returns a crypto.Signer for container index.
+func (c *Card) Signer(ctx context.Context, index int) (*Signer, error) {
+	info, err := c.ContainerInfo(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{card: c, ctx: ctx, index: index, pub: info.PublicKey}, nil
+}
+
+// Public implements crypto.Signer.
+func (s *Signer) Public() crypto.PublicKey { return s.pub }
+
+// Sign implements crypto.Signer for PKCS#1 v1.5 (PSS is not something
+// the GIDS minidriver path offers).
+func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if _, pss := opts.(*rsa.PSSOptions); pss {
+		return nil, errors.New("minidriver signer: PSS is not supported by GIDS card-side padding")
+	}
+	prefix, ok := digestInfoPrefix[opts.HashFunc()]
+	if !ok {
+		return nil, fmt.Errorf("minidriver signer: hash %v not supported", opts.HashFunc())
+	}
+	if len(digest) != opts.HashFunc().Size() {
+		return nil, fmt.Errorf("minidriver signer: digest of %d bytes for %v", len(digest), opts.HashFunc())
+	}
+	return s.card.SignData(s.ctx, s.index, append(append([]byte{}, prefix...), digest...))
+}

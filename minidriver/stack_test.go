@@ -1,0 +1,39 @@
+package minidriver_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/vcard/gids"
+)
+
+// stackEnv puts a fresh initialised card behind a private pcscd + vpcd, so
+// the suite runs over the real PC/SC path (chaining, GET RESPONSE, and
+// SCardBeginTransaction included).
+func stackEnv(t *testing.T) env {
+	card, err := gids.New(gids.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.Initialize(gids.InitParams{PIN: pin, AdminKey: adminKey}); err != nil {
+		t.Fatal(err)
+	}
+	st := cardtest.Start(t, card)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := cardtest.Client(t).Connect(ctx, st.Slots()[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return env{card: card, t: conn}
+}
+
+func TestMinidriverStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the pcscd stack run is the slow half of this suite")
+	}
+	runSuite(t, stackEnv)
+}
