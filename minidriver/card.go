@@ -247,4 +247,3 @@ func isNotFound(err error) bool {
 	var ce *CardError
 	return errors.As(err, &ce) && (ce.SW == apdu.SWFileNotFound || ce.SW == apdu.SWReferencedDataNotFound)
 }
-

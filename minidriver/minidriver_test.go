@@ -153,10 +153,14 @@ func runSuite(t *testing.T, mk transportMaker) {
 			pol  minidriver.Bump
 			want func(before, after fs.CardCF) bool
 		}{
-			{minidriver.BumpCorrect, func(b, a fs.CardCF) bool { return a.FilesFreshness == b.FilesFreshness+1 && a.ContainersFreshness == b.ContainersFreshness }},
+			{minidriver.BumpCorrect, func(b, a fs.CardCF) bool {
+				return a.FilesFreshness == b.FilesFreshness+1 && a.ContainersFreshness == b.ContainersFreshness
+			}},
 			{minidriver.BumpNone, func(b, a fs.CardCF) bool { return !a.Changed(b) }},
 			{minidriver.BumpLate, func(b, a fs.CardCF) bool { return a.FilesFreshness == b.FilesFreshness+1 }},
-			{minidriver.BumpWrongCounter, func(b, a fs.CardCF) bool { return a.FilesFreshness == b.FilesFreshness && a.ContainersFreshness == b.ContainersFreshness+1 }},
+			{minidriver.BumpWrongCounter, func(b, a fs.CardCF) bool {
+				return a.FilesFreshness == b.FilesFreshness && a.ContainersFreshness == b.ContainersFreshness+1
+			}},
 			{minidriver.BumpResetToZero, func(b, a fs.CardCF) bool { return a.FilesFreshness == 0 && a.ContainersFreshness == 0 }},
 		}
 		for _, tt := range tests {

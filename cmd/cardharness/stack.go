@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/vcard"
-	)
+)
 
 func init() {
 	register(command{name: "stack", summary: "run a private pcscd with virtual cards until interrupted", run: runStack})
