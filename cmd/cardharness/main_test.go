@@ -199,3 +199,30 @@ func TestStackCommandPrintsContractAndCleansUp(t *testing.T) {
 		t.Errorf("stack directory %s left behind: %v", dir, err)
 	}
 }
+
+func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
+	needTool(t, "pkcs15-tool", "opensc")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"blank card is new to gids-tool", []string{"--profile", "blank", "--", "gids-tool"}, []string{"unable to retrieve the master file", "Is that a new card ?"}},
+		{"initialized card", []string{"--profile", "initialized", "--pin", "1234", "--cardid", "0102030405060708090A0B0C0D0E0F10", "--", "pkcs15-tool", "-D"},
+			[]string{"PKCS#15 Card [GIDS card]", "Serial number  : 0102030405060708090a0b0c0d0e0f10", "Tries left     : 3"}},
+		// The echo card answers 9000 to every SELECT, so OpenSC's muscle
+		// driver claims it: the reason the GIDS card must refuse foreign
+		// probes (gids-protocol.md §1.2).
+		{"echo card is claimed by the muscle driver", []string{"--card", "echo", "--", "opensc-tool", "-n"}, []string{"MuscleApplet"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _ := cardharness(append([]string{"exec", "--cards", "1"}, tt.args...)...).CombinedOutput()
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

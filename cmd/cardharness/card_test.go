@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cardharness/cardharness/vcard/gids"
+)
+
+// fakeVPCD is the reader side of the vpcd protocol, for driving
+// `cardharness card` without pcscd.
+type fakeVPCD struct {
+	t  *testing.T
+	ln net.Listener
+	c  net.Conn
+}
+
+func newFakeVPCD(t *testing.T) *fakeVPCD {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return &fakeVPCD{t: t, ln: ln}
+}
+
+func (f *fakeVPCD) accept() {
+	f.t.Helper()
+	f.ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := f.ln.Accept()
+	if err != nil {
+		f.t.Fatalf("the card did not dial: %v", err)
+	}
+	f.c = c
+	f.t.Cleanup(func() { c.Close() })
+}
+
+func (f *fakeVPCD) xfer(payload ...byte) []byte {
+	f.t.Helper()
+	f.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := f.c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(payload))), payload...)); err != nil {
+		f.t.Fatal(err)
+	}
+	var hdr [2]byte
+	if _, err := io.ReadFull(f.c, hdr[:]); err != nil {
+		f.t.Fatal(err)
+	}
+	b := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+	if _, err := io.ReadFull(f.c, b); err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+func startCard(t *testing.T, args ...string) (*fakeVPCD, func()) {
+	f := newFakeVPCD(t)
+	cmd := cardharness(append([]string{"card", "--vpcd", f.ln.Addr().String()}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.accept()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("card did not stop on SIGTERM; stderr: %s", stderr.String())
+		}
+	}
+	return f, stop
+}
+
+var selectGIDS = []byte{0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59, 0x00}
+
+func TestCardCommandServesGIDS(t *testing.T) {
+	f, stop := startCard(t)
+	defer stop()
+	if atr := f.xfer(0x04); !bytes.Equal(atr, gids.DefaultATR) {
+		t.Errorf("ATR % X, want % X", atr, gids.DefaultATR)
+	}
+	if resp := f.xfer(selectGIDS...); !bytes.Equal(resp[len(resp)-2:], []byte{0x90, 0x00}) || !bytes.HasPrefix(resp, []byte{0x61, 0x12, 0x4F, 0x0B}) {
+		t.Errorf("SELECT GIDS: % X, want the FCI and 9000", resp)
+	}
+}
+
+func TestCardStatePersistsAcrossRestart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	f, stop := startCard(t, "--state", state, "--profile", "initialized", "--cardid", "000102030405060708090A0B0C0D0E0F")
+	resp := f.xfer(selectGIDS...)
+	if !bytes.HasSuffix(resp, []byte{0x90, 0x00}) {
+		t.Fatalf("SELECT: % X", resp)
+	}
+	// One wrong PIN: the try counter must survive the restart.
+	if resp := f.xfer(0x00, 0x20, 0x00, 0x80, 0x04, '9', '9', '9', '9'); !bytes.Equal(resp, []byte{0x63, 0xC2}) {
+		t.Fatalf("wrong PIN: % X", resp)
+	}
+	stop()
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no state directory: %v", err)
+	}
+
+	f, stop = startCard(t, "--state", state, "--profile", "initialized", "--cardid", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
+	defer stop()
+	f.xfer(selectGIDS...)
+	// PIN status 7F71: tries left 2 of 3.
+	resp = f.xfer(0x00, 0xCB, 0x3F, 0xFF, 0x04, 0x5C, 0x02, 0x7F, 0x71, 0x00)
+	if !bytes.Equal(resp, []byte{0x7F, 0x71, 0x06, 0x97, 0x01, 0x02, 0x93, 0x01, 0x03, 0x90, 0x00}) {
+		t.Errorf("PIN status after restart: % X, want 2 tries left", resp)
+	}
+	// The cardid is the one of the first start: --profile does not
+	// re-initialise a card that has state.
+	resp = f.xfer(0x00, 0xCB, 0xA0, 0x12, 0x04, 0x5C, 0x02, 0xDF, 0x20, 0x00)
+	want := append([]byte{0xDF, 0x20, 0x10}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x90, 0x00)
+	if !bytes.Equal(resp, want) {
+		t.Errorf("cardid after restart: % X", resp)
+	}
+}
