@@ -55,9 +55,10 @@ $(STATICCHECK):
 build:
 	$(GO) build -o $(BIN) ./cmd/cardharness
 
-## run: the main job
+## run: the main job: the built-in scenario suite on private pcscd stacks
+## (JUnit in build/scenarios.xml); make run ARGS="--stack direct" etc.
 run: deps build
-	$(BIN) doctor $(ARGS)
+	$(BIN) run --junit $(BUILD)/scenarios.xml $(ARGS)
 
 ## test: lint, cross-builds, then every test (real pcscd + vpcd included);
 ## JUnit XML in build/junit.xml

@@ -1,0 +1,578 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cardharness/cardharness/harness/ca"
+	"github.com/cardharness/cardharness/harness/tools"
+	"github.com/cardharness/cardharness/harness/vclock"
+	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/minidriver"
+	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/pcsc"
+	"github.com/cardharness/cardharness/vcard/fault"
+	"github.com/cardharness/cardharness/vcard/gids"
+	"github.com/cardharness/cardharness/vcard/trace"
+	"github.com/cardharness/cardharness/winerr"
+)
+
+// epoch is the virtual clock's start: fixed, so reports are reproducible.
+var epoch = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+// cardEnv is one card of a running scenario.
+type cardEnv struct {
+	decl   *CardDecl
+	gids   *gids.Card  // nil for a real card
+	wrap   *fault.Card // lock + faults around gids
+	reader string      // reader name the hosts and tools use
+	source winhost.CardSource
+	mdOpts minidriver.Options
+	pin    string
+	admin  [24]byte
+	cardID fs.CardID
+	trace  *bytes.Buffer
+	lastCF *fs.CardCF
+	// toolEnv is the environment a tool needs to reach this card.
+	toolEnv func() ([]string, error)
+}
+
+// env is a running scenario.
+type env struct {
+	ctx    context.Context
+	sc     *Scenario
+	opts   Options
+	clock  *vclock.Clock
+	rng    *rand.Rand
+	cards  map[string]*cardEnv
+	hosts  map[string]*winhost.Host
+	procs  map[string]*winhost.Process
+	vars   map[string]Values
+	ca     *ca.CA
+	stack  *stackHandle
+	tmpDir string
+}
+
+// stepCtx resolves a step's arguments against the environment.
+type stepCtx struct {
+	e  *env
+	st *Step
+}
+
+func (s *stepCtx) has(name string) bool { _, ok := s.st.Args[name]; return ok }
+
+func (s *stepCtx) argErr(name, format string, args ...any) error {
+	line := s.st.Line
+	if n, ok := s.st.Args[name]; ok {
+		line = n.Line
+	}
+	return &ParseError{File: s.st.File, Line: line, Msg: fmt.Sprintf("%s: %s", name, fmt.Sprintf(format, args...))}
+}
+
+var refRE = regexp.MustCompile(`^\$([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_-]+))?$`)
+var interpRE = regexp.MustCompile(`\$\{([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_-]+))?\}`)
+
+// lookup resolves $name or $name.field.
+func (e *env) lookup(name, field string) (any, bool) {
+	if r, ok := e.vars[name]; ok {
+		if field == "" {
+			return r, true
+		}
+		v, ok := r[field]
+		return v, ok
+	}
+	if field == "" {
+		if v, ok := e.sc.Vars[name]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func (s *stepCtx) str(name, def string) string {
+	n, ok := s.st.Args[name]
+	if !ok || n.Kind != yaml.ScalarNode {
+		return def
+	}
+	v := n.Value
+	if m := refRE.FindStringSubmatch(v); m != nil {
+		if x, ok := s.e.lookup(m[1], m[2]); ok {
+			return fmt.Sprint(x)
+		}
+	}
+	return interpRE.ReplaceAllStringFunc(v, func(ref string) string {
+		m := interpRE.FindStringSubmatch(ref)
+		if x, ok := s.e.lookup(m[1], m[2]); ok {
+			return fmt.Sprint(x)
+		}
+		return ref
+	})
+}
+
+func (s *stepCtx) int(name string, def int) int {
+	if !s.has(name) {
+		return def
+	}
+	v, err := strconv.Atoi(s.str(name, ""))
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+func (s *stepCtx) bool(name string, def bool) bool {
+	if !s.has(name) {
+		return def
+	}
+	switch strings.ToLower(s.str(name, "")) {
+	case "true", "yes", "on":
+		return true
+	case "false", "no", "off":
+		return false
+	}
+	return def
+}
+
+// resolve expands $name.field and ${name.field} in a literal (used for
+// expected values).
+func (s *stepCtx) resolve(v string) string {
+	if m := refRE.FindStringSubmatch(v); m != nil {
+		if x, ok := s.e.lookup(m[1], m[2]); ok {
+			return fmt.Sprint(x)
+		}
+	}
+	return interpolate(s.e, v)
+}
+
+// obj resolves an argument that names a saved value ($name or
+// $name.field).
+func (s *stepCtx) obj(name string) (any, error) {
+	n, ok := s.st.Args[name]
+	if !ok {
+		return nil, s.argErr(name, "missing")
+	}
+	m := refRE.FindStringSubmatch(n.Value)
+	if m == nil {
+		return nil, s.argErr(name, "want a saved value such as $issued.cert, got %q", n.Value)
+	}
+	v, ok := s.e.lookup(m[1], m[2])
+	if !ok {
+		return nil, s.argErr(name, "%s is not defined here (saved so far: %s)", n.Value, keys(s.e.vars))
+	}
+	return v, nil
+}
+
+// cert resolves a certificate argument: $x.cert, or $x where x holds one.
+func (s *stepCtx) cert(name string) (*x509.Certificate, error) {
+	v, err := s.obj(name)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := v.(Values); ok {
+		v = r["cert"]
+	}
+	c, ok := v.(*x509.Certificate)
+	if !ok || c == nil {
+		return nil, s.argErr(name, "not a certificate (save the result of ca-issue or ca-renew)")
+	}
+	return c, nil
+}
+
+func (e *env) newGUID() string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(e.rng.UintN(256))
+	}
+	b[6] = b[6]&0x0F | 0x40
+	b[8] = b[8]&0x3F | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func (e *env) card(s *stepCtx) (*cardEnv, error) {
+	name := s.str("card", "")
+	c, ok := e.cards[name]
+	if !ok {
+		return nil, s.argErr("card", "no card %q", name)
+	}
+	return c, nil
+}
+
+func (e *env) host(s *stepCtx) (*winhost.Host, error) {
+	name := s.str("host", "")
+	h, ok := e.hosts[name]
+	if !ok {
+		return nil, s.argErr("host", "no host %q", name)
+	}
+	return h, nil
+}
+
+func (e *env) hostCard(s *stepCtx) (*winhost.Host, *cardEnv, error) {
+	h, err := e.host(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := e.card(s)
+	return h, c, err
+}
+
+// process returns (starting it on first use) the named process of the
+// step's host; default "app", API from api: (capi or cng).
+func (e *env) process(s *stepCtx) (*winhost.Process, error) {
+	p, _, err := e.processHost(s)
+	return p, err
+}
+
+func (e *env) processHost(s *stepCtx) (*winhost.Process, *winhost.Host, error) {
+	h, err := e.host(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := s.str("process", "app")
+	api := winhost.CAPI
+	switch strings.ToLower(s.str("api", "capi")) {
+	case "capi":
+	case "cng", "ksp":
+		api = winhost.CNG
+	default:
+		return nil, nil, s.argErr("api", "want capi or cng")
+	}
+	key := h.Name() + "/" + name + "/" + api.String()
+	p, ok := e.procs[key]
+	if !ok || p.Exited() {
+		p = h.StartProcess(name, winhost.ProcessOptions{API: api, Silent: s.bool("silent", false)})
+		e.procs[key] = p
+	}
+	return p, h, nil
+}
+
+func (e *env) processCard(s *stepCtx) (*winhost.Process, *cardEnv, error) {
+	p, err := e.process(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := e.card(s)
+	return p, c, err
+}
+
+// mdClient opens a minidriver context on a card for an out-of-band step.
+func (e *env) mdClient(c *cardEnv) (*minidriver.Card, func(), error) {
+	t, err := c.source()
+	if err != nil {
+		return nil, nil, err
+	}
+	md, err := minidriver.Acquire(e.ctx, t, c.mdOpts)
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	return md, func() { t.Close() }, nil
+}
+
+// writer runs an out-of-band write: PIN verified, then f with the policy.
+func (e *env) writer(s *stepCtx, f func(md *minidriver.Card, bump minidriver.Bump) error) error {
+	bump, err := bumpArg(s)
+	if err != nil {
+		return err
+	}
+	c, err := e.card(s)
+	if err != nil {
+		return err
+	}
+	md, closeFn, err := e.mdClient(c)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := md.AuthenticatePIN(e.ctx, s.str("pin", c.pin)); err != nil {
+		return err
+	}
+	defer md.Deauthenticate(e.ctx)
+	return f(md, bump)
+}
+
+// cardState reads a card directly, without any host cache.
+func (e *env) cardState(c *cardEnv) (Values, error) {
+	md, closeFn, err := e.mdClient(c)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	cf, err := md.CardCF(e.ctx)
+	if err != nil {
+		return nil, err
+	}
+	cmap, err := md.Containers(e.ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := Values{"cardcf": hex.EncodeToString(cf.Bytes()), "pins_freshness": int(cf.PinsFreshness),
+		"containers_freshness": int(cf.ContainersFreshness), "files_freshness": int(cf.FilesFreshness),
+		"cardid": md.CardID().String()}
+	var guids []string
+	valid, def := 0, ""
+	for i, rec := range cmap {
+		if !cmap.Valid(i) {
+			continue
+		}
+		valid++
+		guids = append(guids, rec.GUID)
+		if rec.IsDefault() {
+			def = rec.GUID
+		}
+	}
+	r["containers"] = valid
+	r["container_records"] = len(cmap)
+	r["guids"] = guids
+	r["default"] = def
+	files, _ := md.EnumFiles(e.ctx, "mscp")
+	certs := 0
+	for _, f := range files {
+		if _, _, ok := fs.ParseCertFileName(f); ok {
+			certs++
+		}
+	}
+	r["certificates"] = certs
+	free, _ := md.QueryFreeSpace(e.ctx)
+	r["free_containers"] = free.ContainersAvailable
+	return r, nil
+}
+
+func (e *env) reinitialize(c *cardEnv, keepCardID bool) error {
+	if c.gids == nil {
+		return fmt.Errorf("re-initialising needs a virtual card")
+	}
+	if err := c.gids.FactoryReset(); err != nil {
+		return err
+	}
+	id := c.cardID
+	if !keepCardID {
+		for i := range id {
+			id[i] = byte(e.rng.UintN(256))
+		}
+	}
+	if err := c.gids.Initialize(gids.InitParams{PIN: c.decl.PIN, AdminKey: c.admin, CardID: id}); err != nil {
+		return err
+	}
+	c.cardID, c.pin = id, c.decl.PIN
+	c.lastCF = nil // counters start again
+	return nil
+}
+
+// defaultTemplate is the test CA's "User" template: a v2 template whose
+// renewals are authorised by a valid existing certificate.
+var defaultTemplate = ca.TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 7, 1}, Major: 100, Minor: 3, Name: "User"}
+
+func (e *env) template(name string) ca.TemplateID {
+	if name == "" || name == "User" {
+		return defaultTemplate
+	}
+	return ca.TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 7, 99}, Major: 1, Name: name}
+}
+
+func (e *env) getCA() (*ca.CA, error) {
+	if e.ca != nil {
+		return e.ca, nil
+	}
+	seed := [32]byte{}
+	binary.BigEndian.PutUint64(seed[:], uint64(e.sc.Seed))
+	cca, err := ca.New(ca.Options{Name: "cardharness test CA", Clock: e.clock.Now,
+		Rand: rand.NewChaCha8(seed),
+		Templates: []ca.Template{{ID: defaultTemplate, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
+			EnrolleeSuppliesSubject: true}},
+		RequesterIdentity: func(string) (ca.Identity, bool) { return ca.Identity{Name: "CONTOSO\\user"}, true },
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.ca = cca
+	return cca, nil
+}
+
+func (e *env) runTool(c *cardEnv, s *stepCtx) (Values, error) {
+	n := s.st.Args["run"]
+	var args []string
+	if n.Kind == yaml.SequenceNode {
+		for _, a := range n.Content {
+			args = append(args, interpolate(e, a.Value))
+		}
+	} else {
+		args = strings.Fields(interpolate(e, n.Value))
+	}
+	if len(args) == 0 {
+		return nil, s.argErr("run", "empty command")
+	}
+	envv, err := c.toolEnv()
+	if err != nil {
+		return nil, err
+	}
+	if e.tmpDir == "" {
+		if e.tmpDir, err = os.MkdirTemp("", "cardharness-tool-"); err != nil {
+			return nil, err
+		}
+	}
+	r := &tools.Runner{Env: envv, Dir: e.tmpDir}
+	res, err := r.Run(e.ctx, args[0], args[1:]...)
+	out := Values{}
+	if res != nil {
+		out["exit"] = res.ExitCode
+		out["output"] = res.Output()
+	}
+	return out, err
+}
+
+func interpolate(e *env, v string) string {
+	return interpRE.ReplaceAllStringFunc(v, func(ref string) string {
+		m := interpRE.FindStringSubmatch(ref)
+		if x, ok := e.lookup(m[1], m[2]); ok {
+			return fmt.Sprint(x)
+		}
+		return ref
+	})
+}
+
+// knobs builds a host's knobs from the scenario: each key is a Knobs field
+// in snake_case; unknown keys and bad values are errors with their line.
+func knobs(h *HostDecl) (*winhost.Knobs, error) {
+	k := winhost.DefaultKnobs()
+	rv := reflect.ValueOf(&k).Elem()
+	fields := map[string]int{}
+	for i := 0; i < rv.NumField(); i++ {
+		fields[snake(rv.Type().Field(i).Name)] = i
+	}
+	var errs ParseErrors
+	for name, val := range h.Knobs {
+		i, ok := fields[name]
+		if !ok {
+			names := make([]string, 0, len(fields))
+			for n := range fields {
+				names = append(names, n)
+			}
+			errs = append(errs, &ParseError{File: h.File, Line: val.Line, Msg: fmt.Sprintf("host %q: unknown knob %q (knobs: %s)", h.Name, name, strings.Join(sortedStrings(names), ", "))})
+			continue
+		}
+		if err := setKnob(rv.Field(i), val.Value); err != nil {
+			errs = append(errs, &ParseError{File: h.File, Line: val.Line, Msg: fmt.Sprintf("host %q: knob %s: %v", h.Name, name, err)})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &k, nil
+}
+
+func sortedStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 && !(s[i-1] >= 'A' && s[i-1] <= 'Z') {
+				b.WriteByte('_')
+			} else if i > 0 && i+1 < len(s) && s[i+1] >= 'a' && s[i+1] <= 'z' {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r + 'a' - 'A')
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func setKnob(f reflect.Value, v string) error {
+	switch f.Interface().(type) {
+	case time.Duration:
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+		return nil
+	case winerr.Code:
+		c, ok := winerr.ByName(v)
+		if !ok {
+			return fmt.Errorf("unknown Windows error %q", v)
+		}
+		f.SetUint(uint64(c))
+		return nil
+	case fs.Category:
+		var c fs.Category
+		for _, part := range strings.Split(v, "|") {
+			switch strings.TrimSpace(part) {
+			case "pins":
+				c |= fs.CategoryPins
+			case "containers":
+				c |= fs.CategoryContainers
+			case "files":
+				c |= fs.CategoryFiles
+			default:
+				return fmt.Errorf("counter %q: want pins, containers, files (joined with |)", part)
+			}
+		}
+		f.SetUint(uint64(c))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.Bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		f.SetBool(b)
+	case reflect.String:
+		f.SetString(v)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		// Enumerations with a String method are named by it.
+		if s, ok := f.Interface().(fmt.Stringer); ok {
+			for i := int64(0); i < 16; i++ {
+				f.SetInt(i)
+				if strings.EqualFold(s.String(), v) || strings.EqualFold(f.Interface().(fmt.Stringer).String(), v) {
+					return nil
+				}
+			}
+			return fmt.Errorf("unknown value %q", v)
+		}
+		n, err := strconv.ParseInt(v, 0, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", v)
+		}
+		f.SetInt(n)
+	default:
+		return fmt.Errorf("knob of type %s cannot be set from a scenario", f.Type())
+	}
+	return nil
+}
+
+// source for a virtual card in process.
+func directSource(r *pcsc.Reader) winhost.CardSource { return winhost.FromReader(r) }
+
+// tracer wraps a card for the scenario's trace.
+func tracer(c *cardEnv, inner *fault.Card) *trace.Writer {
+	c.trace = &bytes.Buffer{}
+	return trace.NewWriter(c.trace)
+}

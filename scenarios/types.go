@@ -1,0 +1,112 @@
+// Package scenarios is the scenario runner: it reads scenario files (YAML),
+// runs each on fresh virtual cards against the Windows host model, checks
+// expectations and card invariants, and reports the outcome for people and
+// for CI (text, JSON, JUnit).
+//
+// A scenario declares cards, hosts and a seed, then a list of steps. Each
+// step names an action (do:), its actor (a card, a host and one of its
+// processes, an out-of-band writer with its counter-bump policy, the CA,
+// the clock, an external tool) and arguments, and may carry expectations:
+// the Windows error it must produce, and fields of its result. The file
+// format is documented in README.md ("Scenario files"); the built-in suite
+// lives in builtin/ and is embedded in the binary.
+package scenarios
+
+import (
+	"go.yaml.in/yaml/v3"
+)
+
+// Scenario is one parsed scenario file (includes merged in).
+type Scenario struct {
+	File        string
+	Name        string
+	Description string
+	Tags        []string
+	Seed        int64
+	SeedSet     bool
+	Vars        map[string]string
+	Cards       map[string]*CardDecl
+	Hosts       map[string]*HostDecl
+	Steps       []*Step
+	Invariants  Invariants
+}
+
+// CardDecl declares a virtual card.
+type CardDecl struct {
+	Name          string
+	File          string
+	Line          int
+	Profile       string // blank | initialized
+	PIN           string
+	AdminKey      string // 48 hex
+	CardID        string // 32 hex; empty: from the seed
+	CardIDFrom    string // copy another card's cardid (S4)
+	CacheMode     string // global | session-only | none
+	ReadOnly      bool
+	MaxContainers int
+	Faults        []string
+}
+
+// HostDecl declares an emulated Windows host.
+type HostDecl struct {
+	Name    string
+	File    string
+	Line    int
+	UserPIN string // what the user types at a PIN prompt (default: the first card's PIN)
+	Knobs   map[string]KnobValue
+}
+
+// KnobValue is a host knob as written in the file.
+type KnobValue struct {
+	Value string
+	Line  int
+}
+
+// Invariants tune the checks run on every card after the scenario.
+type Invariants struct {
+	// CountersMayGoBack allows cardcf counters to decrease (scenarios that
+	// re-initialise a card or use a reset-to-zero writer).
+	CountersMayGoBack bool
+	// Skip turns the invariant checks off (a scenario that leaves the
+	// card inconsistent on purpose).
+	Skip bool
+}
+
+// Step is one step of a scenario.
+type Step struct {
+	File string
+	Line int
+	Name string
+	Do   string
+	Args map[string]*yaml.Node
+	Save string
+	// ExpectError is a Windows error name, a hex code, or "none".
+	ExpectError  string
+	ExpectResult *yaml.Node
+	Expect       *yaml.Node
+	// Sub are the steps of a repeat.
+	Sub []*Step
+
+	action *Action
+}
+
+type ref struct {
+	kind, name string
+	line       int
+}
+
+// refs lists the cards and hosts a step names, for validation.
+func (s *Step) refs() []ref {
+	var out []ref
+	for _, kind := range []string{"card", "host"} {
+		if n, ok := s.Args[kind]; ok && n.Kind == yaml.ScalarNode && !isVarRef(n.Value) {
+			out = append(out, ref{kind: kind, name: n.Value, line: n.Line})
+		}
+	}
+	for _, sub := range s.Sub {
+		out = append(out, sub.refs()...)
+	}
+	return out
+}
+
+func isVarRef(s string) bool { return len(s) > 2 && s[0] == '$' }
