@@ -40,12 +40,14 @@ func (r Ref) load() (*Scenario, error) {
 	if r.Builtin {
 		return Load(Builtin, r.Path)
 	}
-	dir, file := path.Split(r.Path)
-	if dir == "" {
-		dir = "."
-	}
-	return Load(os.DirFS(dir), file)
+	return Load(osFS{}, r.Path)
 }
+
+// osFS opens paths as the OS does (relative to the working directory, or
+// absolute), so that errors name the file the way the user wrote it.
+type osFS struct{}
+
+func (osFS) Open(name string) (fs.File, error) { return os.Open(name) }
 
 // BuiltinRefs lists the built-in scenarios (files under builtin/ whose
 // names do not start with "_": those are shared includes).
