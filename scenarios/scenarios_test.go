@@ -187,3 +187,24 @@ func TestSameSeedSameRun(t *testing.T) {
 		t.Fatalf("%d vs %d steps", len(a), len(b))
 	}
 }
+
+// TestReadmeExampleRuns keeps the worked example in README.md true: it is
+// extracted from the README and run.
+func TestReadmeExampleRuns(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```yaml example")
+	}
+	sc, err := Parse(fstest.MapFS{}, "README.md example", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := RunOne(context.Background(), sc, Options{Stack: "direct"}); r.Status != Pass {
+		t.Fatalf("the README example does not pass: %s\n%s", r.Failure, r.Diff)
+	}
+}
