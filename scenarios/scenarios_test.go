@@ -208,3 +208,19 @@ func TestReadmeExampleRuns(t *testing.T) {
 		t.Fatalf("the README example does not pass: %s\n%s", r.Failure, r.Diff)
 	}
 }
+
+func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
+	res, err := Run(context.Background(), []Ref{{Path: "testdata/failing.yaml"}}, Options{Stack: "direct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteHTML(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"0 passed, 1 failed", "a scenario whose expectation is wrong", "testdata/failing.yaml:10", "expected vs observed", `class="fail"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+}

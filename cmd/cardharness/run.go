@@ -29,6 +29,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	reader := fs.String("reader", "", "run against a real card in this reader (system pcscd); steps that need card internals are skipped")
 	report := fs.String("report", "text", "report format on stdout: text or json")
 	junit := fs.String("junit", "", "also write a JUnit XML report to this file")
+	html := fs.String("html", "", "also write an HTML report to this file")
 	parallel := fs.Int("parallel", 2, "scenarios to run at once")
 	seed := fs.Int64("seed", 0, "override every scenario's seed")
 	traceDir := fs.String("trace-dir", filepath.Join("build", "traces"), "where APDU traces of failed scenarios go")
@@ -92,18 +93,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *junit != "" {
-		if err := os.MkdirAll(filepath.Dir(*junit), 0o755); err != nil {
+		if err := writeFile(*junit, func(w io.Writer) error { return scenarios.WriteJUnit(w, results) }); err != nil {
 			return err
 		}
-		f, err := os.Create(*junit)
-		if err != nil {
-			return err
-		}
-		if err := scenarios.WriteJUnit(f, results); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+	}
+	if *html != "" {
+		if err := writeFile(*html, func(w io.Writer) error { return scenarios.WriteHTML(w, results) }); err != nil {
 			return err
 		}
 	}
@@ -119,4 +114,20 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// writeFile creates path (and its directory) and fills it with write.
+func writeFile(path string, write func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
