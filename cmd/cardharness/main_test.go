@@ -226,3 +226,15 @@ func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
 		})
 	}
 }
+
+func TestDoctorPassesOnThisMachine(t *testing.T) {
+	out, err := cardharness("doctor", "--cards", "2", "--apdus", "200").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "doctor: all checks passed") {
+		t.Fatalf("cardharness doctor: %v\n%s", err, out)
+	}
+	for _, want := range []string{"ok    private stack", "ok    opensc-tool -l", "ok    stack cleanup"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+}
