@@ -22,7 +22,8 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 
 FUZZTIME ?= 15s
-BENCHTIME ?= 2s
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 3
 # `make run` arguments, e.g. make run ARGS="--cards 4"
 ARGS ?=
 
@@ -94,7 +95,7 @@ BENCH_RATIOS := \
 ## bench: round trips per second through the stack and in process, and
 ## their ratios
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./... | $(GO) run ./internal/benchratio $(BENCH_RATIOS)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | $(GO) run ./internal/benchratio $(BENCH_RATIOS)
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -34,20 +35,27 @@ func main() {
 	flag.Var(&ratios, "ratio", "TARGET:BASELINE[<=MAX] (repeatable)")
 	flag.Parse()
 
-	nsop := map[string]float64{}
+	runs := map[string][]float64{}
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		fmt.Println(sc.Text())
 		if m := line.FindStringSubmatch(sc.Text()); m != nil {
 			v, _ := strconv.ParseFloat(m[3], 64)
-			nsop[m[1]] = v
+			runs[m[1]] = append(runs[m[1]], v)
 		}
+	}
+	// With -count N, the median of the runs: one noisy run on a shared
+	// machine should not decide a target.
+	nsop := map[string]float64{}
+	for name, vs := range runs {
+		sort.Float64s(vs)
+		nsop[name] = vs[len(vs)/2]
 	}
 	if len(ratios) == 0 {
 		return
 	}
 	fmt.Println()
-	fmt.Println("ratios (time per op, target / baseline; same run):")
+	fmt.Println("ratios (median time per op, target / baseline; same run):")
 	failed := false
 	for _, r := range ratios {
 		spec, limit, hasLimit := strings.Cut(r, "<=")
