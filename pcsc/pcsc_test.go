@@ -4,36 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/cardharness/cardharness/internal/golden"
 
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")); d != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, d)
-	}
-}
 
 func TestDirectTransport(t *testing.T) {
 	ctx := context.Background()
@@ -98,7 +75,7 @@ func TestTraceRecorderGolden(t *testing.T) {
 	if err := rec.Trace().Err(); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "trace.jsonl", buf.Bytes())
+	golden.Check(t, "trace.jsonl", buf.Bytes())
 }
 
 func TestDirectTransactionExcludesOtherConnections(t *testing.T) {

@@ -2,36 +2,14 @@ package trace
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/cardharness/cardharness/internal/golden"
 
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")); d != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, d)
-	}
-}
 
 func TestCardSideTraceRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
@@ -45,7 +23,7 @@ func TestCardSideTraceRoundTrip(t *testing.T) {
 	c.Process([]byte{0x00}) // the echo card answers 6700
 	c.Reset()
 	c.PowerOff()
-	golden(t, "card.jsonl", buf.Bytes())
+	golden.Check(t, "card.jsonl", buf.Bytes())
 
 	recs, err := Read(&buf)
 	if err != nil {
@@ -55,7 +33,7 @@ func TestCardSideTraceRoundTrip(t *testing.T) {
 	if err := Format(&out, recs); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "card.txt", out.Bytes())
+	golden.Check(t, "card.txt", out.Bytes())
 }
 
 func TestReadNamesTheBadLine(t *testing.T) {
