@@ -24,10 +24,8 @@ import (
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
-	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard/fault"
 	"github.com/cardharness/cardharness/vcard/gids"
-	"github.com/cardharness/cardharness/vcard/trace"
 	"github.com/cardharness/cardharness/winerr"
 )
 
@@ -566,13 +564,4 @@ func setKnob(f reflect.Value, v string) error {
 		return fmt.Errorf("knob of type %s cannot be set from a scenario", f.Type())
 	}
 	return nil
-}
-
-// source for a virtual card in process.
-func directSource(r *pcsc.Reader) winhost.CardSource { return winhost.FromReader(r) }
-
-// tracer wraps a card for the scenario's trace.
-func tracer(c *cardEnv, inner *fault.Card) *trace.Writer {
-	c.trace = &bytes.Buffer{}
-	return trace.NewWriter(c.trace)
 }

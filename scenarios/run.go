@@ -1,8 +1,8 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -161,9 +161,6 @@ func stepLabel(st *Step) string {
 }
 
 func (e *env) close() {
-	for _, h := range e.hosts {
-		_ = h
-	}
 	if e.stack != nil {
 		e.stack.close()
 	}
@@ -227,8 +224,8 @@ func (e *env) setup() error {
 			return fmt.Errorf("card %s: %w", n, err)
 		}
 		c.gids, c.wrap = g, wrap
-		w := tracer(c, wrap)
-		virt = append(virt, trace.Card(wrap, w))
+		c.trace = &bytes.Buffer{}
+		virt = append(virt, trace.Card(wrap, trace.NewWriter(c.trace)))
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -239,8 +236,7 @@ func (e *env) setup() error {
 		for i, n := range names {
 			c := e.cards[n]
 			c.reader = "Virtual GIDS " + n
-			r := pcsc.NewReader(virt[i])
-			c.source = directSource(r)
+			c.source = winhost.FromReader(pcsc.NewReader(virt[i]))
 			card := virt[i]
 			c.toolEnv = func() ([]string, error) { return e.toolStackFor(card) }
 		}
@@ -616,5 +612,3 @@ func Summary(results []Result) map[string]int {
 func sortResults(rs []Result) {
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
 }
-
-var _ = x509.Certificate{}
