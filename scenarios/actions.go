@@ -296,9 +296,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			store := h.CurrentUser()
-			if store == nil {
-				return nil, fmt.Errorf("no user is signed in on host %s (add a logon step)", h.Name())
+			store, err := signedIn(h)
+			if err != nil {
+				return nil, err
 			}
 			sc, ok := storeOf(store, s.str("store", "My")).FindCert(cert)
 			if !ok {
@@ -458,9 +458,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			u := h.CurrentUser()
-			if u == nil {
-				return nil, fmt.Errorf("no user is signed in on host %s", h.Name())
+			u, err := signedIn(h)
+			if err != nil {
+				return nil, err
 			}
 			st := storeOf(u, s.str("store", "My"))
 			r := Values{"count": st.Len()}
@@ -492,9 +492,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			u := h.CurrentUser()
-			if u == nil {
-				return nil, fmt.Errorf("no user is signed in on host %s", h.Name())
+			u, err := signedIn(h)
+			if err != nil {
+				return nil, err
 			}
 			cert, err := s.cert("cert")
 			if err != nil {
@@ -528,9 +528,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			u := h.CurrentUser()
-			if u == nil {
-				return nil, fmt.Errorf("no user is signed in on host %s", h.Name())
+			u, err := signedIn(h)
+			if err != nil {
+				return nil, err
 			}
 			return Values{"deleted": storeOf(u, s.str("store", "My")).Delete(winhost.Thumbprint(cert))}, nil
 		}})
@@ -825,6 +825,15 @@ func applyRenewalFault(r *ca.RenewalRequest, s *stepCtx) error {
 	}
 	fn(r)
 	return nil
+}
+
+// signedIn returns the host's signed-in user (stores belong to a user).
+func signedIn(h *winhost.Host) (*winhost.User, error) {
+	u := h.CurrentUser()
+	if u == nil {
+		return nil, fmt.Errorf("no user is signed in on host %s (add a logon step)", h.Name())
+	}
+	return u, nil
 }
 
 func storeOf(u *winhost.User, name string) *winhost.CertStore {
