@@ -228,7 +228,7 @@ func (h *helper) handle(req request) (response, *os.File) {
 		}
 		return response{}, f
 	case "readers":
-		cl, err := pcsc.NewClient()
+		cl, err := newClient(ctx)
 		if err != nil {
 			return response{Err: err.Error()}, nil
 		}
@@ -239,7 +239,7 @@ func (h *helper) handle(req request) (response, *os.File) {
 		}
 		return response{Readers: names}, nil
 	case "present":
-		cl, err := pcsc.NewClient()
+		cl, err := newClient(ctx)
 		if err != nil {
 			return response{Err: err.Error()}, nil
 		}
@@ -250,6 +250,23 @@ func (h *helper) handle(req request) (response, *os.File) {
 		return response{}, nil
 	}
 	return response{Err: fmt.Sprintf("unknown op %q", req.Op)}, nil
+}
+
+// newClient connects to the stack's pcscd. Its socket file appears a
+// moment before pcscd serves it, so "no service" is retried until ctx ends
+// (seen under load: the first EstablishContext failing right after start).
+func newClient(ctx context.Context) (*pcsc.Client, error) {
+	for {
+		cl, err := pcsc.NewClient()
+		if err == nil || !errors.Is(err, pcsc.ErrNoService) {
+			return cl, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // stop ends pcscd (SIGTERM lets it remove its socket and pid file) and
