@@ -64,11 +64,7 @@ func (c *Card) manageSecurityEnvironment(cmd apdu.Command) ([]byte, error) {
 	if !ok || f.kind != kindKey || !crtAllows(f.crt, cmd.P2, alg) {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opMSE, lc == Creation); err != nil {
+	if err := c.allowed(f, opMSE); err != nil {
 		return nil, err
 	}
 	c.sec.se = secEnv{set: true, tmpl: cmd.P2, alg: alg, kref: kref}

@@ -364,6 +364,16 @@ func (c *Card) checkACL(acl []byte, op byte, creation bool) error {
 	return c.checkSC(sc, creation)
 }
 
+// allowed checks op on f against the stored life cycle: in creation state
+// PIN and admin conditions count as met (§4.1).
+func (c *Card) allowed(f *efRecord, op byte) error {
+	lc, err := loadLifeCycle(c.store)
+	if err != nil {
+		return err
+	}
+	return c.checkEF(f, op, lc == Creation)
+}
+
 // checkEF applies the EF life cycle and access rule for op: an EF still in
 // creation state accepts only ACTIVATE (6985), then the EF's own 8C rule
 // (6982) (GA File.CheckPermission).

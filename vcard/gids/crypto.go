@@ -48,11 +48,7 @@ func (c *Card) readPublicKey(kref byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opReadPublic, lc == Creation); err != nil {
+	if err := c.allowed(f, opReadPublic); err != nil {
 		return nil, err
 	}
 	k, ok, err := c.rsaKey(c.store, f.fid)
@@ -98,11 +94,7 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opGenerate, lc == Creation); err != nil {
+	if err := c.allowed(f, opGenerate); err != nil {
 		return nil, err
 	}
 	bits, ok := keySizes[av[0]]
@@ -177,11 +169,7 @@ func (c *Card) performSecurityOperation(cmd apdu.Command) ([]byte, error) {
 	if !ok || f.kind != kindKey {
 		return nil, apdu.SWConditionsNotSatisfied
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opMSE, lc == Creation); err != nil {
+	if err := c.allowed(f, opMSE); err != nil {
 		return nil, err
 	}
 	k, ok, err := c.rsaKey(c.store, f.fid)
@@ -290,11 +278,7 @@ func (c *Card) importKey(cmd apdu.Command) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opPutKey, lc == Creation); err != nil {
+	if err := c.allowed(f, opPutKey); err != nil {
 		return nil, err
 	}
 	kt, perr := ber.Parse(a5)

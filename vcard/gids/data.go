@@ -59,11 +59,7 @@ func (c *Card) getData(cmd apdu.Command) ([]byte, error) {
 	if f.kind != kindDO {
 		return nil, apdu.SWIncompatibleFileStructure
 	}
-	lc, err := loadLifeCycle(c.store)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkEF(f, opGetData, lc == Creation); err != nil {
+	if err := c.allowed(f, opGetData); err != nil {
 		return nil, err
 	}
 	c.sec.currentEF = fid
