@@ -120,5 +120,17 @@ fuzz:
 	echo; echo "fuzz summary (FUZZTIME=$(FUZZTIME), FUZZMIN=$(FUZZMIN)):"; echo -e "$$summary" | sed '/^$$/d'; \
 	exit $$fail
 
+## soak: 16 cards on one private stack under random minidriver traffic,
+## link faults (remove/insert, hang, drop) and card kills from their state,
+## for DURATION (default 10m); prints a summary, fails on a hang past the
+## deadline, a card panic, an undecodable state, an unexplained error or
+## growing memory. Not part of `make test` or CI. SOAKARGS: see
+## `go run ./cmd/soak -h` (e.g. -seed N, -cards N, -quick-reinsert).
+DURATION ?= 10m
+SOAKARGS ?=
+soak: deps
+	$(GO) build -o $(BUILD)/soak ./cmd/soak
+	$(BUILD)/soak -duration $(DURATION) $(SOAKARGS)
+
 clean:
 	rm -rf $(BUILD) cardharness

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
@@ -161,5 +163,42 @@ func TestStackRefusesDirItCannotMakePrivate(t *testing.T) {
 	}
 	if fi, err := os.Stat(foreign); err == nil && foreign != "/" && fi.Mode().Perm() != 0o755 {
 		t.Errorf("the refused directory's mode changed to %v", fi.Mode())
+	}
+}
+
+// TestEjectFreesTheSlot: an ejected card leaves the reader and the slot
+// takes another card (the soak restarts killed cards this way).
+func TestEjectFreesTheSlot(t *testing.T) {
+	st := cardtest.Start(t, &testcard.Echo{})
+	w, err := pcsc.Watch(st.Slots()[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Cancel()
+	waitEvent(t, w, pcsc.CardInserted)
+	if err := st.Eject(0); err != nil {
+		t.Fatal(err)
+	}
+	if st.Slots()[0].Link != nil {
+		t.Fatal("slot 0 still has a link after Eject")
+	}
+	waitEvent(t, w, pcsc.CardRemoved)
+	second := &testcard.Echo{}
+	if _, err := st.Insert(0, second); err != nil {
+		t.Fatalf("Insert into the ejected slot: %v", err)
+	}
+	waitEvent(t, w, pcsc.CardInserted)
+	card := connect(t, st, 0)
+	if _, err := card.Transmit(context.Background(), []byte{0x00, 0xCA, 0x00, 0x00, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	if second.Stats().Commands == 0 {
+		t.Error("the APDU did not reach the card inserted after Eject")
+	}
+	if err := st.Eject(0); err != nil {
+		t.Error(err)
+	}
+	if err := st.Eject(0); err != nil {
+		t.Errorf("ejecting an empty slot: %v", err)
 	}
 }

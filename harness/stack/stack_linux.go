@@ -55,6 +55,7 @@ type Stack struct {
 
 	mu    sync.Mutex
 	slots []Slot
+	stops []func() // per slot: stops its link and waits for it (Eject)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,6 +116,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 
 	s.slots = make([]Slot, cfg.Slots)
+	s.stops = make([]func(), cfg.Slots)
 	for i := range s.slots {
 		s.slots[i] = Slot{Index: i, Reader: readerName(i), Port: vpcd.DefaultPort + i}
 	}
@@ -467,12 +469,36 @@ func (s *Stack) Insert(n int, card vcard.Card, opts ...vpcd.Option) (*vpcd.Link,
 	opts = append([]vpcd.Option{vpcd.WithLogger(s.log.With("slot", n))}, opts...)
 	link := vpcd.NewLink(card, s.Dialer(n), opts...)
 	s.slots[n].Link = link
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	s.stops[n] = func() { cancel(); <-done }
 	s.links.Add(1)
 	go func() {
 		defer s.links.Done()
-		_ = link.Run(s.ctx)
+		defer close(done)
+		_ = link.Run(ctx)
 	}()
 	return link, nil
+}
+
+// Eject takes the card out of slot n for good: its link stops (the reader
+// sees the card removed at its next poll) and the slot is empty again, for
+// Insert to put another card (or the same card, re-opened from its store:
+// how the soak restarts a killed card). Ejecting an empty slot is a no-op.
+func (s *Stack) Eject(n int) error {
+	s.mu.Lock()
+	if n < 0 || n >= len(s.slots) {
+		s.mu.Unlock()
+		return fmt.Errorf("stack: no slot %d (the stack has %d)", n, len(s.slots))
+	}
+	stop := s.stops[n]
+	s.stops[n] = nil
+	s.slots[n].Link = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return nil
 }
 
 // WaitPresent waits until pcscd reports a card in each of the given slots.

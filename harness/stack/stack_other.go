@@ -25,5 +25,6 @@ func (*Stack) Insert(int, vcard.Card, ...vpcd.Option) (*vpcd.Link, error) { retu
 func (*Stack) WaitPresent(context.Context, ...int) error                  { return ErrUnsupported }
 func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
 func (*Stack) Close() error                                               { return nil }
+func (*Stack) Eject(int) error                                            { return ErrUnsupported }
 func (*Stack) Done() <-chan struct{}                                      { return nil }
 func (*Stack) Err() error                                                 { return nil }
