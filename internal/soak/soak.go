@@ -420,12 +420,12 @@ type worker struct {
 	st       *stack.Stack
 	rec      *recorder
 
-	store  *store.Store
-	card   *gids.Card
-	client *pcsc.Client
-	conn   *pcsc.Card
-	md     *minidriver.Card
-	authed bool
+	store    *store.Store
+	card     *gids.Card
+	client   *pcsc.Client
+	conn     *pcsc.Card
+	md       *minidriver.Card
+	authed   bool
 	last     string    // the last fault injected, for error messages
 	lastKind string    // its kind, for Summary.Retries
 	lastAt   time.Time // when it ended
