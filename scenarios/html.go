@@ -20,7 +20,7 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;margin:.3em 0}
 <p>{{.Passed}} passed, {{.Failed}} failed</p>
 <table><tr><th>status</th><th>scenario</th><th>stack</th><th>seed</th><th>time</th></tr>
 {{range .Results}}<tr><td class="{{.Status}}">{{.Status}}</td><td>{{.Name}}<br><small>{{.File}}</small>
-{{if .Failure}}<pre>{{.Failure}}</pre>{{end}}{{if .Diff}}<pre>expected vs observed (-want +got):
+{{range .Faults}}<div><small>injected fault: {{.}}</small></div>{{end}}{{if .Failure}}<pre>{{.Failure}}</pre>{{end}}{{if .Diff}}<pre>expected vs observed (-want +got):
 {{.Diff}}</pre>{{end}}{{range .Traces}}<div><small>APDU trace: {{.}}</small></div>{{end}}
 {{range .Skipped}}<div><small>skipped: {{.}}</small></div>{{end}}</td>
 <td>{{.Stack}}</td><td>{{.Seed}}</td><td>{{secs .Duration}}</td></tr>

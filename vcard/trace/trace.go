@@ -30,6 +30,11 @@ type Record struct {
 	SW    string `json:"sw,omitempty"`   // hex, responses only
 	Err   string `json:"err,omitempty"`
 	DurUS int64  `json:"dur_us,omitempty"` // responses: time since the command
+	// Step and Label belong to a step marker (Dir "step"): the scenario
+	// runner writes one before each step, so that the APDUs after it are
+	// that step's.
+	Step  int    `json:"step,omitempty"`
+	Label string `json:"label,omitempty"`
 }
 
 // Writer writes records. Write errors never fail an exchange; the first one
@@ -110,6 +115,15 @@ func (w *Writer) Event(name string, err error) {
 		r.Err = err.Error()
 	}
 	w.write(r)
+}
+
+// Marker records the start of scenario step n (1-based) described by
+// label.
+func (w *Writer) Marker(n int, label string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	w.write(Record{Seq: w.seq, Time: w.Now(), Dir: "step", Step: n, Label: label})
 }
 
 // Card wraps c so that everything it sees is recorded: the card-side view
