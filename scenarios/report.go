@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cardharness/cardharness/vcard/trace"
 )
 
 // Reports for people (text, HTML in html.go) and for machines (JSON,
@@ -280,4 +282,19 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		l.buf = append(l.buf[:0], l.buf[i+1:]...)
 	}
 	return len(p), nil
+}
+
+// writePrivate writes a trace readable by its owner only (0600, also when
+// the file existed with a wider mode): traces show what was on the card,
+// and with TraceSecrets its PIN.
+func writePrivate(path string, data []byte) error {
+	f, err := trace.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

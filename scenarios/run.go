@@ -546,7 +546,7 @@ func (e *env) checkInvariants() error {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func (e *env) saveTraces(dir string) []string {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // traces are private (report.go)
 		return nil
 	}
 	var out []string
@@ -556,7 +556,7 @@ func (e *env) saveTraces(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, unsafeName.ReplaceAllString(e.sc.Name, "_")+"."+n+".jsonl")
-		if err := os.WriteFile(p, c.trace.Bytes(), 0o644); err == nil {
+		if err := writePrivate(p, c.trace.Bytes()); err == nil { // report.go
 			out = append(out, p)
 		}
 	}

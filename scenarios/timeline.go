@@ -569,6 +569,7 @@ func writeTimelineTail(w io.Writer, prefix string, tl []TimelineStep) {
 // traceWriter is the APDU trace of card n: step markers go into it.
 func (e *env) traceWriter(n string, w io.Writer) *trace.Writer {
 	tw := trace.NewWriter(w)
+	tw.KeepSecrets = e.opts.TraceSecrets
 	e.tl().writers[n] = tw
 	return tw
 }

@@ -35,6 +35,10 @@ type Record struct {
 	// that step's.
 	Step  int    `json:"step,omitempty"`
 	Label string `json:"label,omitempty"`
+	// Masked is how many bytes of the command's data were left out, and
+	// Secret what they were ("PIN", "key material"): see mask.go.
+	Masked int    `json:"masked,omitempty"`
+	Secret string `json:"secret,omitempty"`
 }
 
 // Writer writes records. Write errors never fail an exchange; the first one
@@ -46,6 +50,9 @@ type Writer struct {
 	err error
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+	// KeepSecrets writes PINs and key material as sent; by default they
+	// are masked (mask.go), so a trace can be shared.
+	KeepSecrets bool
 }
 
 // NewWriter writes JSON lines to w.
@@ -81,7 +88,15 @@ func (w *Writer) Command(cmd []byte) Exchange {
 	defer w.mu.Unlock()
 	w.seq++
 	x := Exchange{w: w, seq: w.seq, start: w.Now()}
-	w.write(Record{Seq: x.seq, Time: x.start, Dir: ">", APDU: hex.EncodeToString(cmd)})
+	r := Record{Seq: x.seq, Time: x.start, Dir: ">"}
+	if !w.KeepSecrets {
+		var n int
+		if cmd, n, r.Secret = Mask(cmd); n > 0 {
+			r.Masked = n
+		}
+	}
+	r.APDU = hex.EncodeToString(cmd)
+	w.write(r)
 	return x
 }
 
@@ -168,13 +183,21 @@ func Read(r io.Reader) ([]Record, error) {
 }
 
 // Format prints records for people: one line per direction, hex in groups,
-// status words with their meaning.
+// status words with their meaning, and under each line what it means for
+// a GIDS card (decode.go); step markers of the scenario runner become
+// headings.
 func Format(w io.Writer, recs []Record) error {
+	d := NewDecoder()
 	for _, r := range recs {
 		var err error
+		note := d.Annotate(r)
 		switch r.Dir {
 		case ">":
-			_, err = fmt.Fprintf(w, "%5d > %s\n", r.Seq, spaced(r.APDU))
+			masked := ""
+			if r.Masked > 0 {
+				masked = fmt.Sprintf(" <%d bytes of %s masked>", r.Masked, r.Secret)
+			}
+			_, err = fmt.Fprintf(w, "%5d > %s%s\n", r.Seq, spaced(r.APDU), masked)
 		case "<":
 			sw := ""
 			if b, e := hex.DecodeString(r.SW); e == nil && len(b) == 2 {
@@ -187,12 +210,17 @@ func Format(w io.Writer, recs []Record) error {
 			_, err = fmt.Fprintf(w, "%5d < %s[%s]  %s\n", r.Seq, data, sw, fmtDur(r.DurUS))
 		case "!":
 			_, err = fmt.Fprintf(w, "%5d ! %s  %s\n", r.Seq, r.Err, fmtDur(r.DurUS))
+		case "step":
+			_, err = fmt.Fprintf(w, "== step %d: %s\n", r.Step, r.Label)
 		default:
 			line := fmt.Sprintf("%5d * %s", r.Seq, r.Dir)
 			if r.Err != "" {
 				line += ": " + r.Err
 			}
 			_, err = fmt.Fprintln(w, line)
+		}
+		if err == nil && note != "" {
+			_, err = fmt.Fprintf(w, "        ; %s\n", note)
 		}
 		if err != nil {
 			return err
