@@ -218,7 +218,7 @@ func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
 	if err := WriteHTML(&b, res); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"0 passed, 1 failed", "a scenario whose expectation is wrong", "testdata/failing.yaml:10", "expected vs observed", `class="fail"`} {
+	for _, want := range []string{"0 passed, 1 failed", "a scenario whose expectation is wrong", "testdata/failing.yaml:10", "Expected vs observed", `class="sc fail"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("HTML report lacks %q", want)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -404,7 +405,7 @@ func writeTimelineStep(w io.Writer, prefix string, ts TimelineStep, prev *Timeli
 	}
 	where := ""
 	if ts.Line > 0 {
-		where = fmt.Sprintf(" (line %d)", ts.Line)
+		where = " (" + ts.where() + ")"
 	}
 	mark := ""
 	if ts.Status != Pass {
@@ -549,7 +550,11 @@ func writeTimelineTail(w io.Writer, prefix string, tl []TimelineStep) {
 	}
 	from := max(0, len(tl)-timelineTail)
 	if from > 0 {
-		fmt.Fprintf(w, "%s(%d earlier steps not shown: --report json carries the whole timeline)\n", prefix, from)
+		steps := "steps"
+		if from == 1 {
+			steps = "step"
+		}
+		fmt.Fprintf(w, "%s(%d earlier %s not shown: --report json carries the whole timeline)\n", prefix, from, steps)
 	}
 	for i := 0; i < from; i++ {
 		if tl[i].DivergedFirst {
@@ -606,4 +611,10 @@ func (e *env) hostProfiles() []string {
 		}
 	}
 	return out
+}
+
+// where is the step's file (base name: included steps come from another
+// file) and line.
+func (ts TimelineStep) where() string {
+	return fmt.Sprintf("%s:%d", path.Base(ts.File), ts.Line)
 }
