@@ -89,6 +89,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		if *reader != "" {
 			where = "reader " + *reader
 		}
+		if len(faults) > 0 {
+			where += ", injected faults: " + strings.Join(faults, ", ")
+		}
 		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}
 	opts.Progress = progress

@@ -140,3 +140,62 @@ func TestDecodedTraces(t *testing.T) {
 		}
 	}
 }
+
+// mfRecord encodes one masterfile record (docs/reference/gids-protocol.md
+// §3.3) for the decoder test.
+func mfRecord(dir, name string, do, ef uint32) []byte {
+	r := make([]byte, 28)
+	copy(r[0:9], dir)
+	copy(r[9:18], name)
+	r[20], r[21] = byte(do), byte(do>>8)
+	r[24], r[25] = byte(ef), byte(ef>>8)
+	return r
+}
+
+// TestDecoderLearnsNamesAndJoinsChains: a masterfile read in the trace
+// names later DOs (a certificate file); a 61xx / GET RESPONSE chain is
+// decoded as one response of the command that started it; a chained PUT
+// DATA is named by its first chunk.
+func TestDecoderLearnsNamesAndJoinsChains(t *testing.T) {
+	mf := []byte{0x01}
+	mf = append(mf, mfRecord("mscp", "", 0, 0xA000)...)
+	mf = append(mf, mfRecord("", "cardcf", 0xDF22, 0xA010)...)
+	mf = append(mf, mfRecord("mscp", "kxc00", 0xDF24, 0xA010)...)
+	mfResp := append([]byte{0xDF, 0x1F, 0x81, byte(len(mf))}, mf...)
+	cardcf := []byte{0xDF, 0x22, 0x06, 0x00, 0x00, 0x03, 0x00, 0x07, 0x00}
+	recs := []Record{
+		{Seq: 1, Dir: "step", Step: 1, Label: "x.yaml:3 read-containers"},
+		{Seq: 2, Dir: ">", APDU: "00cba00004" + "5c02df1f00"},
+		{Seq: 2, Dir: "<", APDU: hex.EncodeToString(mfResp), SW: "9000"},
+		{Seq: 3, Dir: ">", APDU: "00cba01004" + "5c02df2400"},
+		{Seq: 3, Dir: "<", APDU: "df24820300", SW: "6100"},
+		{Seq: 4, Dir: ">", APDU: "00c0000000"},
+		{Seq: 4, Dir: "<", APDU: "", SW: "9000"},
+		{Seq: 5, Dir: ">", APDU: "00cba01004" + "5c02df2200"},
+		{Seq: 5, Dir: "<", APDU: hex.EncodeToString(cardcf[:4]), SW: "6105"},
+		{Seq: 6, Dir: ">", APDU: "00c0000005"},
+		{Seq: 6, Dir: "<", APDU: hex.EncodeToString(cardcf[4:]), SW: "9000"},
+		{Seq: 7, Dir: ">", APDU: "10dba010ff" + "df24820300" + strings.Repeat("00", 10)},
+		{Seq: 8, Dir: ">", APDU: "00cb3fff04" + "5c027f7100"},
+		{Seq: 8, Dir: "<", APDU: "7f71069701009301" + "03", SW: "9000"},
+		{Seq: 9, Dir: ">", APDU: "0020008006"},
+		{Seq: 9, Dir: "<", SW: "6983"},
+	}
+	var out bytes.Buffer
+	if err := Format(&out, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"== step 1: x.yaml:3 read-containers",
+		"masterfile: dir mscp in A000, cardcf=A010/DF22, mscp/kxc00=A010/DF24",
+		"GET DATA mscp/kxc00 (A010/DF24)",
+		"cardcf version 0, pins 0, containers 3, files 7",
+		"PUT DATA mscp/kxc00 (A010/DF24) (chained, more follows)",
+		"PIN status: 0 tries left of 3 (blocked)",
+		"PIN blocked",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("decoded trace lacks %q:\n%s", want, out.String())
+		}
+	}
+}

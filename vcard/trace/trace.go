@@ -1,7 +1,11 @@
 // Package trace records APDU exchanges as JSON lines and prints them for
 // people. The same format is written on the host side (pcsc.Recorder, one
 // line per direction) and on the card side (Card, for `cardharness card
-// --trace`), so one reader serves both: `cardharness trace FILE`.
+// --trace` and the scenario runner), so one reader serves both:
+// `cardharness trace FILE`. PINs and key material are masked unless
+// Writer.KeepSecrets (mask.go); the scenario runner adds a marker record
+// per step; Format decodes what each command means on a GIDS card
+// (decode.go).
 package trace
 
 import (
