@@ -441,6 +441,17 @@ func writeTimelineStep(w io.Writer, prefix string, ts TimelineStep, prev *Timeli
 			line += " " + strings.Join(parts, "; ")
 		}
 		fmt.Fprintln(w, line)
+		if full && len(h.Cache) > 0 {
+			var items []string
+			for _, c := range h.Cache {
+				item := fmt.Sprintf("%s %s @ p%d c%d f%d", c.Card, shortItem(c.Item), c.Snapshot.Pins, c.Snapshot.Containers, c.Snapshot.Files)
+				if c.State != "" {
+					item += " " + c.State
+				}
+				items = append(items, item)
+			}
+			fmt.Fprintf(w, "%s      cache: %s\n", prefix, strings.Join(items, ", "))
+		}
 		if showDiv {
 			var items []string
 			for _, c := range h.Cache {
