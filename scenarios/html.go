@@ -64,7 +64,7 @@ h3{font-size:1em;margin:1em 0 .3em}
 table.tl td{font-size:.85em}
 table.tl tr.failed td{background:#fdecee}
 table.tl tr.div td{background:#fff4e5}
-table.tl td.st{width:4.5em}table.tl td.act{width:24%}table.tl td.card{width:28%}
+table.tl .st{width:4.5em}table.tl .act{width:26%}table.tl .card{width:30%}
 pre.trace{font:12px/1.35 ui-monospace,Menlo,Consolas,monospace;background:#f7f7f9;padding:.6em;white-space:pre-wrap;word-break:break-all;max-height:40em;overflow-y:auto;overflow-x:hidden}
 pre.trace b{color:#0b5394}
 a{color:#0b5394}
@@ -88,7 +88,7 @@ a{color:#0b5394}
 {{.Lanes}}
 <div class="legend"><span><i class="sw" style="background:#2e9e4a"></i>cache hit</span><span><i class="sw" style="background:#e8a33d"></i>stale</span><span><i class="sw" style="background:#8a94a0"></i>miss</span><span><i class="sw" style="background:#3b7dd8"></i>read from card (refresh / not cached)</span><span><i class="sw" style="background:#8e44ad"></i>PIN prompt</span><span><i class="sw" style="background:#b00020"></i>old bytes served as fresh</span><span>&#9733; propagation &middot; &plusmn; store change &middot; red band: host holds diverged data</span><span>card: filled dot = the card's files changed; p·c·f = cardcf counters (pins, containers, files) where they change; hover for details</span></div>
 <details><summary>steps ({{len .Steps}})</summary>
-<table class="tl"><tr><th>step</th><th>action</th><th>cards (as on the card)</th><th>hosts</th></tr>
+<table class="tl"><tr><th class="st">step</th><th class="act">action</th><th class="card">cards (as on the card)</th><th>hosts</th></tr>
 {{range .Steps}}<tr class="{{.Class}}"><td class="st">{{if .Anchor}}<a href="#{{.Anchor}}">{{.N}}</a>{{else}}{{.N}}{{end}}</td><td class="act">{{.Action}}</td><td class="card">{{range .Cards}}<div>{{.}}</div>{{end}}</td><td>{{range .Hosts}}<div>{{.}}</div>{{end}}</td></tr>
 {{end}}</table></details>{{end}}
 {{range .Traces}}<h3>APDU trace: card {{.Card}}</h3>
