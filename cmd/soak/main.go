@@ -23,7 +23,7 @@ func main() {
 	var cfg soak.Config
 	flag.IntVar(&cfg.Cards, "cards", 16, "cards on the stack (1..16)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "how long to soak")
-	flag.DurationVar(&cfg.Deadline, "deadline", 5*time.Second, "host deadline of one operation; one that returns more than a second later is a hang")
+	flag.DurationVar(&cfg.Deadline, "deadline", 5*time.Second, "host deadline of one operation; one that returns more than 2s later is a hang")
 	flag.StringVar(&cfg.StateDir, "state", "", "directory for the cards' state (default: a temporary one, removed after)")
 	flag.Uint64Var(&cfg.Seed, "seed", 0, "random seed (default: from the clock; printed)")
 	flag.DurationVar(&cfg.SampleEvery, "sample", 5*time.Second, "memory sampling period")

@@ -7,10 +7,11 @@
 // (remove/insert, a hang or a drop on the next APDU), or a kill: the card's
 // store is torn at a random commit step or not at all, the card is ejected,
 // re-opened from its --state directory, checked and inserted again. The
-// run fails if an operation outlives the host deadline by more than a
-// second, a card recovers a panic, a card's state does not decode after a
-// restart, an operation fails with no fault to explain it, or memory grows
-// (heap and RSS are sampled).
+// run fails if an operation outlives the host deadline by more than Slack
+// (2 s), no card succeeds at anything for 30 s (a stall), a card recovers
+// a panic, a card's state does not decode after a restart, an operation
+// fails with no fault to explain it, or memory grows (heap and RSS are
+// sampled).
 package soak
 
 import (
@@ -65,13 +66,19 @@ type Config struct {
 	QuickReinsert bool
 }
 
+// StallAfter: no successful operation on any card for this long is a
+// stall.
+const StallAfter = 30 * time.Second
+
 // RecoverWithin: a card must answer a new connection this soon after a
 // fault ended.
 const RecoverWithin = 10 * time.Second
 
 // Slack is how far past its deadline an operation may return: the pcsc
-// layer gives up at the deadline, the rest is scheduling.
-const Slack = time.Second
+// layer gives up at the deadline, the rest is scheduling. On two cores
+// shared by 16 workers' RSA key generation (and a second soak) 1.26 s was
+// seen once; a real hang is one that does not return at all.
+const Slack = 2 * time.Second
 
 const (
 	pin      = "123456"
@@ -97,6 +104,11 @@ type Summary struct {
 	UnexpectedErrors []string // failures with no fault to explain them (first few)
 	UnexpectedCount  int
 
+	// StalledAt is when the last successful operation of a stall of
+	// StallAfter or more happened (0: no stall): every card stuck at
+	// once points at pcscd or the stack, not at one card.
+	StalledAt time.Duration
+
 	Samples     []Sample
 	MemoryGrown string // why memory does not look flat, "" if it does
 }
@@ -111,7 +123,7 @@ type Sample struct {
 
 // OK reports whether the run found nothing wrong.
 func (s *Summary) OK() bool {
-	return len(s.Hangs) == 0 && s.Panics == 0 && len(s.DecodeFailures) == 0 && s.UnexpectedCount == 0 && s.MemoryGrown == ""
+	return s.StalledAt == 0 && len(s.Hangs) == 0 && s.Panics == 0 && len(s.DecodeFailures) == 0 && s.UnexpectedCount == 0 && s.MemoryGrown == ""
 }
 
 // Write prints the summary.
@@ -130,6 +142,9 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "  reconnect retries:  %d  %s (within %v of the fault)\n", total(s.Retries), counts(s.Retries), RecoverWithin)
 	fmt.Fprintf(w, "  card restarts:      %d (state decoded: %d, failed: %d)\n", s.Restarts, s.Restarts-len(s.DecodeFailures), len(s.DecodeFailures))
 	fmt.Fprintf(w, "  hangs past deadline: %d\n", len(s.Hangs))
+	if s.StalledAt > 0 {
+		fmt.Fprintf(w, "  STALL  no operation succeeded on any card after %v (for %v or more)\n", s.StalledAt.Round(time.Second), StallAfter)
+	}
 	fmt.Fprintf(w, "  card panics:        %d\n", s.Panics)
 	fmt.Fprintf(w, "  unexpected errors:  %d\n", s.UnexpectedCount)
 	if n := len(s.Samples); n > 0 {
@@ -298,6 +313,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		t := time.NewTicker(cfg.SampleEvery)
 		defer t.Stop()
 		pcscdPID := findPcscd(st.Dir())
+		lastOps, lastChange := -1, time.Now()
 		for {
 			s := sample(start, pcscdPID)
 			rec.mu.Lock()
@@ -305,6 +321,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			ops := 0
 			for _, v := range rec.s.Ops {
 				ops += v
+			}
+			if ops != lastOps {
+				lastOps, lastChange = ops, time.Now()
+			} else if stalled := time.Since(lastChange); stalled >= StallAfter && rec.s.StalledAt == 0 {
+				rec.s.StalledAt = s.At - stalled
 			}
 			rec.mu.Unlock()
 			if cfg.Progress != nil {
@@ -322,8 +343,19 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	rec.mu.Lock()
 	rec.s.Samples = append(rec.s.Samples, sample(start, findPcscd(st.Dir())))
 	rec.mu.Unlock()
-	for _, w := range workers {
-		w.close()
+	// Releasing a PC/SC context waits for its calls; one blocked in a
+	// wedged pcscd would hold the soak forever.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		rec.unexpected(-1, "release PC/SC contexts", errors.New("SCardReleaseContext still blocked after 10s (calls stuck in pcscd)"))
 	}
 	if err := st.Err(); err != nil {
 		rec.unexpected(-1, "stack", err)
@@ -451,6 +483,7 @@ func faultSet(names []string) map[string]bool {
 // open (re-)opens the card from its state directory: a restart decodes
 // the state the previous card left, torn or not.
 func (w *worker) open() error {
+	w.closeStore()
 	s, err := store.OpenDir(w.dir)
 	if err != nil {
 		return err
@@ -468,7 +501,17 @@ func (w *worker) open() error {
 	return nil
 }
 
+// closeStore releases the previous store's hold on the directory (a lock,
+// where the store takes one), as a killed card process would.
+func (w *worker) closeStore() {
+	if c, ok := any(w.store).(interface{ Close() error }); ok && w.store != nil {
+		_ = c.Close()
+	}
+	w.store = nil
+}
+
 func (w *worker) close() {
+	w.closeStore()
 	w.disconnect()
 	if w.client != nil {
 		w.client.Close()
