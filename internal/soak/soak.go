@@ -838,8 +838,7 @@ func (w *worker) removeInsert(ctx context.Context) {
 func (w *worker) faultEnded(kind string) { w.lastKind, w.lastAt = kind, time.Now() }
 
 // linkFault arms a hang or drop on the next APDU: the operation must fail
-// by its deadline, not hang. A hung card is then pulled to free the
-// reader, as a user would.
+// by its deadline, not hang; then the card must come back.
 func (w *worker) linkFault(ctx context.Context, f vpcd.Fault, name string) {
 	w.rec.add(w.rec.s.Faults, name)
 	w.last = name
@@ -849,15 +848,15 @@ func (w *worker) linkFault(ctx context.Context, f vpcd.Fault, name string) {
 		w.unexpected("read-cardcf/"+name, errors.New("succeeded although the link was to fail it"))
 	}
 	link.InjectFault(vpcd.FaultNone)
-	if f == vpcd.FaultHangOnAPDU {
-		link.Remove()
-		w.disconnect()
-		if !w.quickReinsert {
-			sleep(ctx, minRemoval)
-		}
-		link.Insert()
-	}
+	// A drop leaves the card removed (vpcd.FaultDropOnAPDU: pulled out
+	// mid-command); a hung card is pulled to free the reader. Either way
+	// it goes back in, as a user would put it back.
+	link.Remove()
 	w.disconnect()
+	if !w.quickReinsert {
+		sleep(ctx, minRemoval)
+	}
+	link.Insert()
 	w.faultEnded(name)
 }
 
