@@ -518,11 +518,36 @@ func (w *worker) close() {
 	}
 }
 
+// disconnect closes the connection. SCardDisconnect waits for calls in
+// flight on the context; if one is stuck in pcscd the close is abandoned
+// (and so is the client, whose context is then unusable): an error, and
+// the soak goes on instead of hanging.
 func (w *worker) disconnect() {
 	if w.conn != nil {
-		w.conn.Close()
+		conn := w.conn
+		if !bounded(w.deadline, func() { conn.Close() }) {
+			w.unexpected("disconnect", fmt.Errorf("SCardDisconnect still blocked after %v: a call on this connection is stuck in pcscd", w.deadline))
+			w.client = nil // its context is stuck; leave it to the stuck call
+		}
 	}
 	w.conn, w.md, w.authed = nil, nil, false
+}
+
+// bounded runs f and waits at most d for it; false if f is still running.
+func bounded(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // connect makes sure there is a minidriver context on the card.
@@ -531,7 +556,11 @@ func (w *worker) connect(ctx context.Context) error {
 		return nil
 	}
 	if w.client == nil {
-		c, err := pcsc.NewClient()
+		var c *pcsc.Client
+		var err error
+		if !bounded(w.deadline, func() { c, err = pcsc.NewClient() }) {
+			return fmt.Errorf("SCardEstablishContext still blocked after %v: pcscd does not answer", w.deadline)
+		}
 		if err != nil {
 			return err
 		}
