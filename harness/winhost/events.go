@@ -50,6 +50,13 @@ const (
 	EvInsertDialog EventKind = "insert-card-dialog"
 	EvPropagate    EventKind = "propagate"       // Item: thumbprint, Detail: store
 	EvPropagateErr EventKind = "propagate-error" // Detail: error
+	// EvPropagateScheduled: a propagation was armed (Detail: trigger, delay).
+	EvPropagateScheduled EventKind = "propagate-scheduled"
+	// EvCertPropRestart: CertPropSvc was restarted (or stopped).
+	EvCertPropRestart EventKind = "certprop-restart"
+	// EvAcquire: CryptAcquireCertificatePrivateKey (Item: thumbprint,
+	// Detail: flags and outcome, or the healing).
+	EvAcquire      EventKind = "acquire"
 	EvLogon        EventKind = "logon"
 	EvLogoff       EventKind = "logoff"
 	EvServiceStart EventKind = "card-service-restart"

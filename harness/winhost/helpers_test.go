@@ -231,8 +231,12 @@ type env struct {
 	card *vcard
 }
 
+// newHost is a host with the default knobs, except that propagation runs
+// exactly PropagationDelay after its trigger: tests that are about the
+// delay model set its knobs themselves.
 func newHost(t *testing.T, mods ...func(k *winhost.Knobs)) *winhost.Host {
 	k := winhost.DefaultKnobs()
+	k.PropagationJitter, k.PropagationTail, k.PropagationPerReader = 0, 0, 0
 	for _, m := range mods {
 		m(&k)
 	}

@@ -81,9 +81,7 @@ func (h *Host) Logon(ctx context.Context, user string, opts LogonOptions) error 
 	h.logons++
 	h.logonSeq = h.logons
 	h.event(Event{Kind: EvLogon, Item: user, Detail: opts.SmartCardReader})
-	for _, r := range h.insertedReaders() {
-		h.schedulePropagation(ctx, h.readers[r], "logon")
-	}
+	h.schedulePropagationAll(ctx, "logon")
 	return nil
 }
 

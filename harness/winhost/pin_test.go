@@ -11,13 +11,13 @@ import (
 	"github.com/cardharness/cardharness/winerr"
 )
 
-// pinEnv is a card with one enrolled container, inserted, and its
-// certificate with CAPI provinfo.
+// pinEnv is a card that declares session PINs with one enrolled container,
+// inserted, and its certificate with CAPI provinfo.
 func pinEnv(t *testing.T, mods ...func(*winhost.Knobs)) (*env, winhost.StoreCert) {
 	t.Helper()
 	e := newEnv(t, mods...)
 	_, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-	e.insert(minidriver.Options{})
+	e.insert(minidriver.Options{SessionPINs: true})
 	return e, withProv(cert, guidA)
 }
 
@@ -69,30 +69,6 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 				t.Errorf("process counter %d", n)
 			}
 		})
-	}
-}
-
-// The provider in CERT_KEY_PROV_INFO and the flags choose the API.
-func TestAcquireAPISelection(t *testing.T) {
-	e, sc := pinEnv(t)
-	ksp := sc
-	ksp.ProvInfo = &winhost.KeyProvInfo{Provider: winhost.ProviderKSP, Container: guidA, KeySpec: sc.ProvInfo.KeySpec}
-	p := e.proc("app.exe", winhost.ProcessOptions{})
-	for _, tt := range []struct {
-		name string
-		sc   winhost.StoreCert
-		f    winhost.AcquireFlags
-		want winhost.API
-	}{
-		{"CAPI provider", sc, winhost.AcquireFlags{AllowNCrypt: true}, winhost.CAPI},
-		{"KSP provider without ALLOW_NCRYPT", ksp, winhost.AcquireFlags{}, winhost.CAPI},
-		{"KSP provider with ALLOW_NCRYPT", ksp, winhost.AcquireFlags{AllowNCrypt: true}, winhost.CNG},
-		{"PREFER_NCRYPT", sc, winhost.AcquireFlags{PreferNCrypt: true}, winhost.CNG},
-	} {
-		k, err := p.AcquireCertificatePrivateKey(e.ctx, tt.sc, tt.f)
-		if err != nil || k.API() != tt.want {
-			t.Errorf("%s: %v, %v", tt.name, k.API(), err)
-		}
 	}
 }
 

@@ -120,7 +120,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				t.Fatal("the certificate left My")
 			}
 			p := e.proc("app.exe", winhost.ProcessOptions{})
-			_, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true})
+			_, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true, AllowNCrypt: true})
 			if v.pol == minidriver.BumpCorrect {
 				if err != nil || sc.ProvInfo == nil || sc.ProvInfo.Container != guidB {
 					t.Fatalf("after propagation: provinfo %+v, acquire %v", sc.ProvInfo, err)
@@ -163,7 +163,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 					t.Fatal("new certificate not propagated")
 				}
 				sc, _ := e.my().FindCert(newCert)
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true})
+				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -176,7 +176,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				t.Fatal("the new certificate reached My through a stale cache")
 			}
 			sc, _ := e.my().FindCert(oldCert)
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
+			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{AllowNCrypt: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -588,8 +588,9 @@ func TestT10_CertificateWithoutProvInfo(t *testing.T) {
 	if _, err := p.AcquireCertificatePrivateKey(e.ctx, bare, winhost.AcquireFlags{}); !errors.Is(err, winerr.CRYPT_E_NO_KEY_PROPERTY) {
 		t.Fatalf("bare certificate: %v, want CRYPT_E_NO_KEY_PROPERTY", err)
 	}
-	// Healing is a knob, off by default.
-	heal := newHost(t, func(k *winhost.Knobs) { k.HealMissingProvInfo = true })
+	// Healing from My finds nothing (the My copy is the bare one); healing
+	// by key search finds the container.
+	heal := newHost(t, func(k *winhost.Knobs) { k.HealSource = winhost.HealByKeySearch })
 	if err := heal.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{}); err != nil {
 		t.Fatal(err)
 	}

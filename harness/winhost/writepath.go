@@ -409,7 +409,7 @@ func (p *Process) ChangePIN(ctx context.Context, reader, oldPIN, newPIN string) 
 	p.event(Event{Kind: EvCardWrite, Reader: reader, Item: op})
 	clear(t.st.pins)
 	e := &pinEntry{pin: newPIN}
-	if p.h.knobs.SessionPINs {
+	if p.h.sessionPINs(t.hd.ins) {
 		t.hd.ins.sessionPIN++
 		e.session = t.hd.ins.sessionPIN
 	}
