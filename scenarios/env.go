@@ -443,10 +443,23 @@ func interpolate(e *env, v string) string {
 	})
 }
 
-// knobs builds a host's knobs from the scenario: each key is a Knobs field
-// in snake_case; unknown keys and bad values are errors with their line.
-func knobs(h *HostDecl) (*winhost.Knobs, error) {
-	k := winhost.DefaultKnobs()
+// knobs builds a host's knobs from the scenario: the host's profile (or
+// defaultProfile, "" for winhost.DefaultProfile), then each key, a Knobs
+// field in snake_case; unknown keys and bad values are errors with their
+// line.
+func knobs(h *HostDecl, defaultProfile ...string) (*winhost.Knobs, error) {
+	name := h.Profile
+	if name == "" && len(defaultProfile) > 0 {
+		name = defaultProfile[0]
+	}
+	k, err := winhost.ProfileKnobs(name)
+	if err != nil {
+		line := h.ProfileLine
+		if line == 0 {
+			line = h.Line
+		}
+		return nil, ParseErrors{&ParseError{File: h.File, Line: line, Msg: fmt.Sprintf("host %q: %v", h.Name, err)}}
+	}
 	rv := reflect.ValueOf(&k).Elem()
 	fields := map[string]int{}
 	for i := 0; i < rv.NumField(); i++ {

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"github.com/cardharness/cardharness/harness/winhost"
 	"io/fs"
 	"path"
 	"regexp"
@@ -377,6 +378,7 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 			}
 		},
 		"read_only":      func(k, v *yaml.Node) { c.ReadOnly = p.bool(v) },
+		"session_pins":   func(k, v *yaml.Node) { c.SessionPINs = p.bool(v) },
 		"max_containers": func(k, v *yaml.Node) { c.MaxContainers = int(p.int(v)) },
 		"faults": func(k, v *yaml.Node) {
 			for _, f := range p.seq(v) {
@@ -418,6 +420,12 @@ func (p *parser) host(k, v *yaml.Node) *HostDecl {
 	}
 	p.mapping(v, map[string]func(k, v *yaml.Node){
 		"user_pin": func(k, v *yaml.Node) { h.UserPIN = p.str(v) },
+		"profile": func(k, v *yaml.Node) {
+			h.Profile, h.ProfileLine = p.str(v), v.Line
+			if _, err := winhost.ProfileKnobs(h.Profile); err != nil {
+				p.errf(v, "host %q: %v", h.Name, err)
+			}
+		},
 		"knobs": func(k, v *yaml.Node) {
 			p.anyMapping(v, func(k, v *yaml.Node) {
 				h.Knobs[k.Value] = KnobValue{Value: p.str(v), Line: v.Line}

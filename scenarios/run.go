@@ -47,6 +47,9 @@ type Options struct {
 	SeedSet bool
 	// CardFaults are applied to every virtual card (vcard/fault names).
 	CardFaults []string
+	// HostProfile is the host profile of hosts that name none
+	// (winhost.ProfileNames; "": winhost.DefaultProfile).
+	HostProfile string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
 	// Timeout bounds one scenario (default 5 minutes).
@@ -205,7 +208,7 @@ func (e *env) setup() error {
 		if err != nil {
 			return err
 		}
-		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers}
+		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs}
 		e.cards[n] = c
 		if e.opts.Reader != "" {
 			continue
@@ -256,7 +259,7 @@ func (e *env) setup() error {
 	}
 	for _, hn := range sortedStrings(keysOf(e.sc.Hosts)) {
 		hd := e.sc.Hosts[hn]
-		k, err := knobs(hd)
+		k, err := knobs(hd, e.opts.HostProfile)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
@@ -35,6 +36,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	traceDir := fs.String("trace-dir", filepath.Join("build", "traces"), "where APDU traces of failed scenarios go")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	var faults multiFlag
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
 	if err := parse(fs, args); err != nil {
@@ -45,6 +47,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *report != "text" && *report != "json" {
 		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	}
+	if _, err := winhost.ProfileKnobs(*hostProfile); err != nil {
+		return usageError{fmt.Sprintf("--host-profile %q: profiles: %s", *hostProfile, strings.Join(winhost.ProfileNames(), ", "))}
 	}
 	for _, f := range faults {
 		if !fault.Known(f) {
@@ -80,7 +85,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		CardFaults: faults, TraceDir: *traceDir, Log: lf.logger(stderr)}
+		CardFaults: faults, HostProfile: *hostProfile, TraceDir: *traceDir, Log: lf.logger(stderr)}
 	progress := stderr
 	if *report == "text" {
 		progress = stdout
