@@ -244,7 +244,7 @@ func TestParseAcquireFlags(t *testing.T) {
 	for in, want := range map[string]uint32{
 		"0": 0, "SILENT": winhost.CRYPT_ACQUIRE_SILENT_FLAG,
 		"CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG|COMPARE_KEY": winhost.CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG | winhost.CRYPT_ACQUIRE_COMPARE_KEY_FLAG,
-		"no_healing | 0x40000": winhost.CRYPT_ACQUIRE_NO_HEALING | winhost.CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG,
+		"no_healing | 0x40000":                            winhost.CRYPT_ACQUIRE_NO_HEALING | winhost.CRYPT_ACQUIRE_ONLY_NCRYPT_KEY_FLAG,
 	} {
 		f, err := winhost.ParseAcquireFlags(in)
 		if err != nil || f.Value() != want {
