@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -53,15 +54,24 @@ func (h *Host) propagationProvider(cert *x509.Certificate) string {
 }
 
 // propagationDelay draws one delay of the delay model for the card handled
-// after `before` others (ledger row H-PROP-DELAY). Lock held.
+// after `before` others. Lock held.
 func (h *Host) propagationDelay(before int) time.Duration {
-	k := h.knobs
+	return h.knobs.PropagationDelaySample(h.propRng, before)
+}
+
+// PropagationDelaySample draws one propagation delay from the model the
+// knobs describe (ledger row H-PROP-DELAY): PropagationDelay, plus a
+// uniform 0..PropagationJitter, plus an exponential tail of mean
+// PropagationTail, plus PropagationPerReader for each of the `before`
+// cards CertPropSvc handles first, capped at PropagationMaxDelay;
+// rounded to the millisecond.
+func (k Knobs) PropagationDelaySample(r *rand.Rand, before int) time.Duration {
 	d := k.PropagationDelay
 	if k.PropagationJitter > 0 {
-		d += time.Duration(h.propRng.Int64N(int64(k.PropagationJitter) + 1))
+		d += time.Duration(r.Int64N(int64(k.PropagationJitter) + 1))
 	}
 	if k.PropagationTail > 0 {
-		d += time.Duration(h.propRng.ExpFloat64() * float64(k.PropagationTail))
+		d += time.Duration(r.ExpFloat64() * float64(k.PropagationTail))
 	}
 	d += time.Duration(before) * k.PropagationPerReader
 	if k.PropagationMaxDelay > 0 && d > k.PropagationMaxDelay {
