@@ -48,6 +48,8 @@ const (
 	EvDropPINCache EventKind = "drop-pin-cache"
 	EvPINPrompt    EventKind = "pin-prompt" // Detail: API
 	EvInsertDialog EventKind = "insert-card-dialog"
+	// EvCardSkipped: card selection passed over a card (Detail: why).
+	EvCardSkipped  EventKind = "card-skipped"
 	EvPropagate    EventKind = "propagate"       // Item: thumbprint, Detail: store
 	EvPropagateErr EventKind = "propagate-error" // Detail: error
 	// EvPropagateScheduled: a propagation was armed (Detail: trigger, delay).

@@ -722,13 +722,20 @@ func TestT12_AbortedEnrollmentLeaksContainers(t *testing.T) {
 			}
 			p := e.proc("certreq.exe", winhost.ProcessOptions{})
 			for attempt := range slots + 1 {
-				c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
 				if !rollback && attempt == slots {
+					// Full: Base CSP skips the card and asks for another
+					// (ledger row H-CSP-FULLCARD); silent, it fails.
+					_, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
+					if !errors.Is(err, winhost.ErrInsertCardDialog) {
+						t.Fatalf("attempt %d on a full card: %v, want the insert-card dialog", attempt+1, err)
+					}
+					_, err = p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits, Silent: true})
 					if !errors.Is(err, winerr.NTE_TOKEN_KEYSET_STORAGE_FULL) {
-						t.Fatalf("attempt %d on a full card: %v, want NTE_TOKEN_KEYSET_STORAGE_FULL", attempt+1, err)
+						t.Fatalf("silent attempt %d on a full card: %v, want NTE_TOKEN_KEYSET_STORAGE_FULL", attempt+1, err)
 					}
 					return
 				}
+				c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
 				if err != nil {
 					t.Fatalf("attempt %d: %v", attempt+1, err)
 				}
