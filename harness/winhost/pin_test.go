@@ -30,15 +30,23 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 	tests := []struct {
 		name       string
 		session    bool
+		undeclared bool // the card does not declare session PINs
 		wantAfter  []int // host-wide prompts after each signature
 		wantPerAPI map[winhost.API]int
 	}{
-		{"real PINs cached (default)", false, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
-		{"session PINs", true, []int{1, 2, 3}, map[winhost.API]int{winhost.CAPI: 2, winhost.CNG: 1}},
+		{"real PINs cached (default)", false, false, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
+		{"session PINs", true, false, []int{1, 2, 3}, map[winhost.API]int{winhost.CAPI: 2, winhost.CNG: 1}},
+		// Ledger row H-PIN-SESSION: the host uses session PINs only for a
+		// card that declares them.
+		{"host would, card does not declare", true, true, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, sc := pinEnv(t, func(k *winhost.Knobs) { k.SessionPINs = tt.session })
+			if tt.undeclared {
+				e.remove()
+				e.insert(minidriver.Options{})
+			}
 			p := e.proc("app.exe", winhost.ProcessOptions{})
 			capi, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
 			if err != nil {
