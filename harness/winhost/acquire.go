@@ -459,3 +459,38 @@ func (p *Process) AcquireCertificatePrivateKey(ctx context.Context, c StoreCert,
 	cc := &CertContext{p: p, sc: c.clone(), memProvInfo: true}
 	return cc.acquire(ctx, f)
 }
+
+// ReadKeyCertificate is what a tool gets from CryptAcquireContext on the
+// container named guid, CryptGetUserKey and
+// CryptGetKeyParam(KP_CERTIFICATE): the certificate in the container's
+// certificate file, read through the process's API and the host's cache
+// (the founding report's addCardCertToStore.exe, [SE61850] in
+// docs/windows-fidelity.md). No certificate file: SCARD_E_FILE_NOT_FOUND.
+func (p *Process) ReadKeyCertificate(ctx context.Context, guid string) ([]byte, error) {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	op := opName(p.opts.API, "CryptGetKeyParam(KP_CERTIFICATE)", "NCryptGetProperty(NCRYPT_CERTIFICATE_PROPERTY)")
+	if p.exited {
+		return nil, fmt.Errorf("%s: %w", op, ErrProcessExited)
+	}
+	var der []byte
+	found, err := p.withContainer(ctx, op, guid, func(t *txn, idx int, m fs.ContainerMap) error {
+		info, err := t.containerInfo(idx)
+		if err != nil {
+			return err
+		}
+		b, ok, err := t.certificate(idx, info.spec)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return newErr(op, winerr.SCARD_E_FILE_NOT_FOUND, fmt.Errorf("container %q has no certificate file", guid))
+		}
+		der = b
+		return nil
+	})
+	if !found {
+		return nil, p.containerMissing(op, guid, p.opts.Silent, err)
+	}
+	return der, err
+}
