@@ -30,7 +30,7 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 	tests := []struct {
 		name       string
 		session    bool
-		undeclared bool // the card does not declare session PINs
+		undeclared bool  // the card does not declare session PINs
 		wantAfter  []int // host-wide prompts after each signature
 		wantPerAPI map[winhost.API]int
 	}{
