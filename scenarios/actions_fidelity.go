@@ -1,0 +1,159 @@
+package scenarios
+
+import (
+	"fmt"
+
+	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/minidriver"
+)
+
+// Actions of the Windows-fidelity work (issue 11; docs/windows-fidelity.md):
+// CryptAcquireCertificatePrivateKey with any dwFlags, the founding report's
+// addCardCertToStore.exe, the Certificate Propagation service restart and
+// the card's PIN tries.
+
+func init() {
+	fidProcArgs := []string{"process", "api", "silent"}
+	register(&Action{Name: "restart-certprop-service", Actor: "host",
+		Doc:      "an administrator restarts the Certificate Propagation service: every inserted card is propagated again (ledger H-PROP-TRIGGERS)",
+		Required: []string{"host"},
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			h, err := e.host(s)
+			if err != nil {
+				return nil, err
+			}
+			h.RestartCertPropService(e.ctx)
+			return Values{"pending": h.PendingPropagations()}, nil
+		}})
+	register(&Action{Name: "acquire-cert-key", Actor: "host",
+		Doc:      "CryptAcquireCertificatePrivateKey on a certificate from My (or store: request) with dwFlags written as in C (flags: \"0\", \"ALLOW_NCRYPT_KEY|COMPARE_KEY\"; ledger H-ACQ-API)",
+		Required: []string{"host", "cert"}, Args: append([]string{"flags", "store"}, fidProcArgs...),
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			f, err := winhost.ParseAcquireFlags(s.str("flags", "0"))
+			if err != nil {
+				return nil, s.argErr("flags", "%v", err)
+			}
+			p, h, err := e.processHost(s)
+			if err != nil {
+				return nil, err
+			}
+			cert, err := s.cert("cert")
+			if err != nil {
+				return nil, err
+			}
+			if _, err := signedIn(h); err != nil {
+				return nil, err
+			}
+			c, err := p.FindCertificateInStore(storeName(s.str("store", "My")), winhost.Thumbprint(cert))
+			if err != nil {
+				return Values{"in_store": false}, err
+			}
+			k, err := c.AcquirePrivateKey(e.ctx, f)
+			return keyValues(c, k, err)
+		}})
+	register(&Action{Name: "add-card-cert-to-store", Actor: "host",
+		Doc: "the founding report's addCardCertToStore.exe: read the certificate from the key (KP_CERTIFICATE), make a context from the bytes, " +
+			"CryptAcquireCertificatePrivateKey(flags, default 0), and on success add the context with its properties to My (ledger H-ACQ-HEAL, H-CTX)",
+		Required: []string{"host", "guid"}, Args: append([]string{"flags"}, fidProcArgs...),
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			f, err := winhost.ParseAcquireFlags(s.str("flags", "0"))
+			if err != nil {
+				return nil, s.argErr("flags", "%v", err)
+			}
+			h, err := e.host(s)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := signedIn(h); err != nil {
+				return nil, err
+			}
+			p := h.StartProcess(s.str("process", "addCardCertToStore.exe"), winhost.ProcessOptions{Silent: s.bool("silent", false)})
+			defer p.Exit()
+			der, err := p.ReadKeyCertificate(e.ctx, s.str("guid", ""))
+			if err != nil {
+				return nil, err
+			}
+			c, err := p.CreateCertificateContext(der)
+			if err != nil {
+				return nil, err
+			}
+			k, err := c.AcquirePrivateKey(e.ctx, f)
+			v, err := keyValues(c, k, err)
+			if err != nil {
+				return v, err
+			}
+			if _, err := c.AddToStore(winhost.StoreMy, winhost.AddReplaceInheritProperties, true); err != nil {
+				return v, err
+			}
+			v["cert"] = c.Certificate().Cert
+			return v, nil
+		}})
+	register(&Action{Name: "writer-unblock-pin", Actor: "writer",
+		Doc:       "a tool unblocks the user PIN with the admin key (CardUnblockPin); the user PIN is never verified, so bump: none is what a writer that cannot write cardcf leaves (S6)",
+		Required:  []string{"card", "new"}, Args: []string{"bump"},
+		Internals: true,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			c, err := e.card(s)
+			if err != nil {
+				return nil, err
+			}
+			pol, err := minidriver.ParseBump(s.str("bump", "correct"))
+			if err != nil {
+				return nil, s.argErr("bump", "%v", err)
+			}
+			md, closeFn, err := e.mdClient(c)
+			if err != nil {
+				return nil, err
+			}
+			defer closeFn()
+			if err := md.UnblockPIN(e.ctx, c.admin, s.str("new", ""), pol); err != nil {
+				return nil, err
+			}
+			c.pin = s.str("new", "")
+			return nil, nil
+		}})
+	register(&Action{Name: "check-pin", Actor: "card", Doc: "the user PIN's remaining and maximum tries, read from the card (spent tries show here)",
+		Required: []string{"card"},
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			c, err := e.card(s)
+			if err != nil {
+				return nil, err
+			}
+			md, closeFn, err := e.mdClient(c)
+			if err != nil {
+				return nil, err
+			}
+			defer closeFn()
+			left, limit, err := md.PINTries(e.ctx)
+			if err != nil {
+				return nil, err
+			}
+			return Values{"tries_left": left, "tries_limit": limit}, nil
+		}})
+}
+
+func storeName(s string) winhost.StoreName {
+	if s == "request" || s == "REQUEST" || s == "Request" {
+		return winhost.StoreRequest
+	}
+	return winhost.StoreMy
+}
+
+// keyValues is the result of an acquisition: the key and what
+// CryptAcquireCertificatePrivateKey reports, and the provider the context's
+// CERT_KEY_PROV_INFO names after it (healing may have set it).
+func keyValues(c *winhost.CertContext, k *winhost.KeyHandle, err error) (Values, error) {
+	v := Values{"in_store": true, "provider": "<none>"}
+	if pi := c.ProvInfo(); pi != nil {
+		v["provider"] = pi.Provider
+	}
+	if err != nil {
+		return v, err
+	}
+	v["key"] = k
+	v["guid"] = k.ContainerGUID()
+	v["api"] = k.API().String()
+	v["keyspec"] = fmt.Sprintf("0x%X", k.ResultKeySpec())
+	v["caller_free"] = k.CallerFree()
+	return v, nil
+}
