@@ -89,8 +89,8 @@ func init() {
 			return v, nil
 		}})
 	register(&Action{Name: "writer-unblock-pin", Actor: "writer",
-		Doc:       "a tool unblocks the user PIN with the admin key (CardUnblockPin); the user PIN is never verified, so bump: none is what a writer that cannot write cardcf leaves (S6)",
-		Required:  []string{"card", "new"}, Args: []string{"bump"},
+		Doc:      "a tool unblocks the user PIN with the admin key (CardUnblockPin); the user PIN is never verified, so bump: none is what a writer that cannot write cardcf leaves (S6)",
+		Required: []string{"card", "new"}, Args: []string{"bump"},
 		Internals: true,
 		Run: func(e *env, s *stepCtx) (Values, error) {
 			c, err := e.card(s)
