@@ -112,6 +112,16 @@ func init() {
 			c.pin = s.str("new", "")
 			return nil, nil
 		}})
+	register(&Action{Name: "set-user-pin", Actor: "host", Doc: "what the host's user types at PIN prompts from now on",
+		Required: []string{"host", "pin"},
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			h, err := e.host(s)
+			if err != nil {
+				return nil, err
+			}
+			h.SetUserPIN(s.str("pin", ""))
+			return nil, nil
+		}})
 	register(&Action{Name: "check-pin", Actor: "card", Doc: "the user PIN's remaining and maximum tries, read from the card (spent tries show here)",
 		Required: []string{"card"},
 		Run: func(e *env, s *stepCtx) (Values, error) {
