@@ -2,9 +2,11 @@ package scenarios
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
+	"github.com/cardharness/cardharness/minidriver/fs"
 )
 
 // Actions of the Windows-fidelity work (issue 11; docs/windows-fidelity.md):
@@ -111,6 +113,46 @@ func init() {
 			}
 			c.pin = s.str("new", "")
 			return nil, nil
+		}})
+	register(&Action{Name: "writer-bump", Actor: "writer",
+		Doc:       "a tool bumps cardcf counters (counters: files|containers|pins) in a transaction of its own, with no change: the first half of a writer that bumps and writes in separate transactions (S2)",
+		Required:  []string{"card", "counters"}, Args: []string{"pin"},
+		Internals: true,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			var cats fs.Category
+			for _, part := range strings.Split(s.str("counters", ""), "|") {
+				switch strings.TrimSpace(part) {
+				case "files":
+					cats |= fs.CategoryFiles
+				case "containers":
+					cats |= fs.CategoryContainers
+				case "pins":
+					cats |= fs.CategoryPins
+				default:
+					return nil, s.argErr("counters", "%q: want files, containers, pins (joined with |)", part)
+				}
+			}
+			var cf fs.CardCF
+			err := e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
+				var err error
+				if cf, err = md.CardCF(e.ctx); err != nil {
+					return err
+				}
+				if cats&fs.CategoryFiles != 0 {
+					cf.FilesFreshness++
+				}
+				if cats&fs.CategoryContainers != 0 {
+					cf.ContainersFreshness++
+				}
+				if cats&fs.CategoryPins != 0 {
+					cf.PinsFreshness++
+				}
+				return md.WriteCardCF(e.ctx, cf)
+			})
+			if err != nil {
+				return nil, err
+			}
+			return Values{"cardcf": fmt.Sprintf("%x", cf.Bytes())}, nil
 		}})
 	register(&Action{Name: "set-user-pin", Actor: "host", Doc: "what the host's user types at PIN prompts from now on",
 		Required: []string{"host", "pin"},
