@@ -154,6 +154,75 @@ func init() {
 			}
 			return Values{"cardcf": fmt.Sprintf("%x", cf.Bytes())}, nil
 		}})
+	register(&Action{Name: "writer-crash-create-container", Actor: "writer",
+		Doc: "a tool creates a container and the card loses power between the keymap write and the cmapfile write (S13): " +
+			"the key file and keymap record exist, the cmapfile record does not (modelled by writing the cmapfile back as it was, with the reserved record)",
+		Required: []string{"card"}, Args: []string{"guid", "bits", "pin"},
+		Internals: true,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			guid := s.str("guid", "")
+			if guid == "" {
+				guid = e.newGUID()
+			}
+			idx := -1
+			err := e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
+				before, err := md.Containers(e.ctx)
+				if err != nil {
+					return err
+				}
+				if idx, err = md.CreateContainer(e.ctx, minidriver.ContainerSpec{GUID: guid, KeySpec: fs.AT_KEYEXCHANGE, Bits: s.int("bits", 1024)}, minidriver.BumpCorrect); err != nil {
+					return err
+				}
+				for len(before) <= idx {
+					before = append(before, fs.ContainerRecord{})
+				}
+				b, err := before.Bytes()
+				if err != nil {
+					return err
+				}
+				return md.WriteFile(e.ctx, "mscp/cmapfile", b, minidriver.BumpNone)
+			})
+			if err != nil {
+				return nil, err
+			}
+			return Values{"guid": guid, "index": idx}, nil
+		}})
+	register(&Action{Name: "writer-repair-container", Actor: "writer",
+		Doc:       "a tool repairs a diverged container index by deleting it (CardDeleteContainer: key file, keymap record, cmapfile record), S13",
+		Required:  []string{"card", "index"}, Args: []string{"bump", "pin"},
+		Internals: true,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			return nil, e.writer(s, func(md *minidriver.Card, bump minidriver.Bump) error {
+				return md.DeleteContainer(e.ctx, s.int("index", -1), minidriver.DeleteOptions{MoveDefaultTo: -1}, bump)
+			})
+		}})
+	register(&Action{Name: "check-metadata", Actor: "card",
+		Doc:       "compare the card's GIDS keymap with its cmapfile (consistent, or why not), read directly",
+		Required:  []string{"card"},
+		Internals: true,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			c, err := e.card(s)
+			if err != nil {
+				return nil, err
+			}
+			md, closeFn, err := e.mdClient(c)
+			if err != nil {
+				return nil, err
+			}
+			defer closeFn()
+			cmap, err := md.Containers(e.ctx)
+			if err != nil {
+				return nil, err
+			}
+			km, err := md.KeyMap(e.ctx)
+			if err != nil {
+				return nil, err
+			}
+			if err := fs.CheckConsistent(cmap, km); err != nil {
+				return Values{"consistent": false, "problem": err.Error()}, nil
+			}
+			return Values{"consistent": true, "problem": ""}, nil
+		}})
 	register(&Action{Name: "set-user-pin", Actor: "host", Doc: "what the host's user types at PIN prompts from now on",
 		Required: []string{"host", "pin"},
 		Run: func(e *env, s *stepCtx) (Values, error) {
