@@ -3,7 +3,9 @@ package scenarios
 import (
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/cardharness/cardharness/harness/ca"
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
@@ -222,6 +224,52 @@ func init() {
 				return Values{"consistent": false, "problem": err.Error()}, nil
 			}
 			return Values{"consistent": true, "problem": ""}, nil
+		}})
+	register(&Action{Name: "ca-set-template", Actor: "ca",
+		Doc: "an administrator edits the User template (S17): valid-existing (\"For reenrollment: Valid existing certificate\", default true), " +
+			"pend-all (CA certificate manager approval, default false), ra-signatures (authorised signatures required, default 0)",
+		Args: []string{"valid-existing", "pend-all", "ra-signatures"},
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			cca, err := e.getCA()
+			if err != nil {
+				return nil, err
+			}
+			cca.SetTemplate(ca.Template{ID: defaultTemplate, ValidExistingCertificate: s.bool("valid-existing", true),
+				PendAllRequests: s.bool("pend-all", false), RequiredSignatures: s.int("ra-signatures", 0),
+				Validity: 365 * 24 * time.Hour, EnrolleeSuppliesSubject: true})
+			return nil, nil
+		}})
+	register(&Action{Name: "ca-renew-on-behalf", Actor: "ca",
+		Doc: "a server (requester, a machine account such as CONTOSO\\SRV01$) submits the user's CMC renewal on their behalf " +
+			"(requestername on-behalf-of), without an enrollment agent signature (S17)",
+		Required: []string{"host", "old-cert", "old-guid", "new-guid", "requester", "on-behalf-of"}, Args: fidProcArgs,
+		Run: func(e *env, s *stepCtx) (Values, error) {
+			p, err := e.process(s)
+			if err != nil {
+				return nil, err
+			}
+			old, err := s.cert("old-cert")
+			if err != nil {
+				return nil, err
+			}
+			oldKey, err := p.Signer(e.ctx, s.str("old-guid", ""))
+			if err != nil {
+				return nil, err
+			}
+			newKey, err := p.Signer(e.ctx, s.str("new-guid", ""))
+			if err != nil {
+				return nil, err
+			}
+			der, err := ca.BuildRenewal(ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey, Template: defaultTemplate, OnBehalfOf: s.str("on-behalf-of", "")})
+			if err != nil {
+				return nil, err
+			}
+			cca, err := e.getCA()
+			if err != nil {
+				return nil, err
+			}
+			resp, err := cca.SubmitRenewal(der, s.str("requester", ""))
+			return caResult(resp, err)
 		}})
 	register(&Action{Name: "set-user-pin", Actor: "host", Doc: "what the host's user types at PIN prompts from now on",
 		Required: []string{"host", "pin"},
