@@ -117,8 +117,8 @@ func init() {
 			return nil, nil
 		}})
 	register(&Action{Name: "writer-bump", Actor: "writer",
-		Doc:       "a tool bumps cardcf counters (counters: files|containers|pins) in a transaction of its own, with no change: the first half of a writer that bumps and writes in separate transactions (S2)",
-		Required:  []string{"card", "counters"}, Args: []string{"pin"},
+		Doc:      "a tool bumps cardcf counters (counters: files|containers|pins) in a transaction of its own, with no change: the first half of a writer that bumps and writes in separate transactions (S2)",
+		Required: []string{"card", "counters"}, Args: []string{"pin"},
 		Internals: true,
 		Run: func(e *env, s *stepCtx) (Values, error) {
 			var cats fs.Category
@@ -190,8 +190,8 @@ func init() {
 			return Values{"guid": guid, "index": idx}, nil
 		}})
 	register(&Action{Name: "writer-repair-container", Actor: "writer",
-		Doc:       "a tool repairs a diverged container index by deleting it (CardDeleteContainer: key file, keymap record, cmapfile record), S13",
-		Required:  []string{"card", "index"}, Args: []string{"bump", "pin"},
+		Doc:      "a tool repairs a diverged container index by deleting it (CardDeleteContainer: key file, keymap record, cmapfile record), S13",
+		Required: []string{"card", "index"}, Args: []string{"bump", "pin"},
 		Internals: true,
 		Run: func(e *env, s *stepCtx) (Values, error) {
 			return nil, e.writer(s, func(md *minidriver.Card, bump minidriver.Bump) error {
