@@ -50,7 +50,7 @@ type enrollmentASN1 struct {
 }
 
 func enrollmentExtension(e EnrollmentProperty) (pkix.Extension, error) {
-	b, err := asn1.Marshal(enrollmentASN1{e.RequestID, e.CAName, e.FriendlyName})
+	b, err := asn1.Marshal(enrollmentASN1(e))
 	if err != nil {
 		return pkix.Extension{}, err
 	}
@@ -67,7 +67,7 @@ func enrollmentOf(c *x509.Certificate) (EnrollmentProperty, bool) {
 		if rest, err := asn1.Unmarshal(x.Value, &v); err != nil || len(rest) > 0 {
 			return EnrollmentProperty{}, false
 		}
-		return EnrollmentProperty{RequestID: v.RequestID, CAName: v.CAName, FriendlyName: v.FriendlyName}, true
+		return EnrollmentProperty(v), true
 	}
 	return EnrollmentProperty{}, false
 }
