@@ -17,8 +17,9 @@ import (
 )
 
 // AuthenticatePIN is CardAuthenticatePin for the user PIN (reference
-// 0x80, gids-protocol.md §2.5). A wrong PIN is a *WrongPINError with the
-// retries the card reports; a blocked PIN is SCARD_W_CHV_BLOCKED.
+// 0x80, gids-protocol.md §2.5). A wrong PIN is a *CardError carrying
+// SCARD_W_WRONG_CHV and a *WrongPINError with the retries the card
+// reports; a blocked PIN is SCARD_W_CHV_BLOCKED.
 func (c *Card) AuthenticatePIN(ctx context.Context, pin string) error {
 	cmd := append([]byte{0x00, 0x20, 0x00, 0x80, byte(len(pin))}, pin...)
 	_, sw, err := c.exchange(ctx, cmd)
@@ -36,7 +37,7 @@ func pinResult(op string, sw apdu.Status) error {
 		if n == 0 {
 			return cardErr(op, apdu.SWAuthMethodBlocked)
 		}
-		return &WrongPINError{Retries: n}
+		return cardErr(op, sw)
 	}
 	return cardErr(op, sw)
 }

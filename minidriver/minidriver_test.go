@@ -218,6 +218,13 @@ func runSuite(t *testing.T, mk transportMaker) {
 		if n, ok := minidriver.IsWrongPIN(err); !ok || n != 2 || !errors.Is(err, winerr.SCARD_W_WRONG_CHV) {
 			t.Fatalf("wrong PIN: %v", err)
 		}
+		// One way to ask: the CardError unwraps to the code and the tries.
+		var code winerr.Code
+		var ce *minidriver.CardError
+		var wrong *minidriver.WrongPINError
+		if !errors.As(err, &code) || code != winerr.SCARD_W_WRONG_CHV || !errors.As(err, &ce) || ce.SW != apdu.RetriesLeft(2) || !errors.As(err, &wrong) || wrong.Retries != 2 {
+			t.Fatalf("wrong PIN does not unwrap to SCARD_W_WRONG_CHV, its 63C2 and 2 tries: %#v", err)
+		}
 		_ = c.AuthenticatePIN(ctx, "000000")
 		_ = c.AuthenticatePIN(ctx, "000000")
 		if err := c.AuthenticatePIN(ctx, pin); !errors.Is(err, winerr.SCARD_W_CHV_BLOCKED) || !errors.Is(err, apdu.SWAuthMethodBlocked) {
