@@ -7,6 +7,7 @@ import (
 	"math/big"
 
 	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
 
@@ -168,25 +169,24 @@ func (c *Card) createKeyFile(ctx context.Context, op string, index int, spec fs.
 		return err
 	}
 	fcp := keyFileFCP(index, spec, alg)
-	cmd := append([]byte{0x00, 0xE0, 0x00, 0x00, byte(len(fcp))}, fcp...)
-	if _, err := c.do(ctx, fmt.Sprintf("%s: CREATE FILE %04X", op, keyFID(index)), cmd); err != nil {
+	if _, err := c.do(ctx, fmt.Sprintf("%s: CREATE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSCreateFile, Data: fcp}); err != nil {
 		return err
 	}
-	_, err := c.do(ctx, fmt.Sprintf("%s: ACTIVATE FILE %04X", op, keyFID(index)), []byte{0x00, 0x44, 0x00, 0x00})
+	_, err := c.do(ctx, fmt.Sprintf("%s: ACTIVATE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSActivateFile})
 	return err
 }
 
 // deleteKeyFile selects and deletes B0(81+i); a missing file is fine.
 func (c *Card) deleteKeyFile(ctx context.Context, op string, index int) error {
 	fid := keyFIDBytes(index)
-	_, err := c.do(ctx, fmt.Sprintf("%s: SELECT %04X", op, keyFID(index)), []byte{0x00, 0xA4, 0x00, 0x0C, 0x02, fid[0], fid[1]})
+	_, err := c.do(ctx, fmt.Sprintf("%s: SELECT %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSSelect, P1: 0x00, P2: 0x0C, Data: fid[:]})
 	if isNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, fmt.Sprintf("%s: DELETE FILE %04X", op, keyFID(index)), []byte{0x00, 0xE4, 0x00, 0x00})
+	_, err = c.do(ctx, fmt.Sprintf("%s: DELETE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSDeleteFile})
 	if isNotFound(err) {
 		return nil
 	}
@@ -194,9 +194,11 @@ func (c *Card) deleteKeyFile(ctx context.Context, op string, index int) error {
 }
 
 func (c *Card) generate(ctx context.Context, op string, index int, alg byte) error {
-	cmd := []byte{0x00, 0x47, 0x00, 0x00, 0x08, 0xAC, 0x06, 0x80, 0x01, alg, 0x83, 0x01, keyRef(index)}
+	// AC { 80 algorithm, 83 key reference } (§2.10).
+	crt := append(ber.Encode(0x80, []byte{alg}), ber.Encode(0x83, []byte{keyRef(index)})...)
+	cmd := apdu.Command{INS: apdu.INSGenerateAsymmetricKeyPair, Data: ber.Encode(0xAC, crt)}
 	if c.opts.GenerateWithLe {
-		cmd = append(cmd, 0x00)
+		cmd.Ne = leMax
 	}
 	_, err := c.do(ctx, op+": GENERATE ASYMMETRIC KEY PAIR", cmd)
 	return err
@@ -237,7 +239,11 @@ func (c *Card) ContainerInfo(ctx context.Context, index int) (*ContainerInfo, er
 // PublicKey reads the public key of key reference 0x81+index.
 func (c *Card) PublicKey(ctx context.Context, index int) (*rsa.PublicKey, error) {
 	op := fmt.Sprintf("read public key %02X", keyRef(index))
-	resp, err := c.do(ctx, op+": GET DATA 3FFF", []byte{0x00, 0xCB, 0x3F, 0xFF, 0x0A, 0x70, 0x08, 0x84, 0x01, keyRef(index), 0xA5, 0x03, 0x7F, 0x49, 0x80, 0x00})
+	// 70 { 84 key reference, A5 { 7F49 80 } }: the public-key template
+	// request as OpenSC sends it (§2.10); "7F49 80" is a tag list, not a
+	// TLV, so it is written as bytes.
+	data := ber.Encode(0x70, append(ber.Encode(0x84, []byte{keyRef(index)}), ber.Encode(0xA5, []byte{0x7F, 0x49, 0x80})...))
+	resp, err := c.do(ctx, op+": GET DATA 3FFF", apdu.Command{INS: apdu.INSGetData, P1: 0x3F, P2: 0xFF, Data: data, Ne: leMax})
 	if err != nil {
 		return nil, err
 	}

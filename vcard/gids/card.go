@@ -244,20 +244,20 @@ func (c *Card) update(fn func(tx *store.Tx) error) error {
 type handler func(c *Card, cmd apdu.Command) ([]byte, error)
 
 var handlers = map[byte]handler{
-	0xA4: (*Card).selectFile,
-	0xCB: (*Card).getData,
-	0xDB: (*Card).putData,
-	0x20: (*Card).verify,
-	0x24: (*Card).changeReferenceData,
-	0x2C: (*Card).resetRetryCounter,
-	0x22: (*Card).manageSecurityEnvironment,
-	0x87: (*Card).generalAuthenticate,
-	0x47: (*Card).generateKeyPair,
-	0x2A: (*Card).performSecurityOperation,
-	0xE0: (*Card).createFile,
-	0x44: (*Card).activateFile,
-	0xE4: (*Card).deleteFile,
-	0xE6: (*Card).terminateDF,
+	apdu.INSSelect:                    (*Card).selectFile,
+	apdu.INSGetData:                   (*Card).getData,
+	apdu.INSPutData:                   (*Card).putData,
+	apdu.INSVerify:                    (*Card).verify,
+	apdu.INSChangeReferenceData:       (*Card).changeReferenceData,
+	apdu.INSResetRetryCounter:         (*Card).resetRetryCounter,
+	apdu.INSManageSecurityEnvironment: (*Card).manageSecurityEnvironment,
+	apdu.INSGeneralAuthenticate:       (*Card).generalAuthenticate,
+	apdu.INSGenerateAsymmetricKeyPair: (*Card).generateKeyPair,
+	apdu.INSPerformSecurityOperation:  (*Card).performSecurityOperation,
+	apdu.INSCreateFile:                (*Card).createFile,
+	apdu.INSActivateFile:              (*Card).activateFile,
+	apdu.INSDeleteFile:                (*Card).deleteFile,
+	apdu.INSTerminateDF:               (*Card).terminateDF,
 }
 
 // handle dispatches one complete command (c.mu held).
