@@ -17,7 +17,7 @@ import (
 )
 
 // AuthenticatePIN is CardAuthenticatePin for the user PIN (reference
-// 0x80, gids-protocol.md §2.5). A wrong PIN is a *CardError carrying
+// 0x80, docs/reference/gids-protocol.md §2.5). A wrong PIN is a *CardError carrying
 // SCARD_W_WRONG_CHV and a *WrongPINError with the retries the card
 // reports; a blocked PIN is SCARD_W_CHV_BLOCKED.
 func (c *Card) AuthenticatePIN(ctx context.Context, pin string) error {
@@ -28,7 +28,7 @@ func (c *Card) AuthenticatePIN(ctx context.Context, pin string) error {
 	return pinResult("CardAuthenticatePin: VERIFY", sw)
 }
 
-// Key references of the PIN and admin key (gids-protocol.md §2.5, §2.9).
+// Key references of the PIN and admin key (docs/reference/gids-protocol.md §2.5, §2.9).
 const (
 	refUserPIN  = 0x80 // VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER P2
 	refLogout   = 0x82 // VERIFY without data: log out of PIN and admin
@@ -75,7 +75,7 @@ func (c *Card) Deauthenticate(ctx context.Context) error {
 
 // AuthenticateAdmin is CardAuthenticateChallenge/CardAuthenticateEx for
 // the admin key: GIDS mutual authentication with 3DES-CBC, zero IV
-// (gids-protocol.md §2.9). random supplies R1 and Z1 (nil: crypto/rand).
+// (docs/reference/gids-protocol.md §2.9). random supplies R1 and Z1 (nil: crypto/rand).
 func (c *Card) AuthenticateAdmin(ctx context.Context, key [24]byte, random io.Reader) error {
 	const op = "admin authentication"
 	if random == nil {

@@ -13,7 +13,7 @@ import (
 
 // gidsAID is the MS GIDS AID as the Windows minidriver sends it: without
 // the version and reserved bytes, relying on the card's partial match
-// (gids-protocol.md §1.4).
+// (docs/reference/gids-protocol.md §1.4).
 var gidsAID = []byte{0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59}
 
 // Options configure a card context.
@@ -22,7 +22,7 @@ type Options struct {
 	// chained in parts of this size. 255 is what OpenSC does (it chains only
 	// what a short APDU cannot hold); 240 is what Windows' inbox GIDS
 	// minidriver does, and it then chains a 241..255-byte payload too (240
-	// + the rest) rather than sending it whole: gids-protocol.md §2.1 gives
+	// + the rest) rather than sending it whole: docs/reference/gids-protocol.md §2.1 gives
 	// the sources for that decision. Default 255.
 	ChunkSize int
 	// CacheMode is what CardGetProperty(CP_CARD_CACHE_MODE) reports. The
@@ -42,7 +42,7 @@ type Options struct {
 // CacheMode is CP_CARD_CACHE_MODE (cardmod.h).
 type CacheMode int
 
-// Cache modes (minidriver-semantics.md §1.5).
+// Cache modes (docs/reference/minidriver-semantics.md §1.5).
 const (
 	CacheGlobal      CacheMode = 1 // CP_CACHE_MODE_GLOBAL_CACHE
 	CacheSessionOnly CacheMode = 2 // CP_CACHE_MODE_SESSION_ONLY
@@ -128,7 +128,7 @@ func (c *Card) Transport() pcsc.Transport { return c.t }
 func (c *Card) Options() Options { return c.opts }
 
 // transmit is the one place commands go to the card. It owns the two
-// transport rules of gids-protocol.md §2.1: data longer than
+// transport rules of docs/reference/gids-protocol.md §2.1: data longer than
 // Options.ChunkSize is sent as a chain (CLA bit 0x10 on every part but the
 // last; intermediate parts carry no Le and must be answered 90 00), and a
 // 61xx answer is continued with GET RESPONSE until the card is done.
@@ -169,7 +169,7 @@ func (c *Card) send(ctx context.Context, cmd apdu.Command) ([]byte, apdu.Status,
 		if r.SW.SW1() != 0x61 {
 			return out, r.SW, nil
 		}
-		// 61 00 means 256 or more bytes remain (gids-protocol.md §2.1).
+		// 61 00 means 256 or more bytes remain (docs/reference/gids-protocol.md §2.1).
 		ne := int(r.SW.SW2())
 		if ne == 0 {
 			ne = apdu.MaxShortNe
@@ -193,18 +193,18 @@ func (c *Card) do(ctx context.Context, op string, cmd apdu.Command) ([]byte, err
 }
 
 // leMax is the Le of every command that returns data: 00, the most a
-// short APDU can ask for (gids-protocol.md §2.1: the driver uses short
+// short APDU can ask for (docs/reference/gids-protocol.md §2.1: the driver uses short
 // APDUs only).
 const leMax = apdu.MaxShortNe
 
 // getDataTagList is the data field of GET DATA for one data object: the
-// tag list 5C holding the DO's tag (gids-protocol.md §2.3).
+// tag list 5C holding the DO's tag (docs/reference/gids-protocol.md §2.3).
 func getDataTagList(tag uint16) []byte { return ber.Encode(0x5C, []byte{hi(tag), lo(tag)}) }
 
 func hi(v uint16) byte { return byte(v >> 8) }
 func lo(v uint16) byte { return byte(v) }
 
-// readDO is GET DATA of one data object (gids-protocol.md §2.3); it
+// readDO is GET DATA of one data object (docs/reference/gids-protocol.md §2.3); it
 // returns the value without tag and length.
 func (c *Card) readDO(ctx context.Context, op string, ef, tag uint16) ([]byte, error) {
 	op = fmt.Sprintf("%s: GET DATA %04X/%04X", op, ef, tag)
@@ -219,7 +219,7 @@ func (c *Card) readDO(ctx context.Context, op string, ef, tag uint16) ([]byte, e
 	return tlv.Value, nil
 }
 
-// writeDO is PUT DATA (gids-protocol.md §2.4): the card replaces the DO.
+// writeDO is PUT DATA (docs/reference/gids-protocol.md §2.4): the card replaces the DO.
 func (c *Card) writeDO(ctx context.Context, op string, ef, tag uint16, value []byte) error {
 	op = fmt.Sprintf("%s: PUT DATA %04X/%04X", op, ef, tag)
 	_, err := c.do(ctx, op, apdu.Command{INS: apdu.INSPutData, P1: hi(ef), P2: lo(ef), Data: ber.Encode(uint32(tag), value)})

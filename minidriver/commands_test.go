@@ -103,7 +103,7 @@ func TestCommandTranscript(t *testing.T) {
 
 // TestChainingThreshold: data longer than the chunk is chained; with
 // Windows' 240-byte chunk a 241..255-byte payload is chained (240 + the
-// rest), with OpenSC's 255 it goes whole (gids-protocol.md §2.1).
+// rest), with OpenSC's 255 it goes whole (docs/reference/gids-protocol.md §2.1).
 func TestChainingThreshold(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct {

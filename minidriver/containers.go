@@ -55,7 +55,7 @@ type ContainerSpec struct {
 
 // CreateContainer is CardCreateContainer with on-card key generation: the
 // container takes the first free cmapfile index. Steps, as the GIDS
-// drivers do them (gids-protocol.md §5.2): reserve the cmapfile record,
+// drivers do them (docs/reference/gids-protocol.md §5.2): reserve the cmapfile record,
 // create the key file, write the keymap record, write the cmapfile record,
 // generate the key. The caller must have authenticated the user PIN.
 func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump) (index int, err error) {
@@ -139,7 +139,7 @@ func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump
 	return index, err
 }
 
-// keyFileFCP is the FCP of a user key file (gids-protocol.md §3.8): ACL
+// keyFileFCP is the FCP of a user key file (docs/reference/gids-protocol.md §3.8): ACL
 // `8C 05 8F 10 10 10 00` (GENERATE, MSE and PUT KEY need the PIN; public
 // key read free) and one CRT per usage. Unlike OpenSC, the signature CRTs
 // carry the real key reference.
@@ -263,7 +263,7 @@ func (c *Card) PublicKey(ctx context.Context, index int) (*rsa.PublicKey, error)
 type DeleteOptions struct {
 	// MoveDefaultTo, if ≥ 0 and the deleted container was the default,
 	// makes that container the default in the same cmapfile write
-	// (renewal: the new container takes over, minidriver-semantics.md §3.2).
+	// (renewal: the new container takes over, docs/reference/minidriver-semantics.md §3.2).
 	MoveDefaultTo int
 }
 

@@ -172,7 +172,7 @@ const (
 	// requires renewal with the same key and the request has another one
 	// [S winerror text]. The test CA also returns it for the opposite
 	// policy (a renewal reusing the old key where the template wants a new
-	// one, minidriver-semantics §4.2 check 11) [I].
+	// one, docs/reference/minidriver-semantics.md §4.2 check 11) [I].
 	CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY Code = 0x80094816
 )
 

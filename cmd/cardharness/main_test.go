@@ -212,7 +212,7 @@ func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
 			[]string{"PKCS#15 Card [GIDS card]", "Serial number  : 0102030405060708090a0b0c0d0e0f10", "Tries left     : 3"}},
 		// The echo card answers 9000 to every SELECT, so OpenSC's muscle
 		// driver claims it: the reason the GIDS card must refuse foreign
-		// probes (gids-protocol.md §1.2).
+		// probes (docs/reference/gids-protocol.md §1.2).
 		{"echo card is claimed by the muscle driver", []string{"--card", "echo", "--", "opensc-tool", "-n"}, []string{"MuscleApplet"}},
 	}
 	for _, tt := range tests {

@@ -259,7 +259,7 @@ func (c *CA) isRevoked(serial *big.Int) bool {
 	return ok && !c.opts.Clock().Before(t)
 }
 
-// SubmitRenewal submits a CMC request (minidriver-semantics §4) from
+// SubmitRenewal submits a CMC request (docs/reference/minidriver-semantics.md §4) from
 // requester. The Response is always non-nil when err is nil; err reports
 // a failure of the CA itself, never a problem of the request.
 func (c *CA) SubmitRenewal(cmcDER []byte, requester string) (*Response, error) {

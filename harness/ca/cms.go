@@ -114,7 +114,7 @@ func (si *SignerInfo) singleAttr(t asn1.ObjectIdentifier) ([]byte, error) {
 }
 
 // verify checks the signer against the content and a public key
-// (minidriver-semantics §4.2 check 6, and the signature part of 4/5).
+// (docs/reference/minidriver-semantics.md §4.2 check 6, and the signature part of 4/5).
 func (si *SignerInfo) verify(eContentType asn1.ObjectIdentifier, eContent []byte, pub crypto.PublicKey, check int) *RequestError {
 	if si.RawSignedAttrs == nil {
 		return reqErr(winerr.CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no signedAttrs", si.SID())
@@ -477,7 +477,7 @@ func buildSignerInfo(p signedDataParams, s cmsSigner) ([]byte, error) {
 
 // EncodeCertsOnly returns a degenerate PKCS#7 SignedData that only carries
 // certificates (no content, no signers): the shape of a certificate-chain
-// response ("PKCS #7 certificates") and of msroots [minidriver-semantics §4.5].
+// response ("PKCS #7 certificates") and of msroots [docs/reference/minidriver-semantics.md §4.5].
 func EncodeCertsOnly(certs ...*x509.Certificate) ([]byte, error) {
 	raws := make([][]byte, 0, len(certs))
 	for _, c := range certs {

@@ -15,7 +15,7 @@ import (
 // errors.As into *RequestError or winerr.Code.
 type RequestError struct {
 	Code winerr.Code
-	// Check is the number of the check in reference/minidriver-semantics.md
+	// Check is the number of the check in docs/reference/minidriver-semantics.md
 	// §4.2 (1-12) that failed, 0 when none applies (e.g. admin denial).
 	Check int
 	// Detail says what exactly was wrong, for people.

@@ -87,7 +87,7 @@ func (p *ParsedRenewal) RenewalCertificate() (*x509.Certificate, error) {
 // ParseRenewal decodes a CMC request: ContentInfo, SignedData, PKIData,
 // the PKCS#10(s), certificates and SignerInfos. It checks DER structure
 // only (errors are *RequestError with ERROR_INVALID_DATA); Verify checks
-// the semantics of minidriver-semantics §4.2 checks 1-6. A SignedData
+// the semantics of docs/reference/minidriver-semantics.md §4.2 checks 1-6. A SignedData
 // whose eContentType is not id-cct-PKIData parses (IsPKIData false).
 func ParseRenewal(der []byte) (*ParsedRenewal, error) {
 	p := &ParsedRenewal{Raw: der}
@@ -228,7 +228,7 @@ type Verification struct {
 }
 
 // Verify performs the structural and cryptographic checks 1-6 of
-// minidriver-semantics §4.2. It does not look at the CA (issuer, validity,
+// docs/reference/minidriver-semantics.md §4.2. It does not look at the CA (issuer, validity,
 // revocation, template): that is policy, in CA.SubmitRenewal.
 //
 // Every SignerInfo must resolve (SKI of the PKCS#10 key, or a certificate

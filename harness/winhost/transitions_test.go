@@ -1,6 +1,6 @@
 package winhost_test
 
-// One test per transition of minidriver-semantics.md §2.8 (T1–T16). Each
+// One test per transition of docs/reference/minidriver-semantics.md §2.8 (T1–T16). Each
 // drives the host model against a virtual GIDS card and asserts the
 // documented outcome of the correct variant and of the faulty one (or, for
 // T1 and T15, whose faulty column is "—", the documented behaviour itself).

@@ -32,6 +32,8 @@ var (
 	defaultRe = regexp.MustCompile(`Bare § citations in this package refer to\s+(?://\s*)?docs/reference/([\w-]+)\.md`)
 	headingRe = regexp.MustCompile(`^#{2,4} (\d+(?:\.\d+)*)\.? `)
 	questionRe = regexp.MustCompile(`^(\d+)\. `)
+	// listGap is what may stand between citations of one list.
+	listGap = regexp.MustCompile(`^(?:[\s,;/()]|and|or|step \d+|check \d+|q\d+|T\d+|–)*$`)
 )
 
 // reference is one file of docs/reference: its section numbers and, per
@@ -97,11 +99,12 @@ func lessSection(a, b string) bool {
 	return len(as) < len(bs)
 }
 
-// packageDefaults reads each directory's doc.go for the default reference.
+// packageDefaults reads each package's doc comment (any non-test file)
+// for the default reference.
 func packageDefaults(t *testing.T, files []string) map[string]string {
 	out := map[string]string{}
 	for _, f := range files {
-		if filepath.Base(f) != "doc.go" {
+		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
 		b, err := os.ReadFile(f)
@@ -156,21 +159,36 @@ func TestCitationsResolve(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		src := string(b)
-		cur := defaults[filepath.Dir(path)]
-		curFrom := "the package default in doc.go"
+		def := defaults[filepath.Dir(path)]
+		named, namedAt := "", "" // the last document named in the file
+		prevEnd := 0
 		for _, m := range tokenRe.FindAllStringSubmatchIndex(src, -1) {
 			line := 1 + strings.Count(src[:m[0]], "\n")
 			at := fmt.Sprintf("%s:%d", rel, line)
+			gap := src[prevEnd:m[0]]
+			prevEnd = m[1]
 			if m[4] >= 0 { // a named document
 				prefix, name, md := src[m[2]:m[3]], src[m[4]:m[5]], m[6] >= 0
 				if prefix != "docs/reference/" || !md {
 					t.Errorf("%s: cite %q as docs/reference/%s.md (a path a reader of the repository can open)", at, src[m[0]:m[1]], name)
 				}
-				cur, curFrom = name, "named at "+at
+				named, namedAt = name, at
 				continue
 			}
 			if externalRe.MatchString(src[max(0, m[0]-24):m[0]]) {
+				named = "" // "MS-WCCE §x, §y" lists stay external
 				continue
+			}
+			// A named document covers the § right after it and the list
+			// that follows ("docs/reference/x.md §2.1, §2.3 and §3");
+			// other bare § refer to the package default, or, in a package
+			// without one, to the last document named in the file.
+			cur, curFrom := def, "the package default (doc comment)"
+			if named != "" && (listGap.MatchString(gap) || def == "") {
+				cur, curFrom = named, "named at "+namedAt
+			}
+			if def != "" && !listGap.MatchString(gap) {
+				named = ""
 			}
 			cited++
 			sec, end, q := src[m[8]:m[9]], "", ""

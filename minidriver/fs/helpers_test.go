@@ -26,25 +26,25 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func zeros(n int) []byte { return make([]byte, n) }
 
-// Vectors quoted in gids-protocol.md and minidriver-semantics.md.
+// Vectors quoted in docs/reference/gids-protocol.md and docs/reference/minidriver-semantics.md.
 const (
-	// gids-protocol.md §3.3, "Complete initial value (141 bytes …)".
+	// docs/reference/gids-protocol.md §3.3, "Complete initial value (141 bytes …)".
 	hexInitialMasterFile = `01 6D 73 63 70 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 A0 00 00 00
 00 00 00 00 00 00 00 00 63 61 72 64 69 64 00 00 00 00 00 20 DF 00 00 12 A0 00 00 00 00 00 00 00 00 00
 00 00 63 61 72 64 61 70 70 73 00 00 00 21 DF 00 00 10 A0 00 00 00 00 00 00 00 00 00 00 00 63 61 72 64
 63 66 00 00 00 00 00 22 DF 00 00 10 A0 00 00 6D 73 63 70 00 00 00 00 00 63 6D 61 70 66 69 6C 65 00 00
 00 23 DF 00 00 10 A0 00 00`
-	// gids-protocol.md §3.3, the record appended for the first
+	// docs/reference/gids-protocol.md §3.3, the record appended for the first
 	// certificate: `6D 73 63 70 00×5 | 6B 78 63 30 30 00×4 | 00 00 |
 	// 24 DF 00 00 | 10 A0 00 00`.
 	hexKxc00Record = `6D 73 63 70 00 00 00 00 00  6B 78 63 30 30 00 00 00 00  00 00  24 DF 00 00  10 A0 00 00`
-	// gids-protocol.md §3.3, record 2 of the initial value.
+	// docs/reference/gids-protocol.md §3.3, record 2 of the initial value.
 	hexCardIDRecord = `00 00 00 00 00 00 00 00 00  63 61 72 64 69 64 00 00 00  00 00  20 DF 00 00  12 A0 00 00`
-	// gids-protocol.md §3.6, `DF 20 0D 01 01 00 00 00 07 9A 81 B0 FF FF 00 00`.
+	// docs/reference/gids-protocol.md §3.6, `DF 20 0D 01 01 00 00 00 07 9A 81 B0 FF FF 00 00`.
 	hexKeyMapOne = `01 01 00 00 00 07 9A 81 B0 FF FF 00 00`
-	// gids-protocol.md §5.5, keymap record 0 after deletion.
+	// docs/reference/gids-protocol.md §5.5, keymap record 0 after deletion.
 	hexKeyRecordDeleted = `00 00 00 00 00 00 FF FF FF FF 00 00`
-	// gids-protocol.md §3.2 / §2.14, cardapps after initialize.
+	// docs/reference/gids-protocol.md §3.2 / §2.14, cardapps after initialize.
 	hexCardApps = `6D 73 63 70 00 00 00 00`
 )
 

@@ -212,7 +212,7 @@ func TestCheckConsistent(t *testing.T) {
 }
 
 // TestOpenSCKeyLifecycle replays OpenSC's key generation and deletion
-// (gids-protocol.md §5.2, §5.5) on parsed files and checks every file
+// (docs/reference/gids-protocol.md §5.2, §5.5) on parsed files and checks every file
 // against the observed bytes.
 func TestOpenSCKeyLifecycle(t *testing.T) {
 	var cf CardCF

@@ -12,7 +12,7 @@ import (
 )
 
 // mustHex decodes hex with optional spaces, so vectors can be copied from
-// traces in the byte-grouped form of gids-protocol.md.
+// traces in the byte-grouped form of docs/reference/gids-protocol.md.
 func mustHex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))

@@ -33,7 +33,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 var equateEmpty = cmpopts.EquateEmpty()
 
 // rsaPubKey builds the GIDS public-key template 7F49 { 81 modulus, 82
-// exponent } exactly as gids-protocol.md §2.10 shows it.
+// exponent } exactly as docs/reference/gids-protocol.md §2.10 shows it.
 func rsaPubKey(t *testing.T, hdr string, mod []byte, modHdr string) []byte {
 	return cat(mustHex(t, hdr), mustHex(t, modHdr), mod, mustHex(t, "82 03 01 00 01"))
 }
@@ -103,7 +103,7 @@ func TestParseVectors(t *testing.T) {
 }
 
 // TestNestedPublicKey walks the 7F49 template the way OpenSC does
-// (gids-protocol.md §2.10): find 7F49, then 81 and 82 inside it.
+// (docs/reference/gids-protocol.md §2.10): find 7F49, then 81 and 82 inside it.
 func TestNestedPublicKey(t *testing.T) {
 	mod := seq(256)
 	pk := rsaPubKey(t, "7F 49 82 01 09", mod, "81 82 01 00")
