@@ -29,8 +29,8 @@ var (
 	externalRe = regexp.MustCompile(`(?:ISO(?:/IEC)?\s?\d+(?:-\d+)?|RFC\s?\d+|X\.\d+|FIPS\s?[\d-]+|SP\s?800-\w+|PKCS\s?#\d+|MS-[A-Z]+|7816-\d)[,:]?\s*\(?$`)
 	// defaultRe is the doc.go sentence that names a package's default
 	// reference for bare § citations.
-	defaultRe = regexp.MustCompile(`Bare § citations in this package refer to\s+(?://\s*)?docs/reference/([\w-]+)\.md`)
-	headingRe = regexp.MustCompile(`^#{2,4} (\d+(?:\.\d+)*)\.? `)
+	defaultRe  = regexp.MustCompile(`Bare § citations in this package refer to\s+(?://\s*)?docs/reference/([\w-]+)\.md`)
+	headingRe  = regexp.MustCompile(`^#{2,4} (\d+(?:\.\d+)*)\.? `)
 	questionRe = regexp.MustCompile(`^(\d+)\. `)
 	// listGap is what may stand between citations of one list.
 	listGap = regexp.MustCompile(`^(?:[\s,;/()]|and|or|step \d+|check \d+|q\d+|T\d+|–)*$`)
