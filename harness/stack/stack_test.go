@@ -15,6 +15,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
@@ -193,20 +194,20 @@ func TestParentKilledLeavesNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if pids := pcscdPIDsFor(dir); len(pids) == 0 {
+	if pids := testutil.PcscdProcesses(dir); len(pids) == 0 {
 		t.Fatalf("no pcscd running for %s while the child is up", dir)
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		pids := pcscdPIDsFor(dir)
+		pids := testutil.PcscdProcesses(dir)
 		_, statErr := os.Stat(dir)
 		if len(pids) == 0 && errors.Is(statErr, os.ErrNotExist) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("10s after SIGKILL: pcscd pids %v, dir %s: %v", pids, dir, statErr)
+			t.Fatalf("10s after SIGKILL: pcscd %q, dir %s: %v", pids, dir, statErr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -229,21 +230,4 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
-}
-
-// pcscdPIDsFor lists pcscd processes whose command line names dir.
-func pcscdPIDsFor(dir string) []string {
-	var pids []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(cmdline), dir) {
-			pids = append(pids, e.Name())
-		}
-	}
-	return pids
 }

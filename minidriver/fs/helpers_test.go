@@ -1,28 +1,22 @@
 package fs
 
 import (
-	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-// mustHex decodes hex written the way the reference files quote bytes:
-// spaces and newlines between bytes, upper or lower case.
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var (
+	mustHex = testutil.Hex
+	cat     = testutil.Cat
+)
 
 func zeros(n int) []byte { return make([]byte, n) }
 

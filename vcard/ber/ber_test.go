@@ -2,23 +2,22 @@ package ber
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var (
+	mustHex = testutil.Hex
+	cat     = testutil.Cat
+)
 
 func seq(n int) []byte {
 	b := make([]byte, n)
@@ -27,8 +26,6 @@ func seq(n int) []byte {
 	}
 	return b
 }
-
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 var equateEmpty = cmpopts.EquateEmpty()
 
