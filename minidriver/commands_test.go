@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/internal/golden"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
@@ -47,13 +48,7 @@ func (r *recorder) transcript() string {
 // deterministicCard is a card whose challenges come from a fixed stream.
 func deterministicCard(t *testing.T) *gids.Card {
 	t.Helper()
-	card, err := gids.New(gids.Options{Rand: bytes.NewReader(bytes.Repeat([]byte{0x5A}, 1<<16))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: pin, AdminKey: adminKey, CardID: [16]byte{1, 2, 3}}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{Rand: bytes.NewReader(bytes.Repeat([]byte{0x5A}, 1<<16))}, gids.InitParams{PIN: pin, AdminKey: adminKey, CardID: [16]byte{1, 2, 3}})
 	return card
 }
 

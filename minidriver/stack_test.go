@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
@@ -13,13 +14,7 @@ import (
 // the suite runs over the real PC/SC path (chaining, GET RESPONSE, and
 // SCardBeginTransaction included).
 func stackEnv(t *testing.T) env {
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: pin, AdminKey: adminKey}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: pin, AdminKey: adminKey})
 	st := cardtest.Start(t, card)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -38,13 +39,7 @@ type vcard struct {
 
 func newCard(t *testing.T, id [16]byte) *vcard {
 	t.Helper()
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: testPIN, AdminKey: adminKey, CardID: id}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: testPIN, AdminKey: adminKey, CardID: id})
 	return &vcard{card: card, reader: pcsc.NewReader(card)}
 }
 
