@@ -325,3 +325,34 @@ var bumpVariants = []struct {
 	name string
 	pol  minidriver.Bump
 }{{"correct", minidriver.BumpCorrect}, {"faulty", minidriver.BumpNone}}
+
+// variants runs a transition test twice, as subtests "correct" and
+// "faulty": f's second argument says which (the faulty client, or the
+// faulty precondition, of docs/reference/minidriver-semantics.md §2.8).
+func variants(t *testing.T, f func(t *testing.T, faulty bool)) {
+	t.Helper()
+	t.Run("correct", func(t *testing.T) { f(t, false) })
+	t.Run("faulty", func(t *testing.T) { f(t, true) })
+}
+
+// signedInWithCard is the opening of the enrollment-path tests: a fresh
+// host and card, the user signed in, the card inserted, and certreq.exe
+// running.
+func signedInWithCard(t *testing.T) (*env, *winhost.Process) {
+	t.Helper()
+	e := newEnv(t)
+	e.logon()
+	e.insert(minidriver.Options{})
+	return e, e.proc("certreq.exe", winhost.ProcessOptions{})
+}
+
+// generate creates a key container as Base CSP's CryptGenKey does,
+// failing the test on error.
+func (e *env) generate(p *winhost.Process) winhost.Container {
+	e.t.Helper()
+	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}

@@ -242,14 +242,8 @@ func TestPropagationStraightFromCard(t *testing.T) {
 // A card certificate that the user's stores know with an enrollment
 // property is filed into REQUEST, not My (§2.5).
 func TestPropagationFiltersEnrollmentIntoRequest(t *testing.T) {
-	e := newEnv(t)
-	e.logon()
-	e.insert(minidriver.Options{})
-	p := e.proc("certreq.exe", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, p := signedInWithCard(t)
+	c := e.generate(p)
 	dummy, err := p.CreateRequest(e.ctx, c.GUID, winhost.RequestOptions{Enrollment: winhost.EnrollmentProperty{RequestID: 7}})
 	if err != nil {
 		t.Fatal(err)
@@ -345,10 +339,7 @@ func TestLogonFilters(t *testing.T) {
 	e := newEnv(t)
 	e.insert(minidriver.Options{})
 	p := e.proc("x", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.generate(p)
 	plain := issueWith(t, c.PublicKey, "alice", func(c *x509.Certificate) { c.ExtKeyUsage, c.UnknownExtKeyUsage = nil, nil })
 	if _, err := p.InstallCertificate(e.ctx, plain, winhost.InstallOptions{CardOnly: true}); err != nil {
 		t.Fatal(err)
@@ -414,10 +405,7 @@ func TestDeterminismAndEvents(t *testing.T) {
 		e.insert(minidriver.Options{})
 		p := e.proc("x", winhost.ProcessOptions{})
 		for range 2 {
-			c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := e.generate(p)
 			runs[i] = append(runs[i], c.GUID)
 		}
 		kinds := map[winhost.EventKind]bool{}
