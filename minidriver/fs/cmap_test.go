@@ -249,14 +249,7 @@ func TestContainerMapValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.m.Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			checkFormatErr(t, err, *tt.want, tt.msg)
+			checkFormatErrOrNil(t, tt.m.Validate(), tt.want, tt.msg)
 		})
 	}
 }

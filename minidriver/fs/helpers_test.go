@@ -46,6 +46,19 @@ var equateEmpty = cmpopts.EquateEmpty()
 
 // checkFormatErr asserts err is a *FormatError with want's File and
 // Offset and a message containing msg (the record/field it names).
+// checkFormatErrOrNil is checkFormatErr for tables where a nil want means
+// the input is valid.
+func checkFormatErrOrNil(t *testing.T, err error, want *FormatError, msg string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	checkFormatErr(t, err, *want, msg)
+}
+
 func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	t.Helper()
 	var fe *FormatError

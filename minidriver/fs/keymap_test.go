@@ -130,14 +130,7 @@ func TestKeyMapValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.m.Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			checkFormatErr(t, err, *tt.want, tt.msg)
+			checkFormatErrOrNil(t, tt.m.Validate(), tt.want, tt.msg)
 		})
 	}
 }
