@@ -1,9 +1,7 @@
 package minidriver_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/internal/gidstest"
@@ -16,13 +14,7 @@ import (
 func stackEnv(t *testing.T) env {
 	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: pin, AdminKey: adminKey})
 	st := cardtest.Start(t, card)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := cardtest.Client(t).Connect(ctx, st.Slots()[0].Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := cardtest.Connect(t, st, 0)
 	return env{card: card, t: conn}
 }
 

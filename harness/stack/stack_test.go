@@ -22,22 +22,10 @@ import (
 	"github.com/cardharness/cardharness/vcard/vpcd"
 )
 
-func connect(t *testing.T, st *stack.Stack, slot int) *pcsc.Card {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	card, err := cardtest.Client(t).Connect(ctx, st.Slots()[slot].Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { card.Close() })
-	return card
-}
-
 func TestThousandAPDUsRoundTrip(t *testing.T) {
 	echo := &testcard.Echo{}
 	st := cardtest.Start(t, echo, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	if got := card.ATR(); !bytes.Equal(got, testcard.DefaultATR) {
 		t.Fatalf("ATR = % X, want % X", got, testcard.DefaultATR)
 	}
@@ -72,7 +60,7 @@ func TestReadersAndPresence(t *testing.T) {
 	// Every slot answers on its own: four independent cards, which Debian's
 	// vpcd only gives with one driver copy per pair of slots.
 	for i, sl := range st.Slots() {
-		card := connect(t, st, i)
+		card := cardtest.Connect(t, st, i)
 		resp, err := card.Transmit(context.Background(), []byte{0x00, 0xCA, 0x00, 0x00, 0x01, byte(i)})
 		if err != nil {
 			t.Fatalf("slot %d (%s): %v", i, sl.Reader, err)
@@ -133,7 +121,7 @@ func TestInsertionAndRemovalEvents(t *testing.T) {
 
 func TestCardDyingMidAPDUIsAnError(t *testing.T) {
 	st := cardtest.Start(t, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	st.Slots()[0].Link.InjectFault(vpcd.FaultDropOnAPDU)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -152,7 +140,7 @@ func TestCardDyingMidAPDUIsAnError(t *testing.T) {
 
 func TestHangingCardIsCutOffByDeadline(t *testing.T) {
 	st := cardtest.Start(t, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	link := st.Slots()[0].Link
 	link.InjectFault(vpcd.FaultHangOnAPDU)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

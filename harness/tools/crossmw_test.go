@@ -32,14 +32,8 @@ func crossSetup(t *testing.T) (*gids.Card, *peer, *minidriver.Card) {
 	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir, Log: func(r *tools.Result) {
 		p.t.Logf("$ %s  (exit %d)", strings.Join(r.Args, " "), r.ExitCode)
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := cardtest.Client(t).Connect(ctx, st.Slots()[0].Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	md, err := minidriver.Acquire(ctx, pcsc.Transport(conn), minidriver.Options{})
+	conn := cardtest.Connect(t, st, 0)
+	md, err := minidriver.Acquire(context.Background(), pcsc.Transport(conn), minidriver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -356,3 +356,14 @@ func (e *env) generate(p *winhost.Process) winhost.Container {
 	}
 	return c
 }
+
+// acquire is CryptAcquireCertificatePrivateKey with no flags, failing the
+// test on error.
+func (e *env) acquire(p *winhost.Process, sc winhost.StoreCert) *winhost.KeyHandle {
+	e.t.Helper()
+	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
+}

@@ -176,10 +176,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				t.Fatal("the new certificate reached My through a stale cache")
 			}
 			sc, _ := e.my().FindCert(oldCert)
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := e.acquire(p, sc)
 			if err := signAndVerify(t, e.ctx, k, oldCert); !errors.Is(err, winerr.NTE_BAD_SIGNATURE) {
 				t.Fatalf("verify under the propagated (stale) certificate: %v, want NTE_BAD_SIGNATURE", err)
 			}
@@ -327,10 +324,7 @@ func TestT6_PINChangedOutOfBand(t *testing.T) {
 					t.Fatal(err)
 				}
 				sc := winhost.StoreCert{Cert: cs[0].Cert, ProvInfo: &cs[0].ProvInfo}
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-				if err != nil {
-					t.Fatal(err)
-				}
+				k := e.acquire(p, sc)
 				if err := signAndVerify(t, e.ctx, k, sc.Cert); err != nil { // prompts, caches the PIN
 					t.Fatal(err)
 				}
@@ -391,10 +385,7 @@ func TestT7_AdminUnblockWithoutUserPIN(t *testing.T) {
 				t.Fatal(err)
 			}
 			sc := winhost.StoreCert{Cert: cs[0].Cert, ProvInfo: &cs[0].ProvInfo}
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := e.acquire(p, sc)
 			if err := signAndVerify(t, e.ctx, k, sc.Cert); err != nil {
 				t.Fatal(err)
 			}
@@ -775,10 +766,7 @@ func TestT14_CertificateKeyMismatch(t *testing.T) {
 	if _, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true}); !errors.Is(err, winerr.NTE_BAD_PUBLIC_KEY) {
 		t.Fatalf("acquire with CompareKey: %v, want NTE_BAD_PUBLIC_KEY", err)
 	}
-	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := e.acquire(p, sc)
 	if err := signAndVerify(t, e.ctx, k, wrong); !errors.Is(err, winerr.NTE_BAD_SIGNATURE) {
 		t.Fatalf("verify: %v, want NTE_BAD_SIGNATURE", err)
 	}
