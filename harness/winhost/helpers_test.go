@@ -367,3 +367,16 @@ func (e *env) acquire(p *winhost.Process, sc winhost.StoreCert) *winhost.KeyHand
 	}
 	return k
 }
+
+// cachedByApp is the opening of the cache tests: alice's certificate is
+// enrolled on the card (with a correct bump), the card inserted, and
+// app.exe has read the card's certificates once, so the host's caches
+// hold them.
+func (e *env) cachedByApp() *winhost.Process {
+	e.t.Helper()
+	e.card.enroll(e.t, guidA, "alice", minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	p := e.proc("app.exe", winhost.ProcessOptions{})
+	e.cardCerts(p)
+	return p
+}

@@ -66,10 +66,7 @@ func TestFreshnessGranularity(t *testing.T) {
 	for _, g := range []winhost.Granularity{winhost.PerCategory, winhost.WholeSnapshot} {
 		t.Run(g.String(), func(t *testing.T) {
 			e := newEnv(t, func(k *winhost.Knobs) { k.Granularity = g })
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
+			p := e.cachedByApp()
 			e.card.oobRaw(t, func(c *minidriver.Card) {
 				if err := c.ChangePIN(e.ctx, testPIN, "99998888", minidriver.BumpCorrect); err != nil {
 					t.Fatal(err)
@@ -95,10 +92,7 @@ func TestCmapfileCounterKnob(t *testing.T) {
 	for _, cat := range []fs.Category{fs.CategoryFiles, fs.CategoryContainers} {
 		t.Run(cat.String(), func(t *testing.T) {
 			e := newEnv(t, func(k *winhost.Knobs) { k.CmapfileCounter = cat })
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
+			p := e.cachedByApp()
 			e.card.oob(t, func(c *minidriver.Card) {
 				m, _ := c.Containers(e.ctx)
 				m[0].GUID = guidB

@@ -809,10 +809,7 @@ func TestT16_ItemLargerThanCap(t *testing.T) {
 				k.CacheMaxBytesPerItem = 300 // a compressed certificate, not an 86-byte cmapfile
 			}
 		})
-		e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-		e.insert(minidriver.Options{})
-		p := e.proc("app.exe", winhost.ProcessOptions{})
-		e.cardCerts(p)
+		p := e.cachedByApp()
 		before := p.Stats()
 		e.cardCerts(p)
 		want := winhost.Stats{Transactions: 1, CacheHits: 2}
