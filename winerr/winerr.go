@@ -36,9 +36,8 @@ type Code uint32
 // Smart card subsystem (SCARD_*): minidriver and WinSCard results. Source:
 // "Smart Card Return Values" in Microsoft Learn, Authentication Return
 // Values (https://learn.microsoft.com/windows/win32/secauthn/authentication-return-values),
-// defined in scarderr.h. The minidriver maps card status words to them as
-// the minidriver specification (Smart Card Minidriver Specification v7,
-// §"Error codes") describes; see minidriver/errors.go.
+// defined in scarderr.h. minidriver/errors.go maps card status words to
+// them (the status word each constant's note names).
 const (
 	SCARD_F_INTERNAL_ERROR         Code = 0x80100001 // status word with no better mapping [I]
 	SCARD_E_CANCELLED              Code = 0x80100002 // the (scripted) user cancelled the PIN prompt
