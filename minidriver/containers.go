@@ -24,6 +24,20 @@ func (c *Card) Containers(ctx context.Context) (fs.ContainerMap, error) {
 	return fs.ParseContainerMap(b)
 }
 
+// maps reads the cmapfile and the keymap, the pair every container
+// change works on.
+func (c *Card) maps(ctx context.Context, op string) (fs.ContainerMap, fs.KeyMap, error) {
+	cmap, err := c.Containers(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	km, err := c.KeyMap(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return cmap, km, nil
+}
+
 // KeyMap reads the GIDS keymap (A000/DF20); a card that never had a key has
 // none, which is an empty keymap.
 func (c *Card) KeyMap(ctx context.Context) (fs.KeyMap, error) {
@@ -69,13 +83,9 @@ func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump
 	op := fmt.Sprintf("CardCreateContainer %q", spec.GUID)
 	index = -1
 	err = c.mutate(ctx, op, pol, func(w *writer) error {
-		cmap, err := c.Containers(ctx)
+		cmap, km, err := c.maps(ctx, op)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		km, err := c.KeyMap(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return err
 		}
 		if err := fs.CheckConsistent(cmap, km); err != nil {
 			return fmt.Errorf("%s: card metadata inconsistent, refusing to add a container: %w", op, err)
@@ -277,13 +287,9 @@ func (c *Card) DeleteContainer(ctx context.Context, index int, opts DeleteOption
 		return fmt.Errorf("%s: index out of range: %w", op, ErrNoContainer)
 	}
 	return c.mutate(ctx, op, pol, func(w *writer) error {
-		cmap, err := c.Containers(ctx)
+		cmap, km, err := c.maps(ctx, op)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		km, err := c.KeyMap(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return err
 		}
 		if err := w.step(fs.CategoryContainers, func() error {
 			if err := c.deleteKeyFile(ctx, op, index); err != nil {
