@@ -380,3 +380,12 @@ func (e *env) cachedByApp() *winhost.Process {
 	e.cardCerts(p)
 	return p
 }
+
+// statsOfRead is what one more read of the card's certificates costs p
+// (transactions, cache hits and misses, card reads).
+func (e *env) statsOfRead(p *winhost.Process) winhost.Stats {
+	e.t.Helper()
+	before := p.Stats()
+	e.cardCerts(p)
+	return delta(before, p.Stats())
+}
