@@ -331,7 +331,7 @@ func (c *CertContext) AddToStore(store StoreName, disp AddDisposition, withPrope
 }
 
 // AcquirePrivateKey is CryptAcquireCertificatePrivateKey on this context
-// (minidriver-semantics.md §2.7, T9, T10, T13, T14):
+// (docs/reference/minidriver-semantics.md §2.7, T9, T10, T13, T14):
 //
 //  1. A handle cached on the context is returned when Cache is set, or
 //     UseProvInfo with CERT_SET_KEY_CONTEXT_PROP_ID: no card access, no

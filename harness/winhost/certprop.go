@@ -12,7 +12,7 @@ import (
 	"github.com/cardharness/cardharness/harness/vclock"
 )
 
-// Certificate propagation (CertPropSvc), minidriver-semantics.md §2.5 and
+// Certificate propagation (CertPropSvc), docs/reference/minidriver-semantics.md §2.5 and
 // Microsoft's "Certificate Propagation Service" page (ledger rows
 // H-PROP-TRIGGERS, H-PROP-DELAY, H-PROP-PROVIDER, H-PROP-REQUEST):
 //

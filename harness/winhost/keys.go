@@ -224,7 +224,7 @@ func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 	}
 	di, err := digestInfo(hash, digest)
 	if err != nil {
-		return nil, newErr(op, NTE_BAD_ALGID, err)
+		return nil, newErr(op, winerr.NTE_BAD_ALGID, err)
 	}
 	t, idx, err := k.keyTxn(ctx, op)
 	if err != nil {

@@ -48,10 +48,7 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 				e.insert(minidriver.Options{})
 			}
 			p := e.proc("app.exe", winhost.ProcessOptions{})
-			capi, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			capi := e.acquire(p, sc)
 			cng, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{AllowNCrypt: true, PreferNCrypt: true})
 			if err != nil {
 				t.Fatal(err)
@@ -111,10 +108,7 @@ func TestPINBattleBetweenProcesses(t *testing.T) {
 func TestSilentContextAndCancel(t *testing.T) {
 	e, sc := pinEnv(t)
 	silent := e.proc("service.exe", winhost.ProcessOptions{Silent: true})
-	k, err := silent.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := e.acquire(silent, sc)
 	if err := signAndVerify(t, e.ctx, k, sc.Cert); !errors.Is(err, winerr.NTE_SILENT_CONTEXT) {
 		t.Fatalf("silent process: %v, want NTE_SILENT_CONTEXT", err)
 	}
