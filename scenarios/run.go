@@ -328,7 +328,11 @@ func (e *env) runStep(i int, st *Step) StepResult {
 	if st.Do == "repeat" {
 		return e.runRepeat(sr, s, start)
 	}
-	res, err := a.Run(e, s)
+	var res Values
+	err := s.prepare()
+	if err == nil {
+		res, err = a.Run(e, s)
+	}
 	sr.Duration = time.Since(start)
 	if st.Save != "" {
 		if res == nil {
@@ -359,7 +363,7 @@ func (e *env) runStep(i int, st *Step) StepResult {
 
 // runRepeat runs the nested steps times: times; ${i} is the round.
 func (e *env) runRepeat(sr StepResult, s *stepCtx, start time.Time) StepResult {
-	n := s.int("times", 1)
+	n := s.int("times")
 	for round := 1; round <= n; round++ {
 		e.sc.Vars["i"] = fmt.Sprint(round)
 		for j, sub := range s.st.Sub {

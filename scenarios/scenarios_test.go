@@ -115,11 +115,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 
 func TestBadKnobIsAFileLineError(t *testing.T) {
 	src := "name: x\nhosts:\n  h:\n    knobs: {propagation_delay: soon, shiny: true}\nsteps:\n  - {do: advance, by: 1s}\n"
-	sc, err := Load(fstest.MapFS{"k.yaml": {Data: []byte(src)}}, "k.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = knobs(sc.Hosts["h"])
+	_, err := Load(fstest.MapFS{"k.yaml": {Data: []byte(src)}}, "k.yaml")
 	for _, want := range []string{"k.yaml:4: host \"h\": knob propagation_delay: bad duration \"soon\"", "k.yaml:4: host \"h\": unknown knob \"shiny\""} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("knob error %v lacks %q", err, want)

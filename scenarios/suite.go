@@ -25,8 +25,14 @@ var Builtin embed.FS
 
 // Ref names a scenario file: a path in the embedded suite or on disk.
 type Ref struct {
-	Path    string
-	Builtin bool
+	Path    string `json:"path"`
+	Builtin bool   `json:"builtin,omitempty"`
+	// Root is the directory its includes must stay under: the directory
+	// given on the command line, or the file's own ("": the file's).
+	Root string `json:"root,omitempty"`
+	// IncludePath are further directories includes may come from
+	// (--include-path).
+	IncludePath []string `json:"include_path,omitempty"`
 }
 
 func (r Ref) String() string {
@@ -38,10 +44,17 @@ func (r Ref) String() string {
 
 func (r Ref) load() (*Scenario, error) {
 	if r.Builtin {
-		return Load(Builtin, r.Path)
+		return LoadWithin(Builtin, r.Path, []string{"builtin"})
 	}
-	return Load(osFS{}, r.Path)
+	root := r.Root
+	if root == "" {
+		root = path.Dir(r.Path)
+	}
+	return LoadWithin(osFS{}, r.Path, append([]string{root}, r.IncludePath...))
 }
+
+// Load parses the scenario the reference names.
+func (r Ref) Load() (*Scenario, error) { return r.load() }
 
 // osFS opens paths as the OS does (relative to the working directory, or
 // absolute), so that errors name the file the way the user wrote it.
@@ -63,21 +76,36 @@ func BuiltinRefs() []Ref {
 	return out
 }
 
-// FileRefs expands paths (files, or directories searched for *.yaml).
-func FileRefs(paths []string) ([]Ref, error) {
+// FileRefs expands paths: files, directories (searched for *.yaml),
+// "builtin" (the embedded suite) and builtin:NAME (one built-in scenario,
+// as --list prints it). includePath are further directories includes may
+// come from.
+func FileRefs(paths []string, includePath ...string) ([]Ref, error) {
 	var out []Ref
 	for _, p := range paths {
+		if p == "builtin" {
+			out = append(out, BuiltinRefs()...)
+			continue
+		}
+		if name, ok := strings.CutPrefix(p, "builtin:"); ok {
+			r, err := builtinRef(name)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+			continue
+		}
 		st, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}
 		if !st.IsDir() {
-			out = append(out, Ref{Path: p})
+			out = append(out, Ref{Path: p, Root: path.Dir(p), IncludePath: includePath})
 			continue
 		}
 		err = fs.WalkDir(os.DirFS(p), ".", func(q string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.HasSuffix(q, ".yaml") && !strings.HasPrefix(path.Base(q), "_") {
-				out = append(out, Ref{Path: path.Join(p, q)})
+				out = append(out, Ref{Path: path.Join(p, q), Root: p, IncludePath: includePath})
 			}
 			return err
 		})
@@ -86,6 +114,17 @@ func FileRefs(paths []string) ([]Ref, error) {
 		}
 	}
 	return out, nil
+}
+
+func builtinRef(name string) (Ref, error) {
+	var names []string
+	for _, r := range BuiltinRefs() {
+		if r.Path == name || r.Path == path.Join("builtin", name) || strings.TrimSuffix(path.Base(r.Path), ".yaml") == name {
+			return r, nil
+		}
+		names = append(names, r.Path)
+	}
+	return Ref{}, fmt.Errorf("builtin:%s: no such built-in scenario%s (cardharness run --list lists them)", name, didYouMean(name, names))
 }
 
 // Check parses every scenario and returns all problems (file:line: ...).
