@@ -109,8 +109,9 @@ type Arg struct {
 	// Default is the value an absent argument has ("" : none), as the
 	// reference shows it.
 	Default string
-	// Values are the allowed values of an Enum (compared without case).
-	Values []string
+	// Values are the allowed values of an Enum (compared without case);
+	// Aliases are further spellings accepted for them.
+	Values, Aliases []string
 	// Min and Max bound an Int or a Duration (in the unit written in
 	// MinMax: whole numbers, or durations as text); zero values: none.
 	Min, Max string
@@ -282,7 +283,7 @@ func (arg *Arg) check(v string) error {
 }
 
 func (arg *Arg) allows(v string) bool {
-	for _, x := range arg.Values {
+	for _, x := range append(append([]string{}, arg.Values...), arg.Aliases...) {
 		if strings.EqualFold(x, v) {
 			return true
 		}
@@ -318,7 +319,7 @@ var (
 	argProcess = Arg{Name: "process", Type: String, Default: "app", Doc: "the process on the host (started on first use; an exited one is restarted)"}
 	argAPI     = Arg{Name: "api", Type: Enum, Default: "capi", Values: []string{"capi", "cng", "ksp"}, Doc: "the process's API: capi (Base CSP) or cng/ksp (the smart-card KSP)"}
 	argSilent  = Arg{Name: "silent", Type: Bool, Default: "false", Doc: "CRYPT_SILENT: no PIN prompt (a needed prompt fails with NTE_SILENT_CONTEXT)"}
-	argKeySpec = Arg{Name: "keyspec", Type: Enum, Default: "exchange", Values: []string{"exchange", "signature", "at_keyexchange", "at_signature", "keyexchange"}, Doc: "AT_KEYEXCHANGE or AT_SIGNATURE"}
+	argKeySpec = Arg{Name: "keyspec", Type: Enum, Default: "exchange", Values: []string{"exchange", "signature"}, Aliases: []string{"at_keyexchange", "at_signature", "keyexchange"}, Doc: "AT_KEYEXCHANGE or AT_SIGNATURE"}
 	argBits    = Arg{Name: "bits", Type: Int, Default: "2048", Min: "1024", Max: "4096", Doc: "RSA modulus size"}
 	argDefault = Arg{Name: "default", Type: Bool, Default: "false", Doc: "make the new container the card's default"}
 	argNewGUID = Arg{Name: "guid", Type: GUID, Doc: "the container's GUID (default: a new one drawn from the seed)"}

@@ -334,6 +334,14 @@ func (e *env) runStep(i int, st *Step) StepResult {
 		res, err = a.Run(e, s)
 	}
 	sr.Duration = time.Since(start)
+	for k := range res {
+		if f := a.field(k); f == nil || f.ExpectOnly {
+			// The declaration is the contract expect: and $var.field are
+			// checked against; a result outside it is a bug here.
+			sr.Status, sr.Error = Fail, fmt.Sprintf("internal error: action %s returned the undeclared result field %q", a.Name, k)
+			return sr
+		}
+	}
 	if st.Save != "" {
 		if res == nil {
 			res = Values{}

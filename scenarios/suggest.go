@@ -53,3 +53,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// DidYouMean is didYouMean for the command line: " (did you mean X?)" or
+// "".
+func DidYouMean(v string, known []string) string { return didYouMean(v, known) }
