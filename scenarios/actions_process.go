@@ -46,7 +46,7 @@ func init() {
 		Run:     makeCSRAction,
 	}, &Action{
 		Name: "create-request", Actor: ActorProcess,
-		Doc:  "CertEnroll CreateRequest: put the dummy certificate for a container into REQUEST",
+		Doc: "CertEnroll CreateRequest: put the dummy certificate for a container into REQUEST",
 		Args: processArgs(Arg{Name: "guid", Type: GUID, Required: true, Doc: "the new key's container"}, argSubject,
 			Arg{Name: "request-id", Type: Int, Default: "1", Min: "0", Doc: "the request ID recorded in the dummy"}),
 		Result: []Field{

@@ -423,4 +423,3 @@ func interpolate(e *env, v string) string {
 		return ref
 	})
 }
-

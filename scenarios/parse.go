@@ -596,7 +596,7 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 				p.errf(v, "cache_mode %s: want global, session-only or none%s", quote(c.CacheMode), didYouMean(c.CacheMode, []string{"global", "session-only", "none"}))
 			}
 		},
-		"read_only":      func(k, v *yaml.Node) { c.ReadOnly = p.bool(v) },
+		"read_only": func(k, v *yaml.Node) { c.ReadOnly = p.bool(v) },
 		"max_containers": func(k, v *yaml.Node) {
 			c.MaxContainers = int(p.int(v))
 			if c.MaxContainers < 0 || c.MaxContainers > 255 {
