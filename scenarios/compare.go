@@ -1,0 +1,93 @@
+package scenarios
+
+// Comparing what a step observed with what the scenario expects.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cardharness/cardharness/winerr"
+)
+
+func checkError(st *Step, err error) (msg, diff string) {
+	want := st.ExpectError
+	if want == "" || want == "none" {
+		if err != nil {
+			return "unexpected error: " + err.Error(), cmp.Diff("none", errName(err))
+		}
+		return "", ""
+	}
+	if err == nil {
+		return "expected error " + want + ", the step succeeded", cmp.Diff(want, "none")
+	}
+	code, ok := codeOf(err)
+	if !ok || code != errorCode(want) {
+		return fmt.Sprintf("expected error %s, got: %v", want, err), cmp.Diff(want, errName(err))
+	}
+	return "", ""
+}
+
+func errName(err error) string {
+	if code, ok := codeOf(err); ok {
+		return winerr.Code(code).Name()
+	}
+	return "error: " + err.Error()
+}
+
+// compareResult checks the fields the scenario names; list values compare
+// as lists, everything else as text.
+func compareResult(want *yaml.Node, got Values, resolve func(string) string) string {
+	w := map[string]any{}
+	g := map[string]any{}
+	for i := 0; i+1 < len(want.Content); i += 2 {
+		k, v := want.Content[i].Value, want.Content[i+1]
+		obs, ok := got[k]
+		switch v.Kind {
+		case yaml.SequenceNode:
+			var list []string
+			for _, x := range v.Content {
+				list = append(list, resolve(x.Value))
+			}
+			w[k] = list
+			if !ok {
+				g[k] = "<absent>"
+				continue
+			}
+			g[k] = asStrings(obs)
+		default:
+			if k == "output_contains" {
+				out := fmt.Sprint(got["output"])
+				w[k] = resolve(v.Value)
+				g[k] = w[k]
+				if !strings.Contains(out, resolve(v.Value)) {
+					g[k] = "<not in output>"
+				}
+				continue
+			}
+			w[k] = resolve(v.Value)
+			if !ok {
+				g[k] = "<absent>"
+				continue
+			}
+			g[k] = fmt.Sprint(obs)
+		}
+	}
+	return cmp.Diff(w, g)
+}
+
+func asStrings(v any) any {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	}
+	return fmt.Sprint(v)
+}
