@@ -179,6 +179,15 @@ func (p *parser) read(name string) ([]byte, error) {
 	return b, nil
 }
 
+// quotePath quotes an include path as written (the user's own text, so
+// shown whole unless absurdly long).
+func quotePath(p string) string {
+	if len(p) > 256 {
+		return quote(p)
+	}
+	return strconv.Quote(p)
+}
+
 func modeName(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
@@ -330,7 +339,7 @@ func (p *parser) include(from string, inc *yaml.Node) *Scenario {
 	}()
 	name, err := p.resolveInclude(from, written)
 	if err != nil {
-		p.errf(inc, "include %s: %v", quote(written), err)
+		p.errf(inc, "include %s: %v", quotePath(written), err)
 		return nil
 	}
 	k := p.key(name)
@@ -345,17 +354,17 @@ func (p *parser) include(from string, inc *yaml.Node) *Scenario {
 		}
 	}
 	if where, ok := p.loaded[k]; ok {
-		p.errf(inc, "include %s: already included (at %s); a file is included at most once per scenario", quote(written), where)
+		p.errf(inc, "include %s: already included (at %s); a file is included at most once per scenario", quotePath(written), where)
 		return nil
 	}
 	if len(p.loaded) >= MaxFiles {
-		p.errf(inc, "include %s: more than %d files in one scenario", quote(written), MaxFiles)
+		p.errf(inc, "include %s: more than %d files in one scenario", quotePath(written), MaxFiles)
 		return nil
 	}
 	p.loaded[k] = fmt.Sprintf("%s:%d", p.file, inc.Line)
 	b, err := p.read(name)
 	if err != nil {
-		p.errf(inc, "include %s: %v", quote(written), err)
+		p.errf(inc, "include %s: %v", quotePath(written), err)
 		return nil
 	}
 	p.chain = append(p.chain, k)
