@@ -30,8 +30,24 @@ type Options struct {
 	// Timeout bounds one scenario (default 5 minutes).
 	Timeout time.Duration
 	// Progress receives one line per finished scenario (nil: none).
-	Progress io.Writer
-	Log      *slog.Logger
+	Progress io.Writer `json:"-"`
+	// OnProgress is told which scenario and step are running (for a live
+	// progress line); calls may come from several goroutines.
+	OnProgress func(Progress) `json:"-"`
+	// OnStep is RunOne's per-step report (Run sets it to feed OnProgress).
+	OnStep func(step, steps int) `json:"-"`
+	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
+	// or /usr/sbin).
+	Pcscd string       `json:",omitempty"`
+	Log   *slog.Logger `json:"-"`
+}
+
+// Progress says where a run is: scenario Scenario of Scenarios (counted
+// as they start), at step Step of Steps.
+type Progress struct {
+	Scenario, Scenarios int
+	Name                string
+	Step, Steps         int
 }
 
 // Status of a scenario or step.

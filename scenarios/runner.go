@@ -62,7 +62,12 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	}
 	res.Status = Pass
 	for i, st := range sc.Steps {
+		if stopped(ctx) {
+			break
+		}
+		e.progress(i+1, len(sc.Steps))
 		sr := e.runStep(i, st)
+		e.stepDone(i, st, &sr)
 		res.Steps = append(res.Steps, sr)
 		if sr.Status == Skip {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s:%d %s: %s", st.File, st.Line, st.Do, sr.Note))
@@ -74,6 +79,13 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 			res.Diff = sr.Diff
 			break
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// The scenario was stopped (its timeout, or the run was
+		// interrupted): whatever the step in flight reported is a symptom,
+		// the stop is the cause. The steps run so far stay in the result.
+		res.Status, res.Diff = Error, ""
+		res.Failure = stopReason(ctx, opts.Timeout, len(res.Steps), len(sc.Steps))
 	}
 	if res.Status == Pass && !sc.Invariants.Skip {
 		if err := e.checkInvariants(); err != nil {
@@ -175,7 +187,7 @@ func (e *env) setup() error {
 			c.toolEnv = func() ([]string, error) { return e.toolStackFor(card) }
 		}
 	default:
-		st, err := startStack(e.ctx, virt, e.opts.Log)
+		st, err := startStack(e.ctx, virt, e.opts)
 		if err != nil {
 			return err
 		}
@@ -249,6 +261,31 @@ func (e *env) setupRealReader() error {
 	return nil
 }
 
+// stopped reports whether the scenario must stop: checked before every step
+// and every round of a repeat, so a timeout or a signal ends a run within a
+// step.
+func stopped(ctx context.Context) bool { return ctx.Err() != nil }
+
+func stopReason(ctx context.Context, timeout time.Duration, done, total int) string {
+	why := "interrupted"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		why = fmt.Sprintf("timed out after %s (--timeout)", timeout)
+	}
+	return fmt.Sprintf("%s during step %d of %d; the steps before it are reported", why, done, total)
+}
+
+// progress reports the step about to run (a live progress line).
+func (e *env) progress(step, steps int) {
+	if e.opts.OnStep != nil {
+		e.opts.OnStep(step, steps)
+	}
+}
+
+// stepDone is the one place a finished top-level step passes through:
+// anything that records per-step state (a timeline, -v output) hooks in
+// here.
+func (e *env) stepDone(i int, st *Step, sr *StepResult) {}
+
 // runStep executes one step and checks its expectations.
 func (e *env) runStep(i int, st *Step) StepResult {
 	sr := StepResult{Index: i + 1, Line: st.Line, Do: st.Do, Name: st.Name, Status: Pass}
@@ -307,6 +344,11 @@ func (e *env) runStep(i int, st *Step) StepResult {
 func (e *env) runRepeat(sr StepResult, s *stepCtx, start time.Time) StepResult {
 	n := s.int("times")
 	for round := 1; round <= n; round++ {
+		if stopped(e.ctx) {
+			sr.Status, sr.Error = Fail, fmt.Sprintf("stopped in round %d of %d", round, n)
+			sr.Duration = time.Since(start)
+			return sr
+		}
 		e.sc.Vars["i"] = fmt.Sprint(round)
 		for j, sub := range s.st.Sub {
 			r := e.runStep(j, sub)

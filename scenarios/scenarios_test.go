@@ -16,7 +16,7 @@ import (
 func runBuiltin(t *testing.T, opts Options) []Result {
 	t.Helper()
 	opts.Parallel = 2
-	res, err := Run(context.Background(), BuiltinRefs(), opts)
+	res, err := RunAll(context.Background(), BuiltinRefs(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,21 +37,28 @@ func requireAllPass(t *testing.T, res []Result) {
 	}
 }
 
-func TestBuiltinSuiteDirect(t *testing.T) {
-	requireAllPass(t, runBuiltin(t, Options{Stack: "direct"}))
+// TestScenarios runs the built-in suite in process, one subtest per
+// scenario: go test ./scenarios -run 'Scenarios/seed' runs the seed ones.
+func TestScenarios(t *testing.T) {
+	if n := len(BuiltinRefs()); n < 18 {
+		t.Fatalf("only %d built-in scenarios", n)
+	}
+	RunWith(t, Options{Stack: "direct"}, "builtin")
 }
 
-func TestBuiltinSuitePCSCD(t *testing.T) {
+// TestScenariosPCSCD runs it on private pcscd stacks, as cardharness run
+// does by default.
+func TestScenariosPCSCD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the pcscd run starts a private stack per scenario")
 	}
-	requireAllPass(t, runBuiltin(t, Options{Stack: "pcscd"}))
+	Run(t, "builtin")
 }
 
-// TestCounterFaultBreaksExactlyTheBumpDependentScenarios: with cards that
+// TestCounterFaultBreaksExactlyTheBumpDependentOnes: with cards that
 // drop cardcf writes, the scenarios tagged bump-dependent fail, each with a
 // diff, and no other scenario does.
-func TestCounterFaultBreaksExactlyTheBumpDependentScenarios(t *testing.T) {
+func TestCounterFaultBreaksExactlyTheBumpDependentOnes(t *testing.T) {
 	res := runBuiltin(t, Options{Stack: "direct", CardFaults: []string{"drop-cardcf-writes"}})
 	var want, got []string
 	for _, ref := range BuiltinRefs() {
@@ -125,7 +132,7 @@ func TestBadKnobIsAFileLineError(t *testing.T) {
 
 func TestJUnitIsWellFormedWithOneTestcasePerScenario(t *testing.T) {
 	refs := []Ref{{Path: "builtin/store/s9-no-provinfo.yaml", Builtin: true}, {Path: "testdata/failing.yaml"}}
-	res, err := Run(context.Background(), refs, Options{Stack: "direct", TraceDir: t.TempDir()})
+	res, err := RunAll(context.Background(), refs, Options{Stack: "direct", TraceDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +213,7 @@ func TestReadmeExampleRuns(t *testing.T) {
 }
 
 func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
-	res, err := Run(context.Background(), []Ref{{Path: "testdata/failing.yaml"}}, Options{Stack: "direct"})
+	res, err := RunAll(context.Background(), []Ref{{Path: "testdata/failing.yaml"}}, Options{Stack: "direct"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package scenarios
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/pcsc"
@@ -18,8 +17,8 @@ type stackHandle struct {
 	readers []string
 }
 
-func startStack(ctx context.Context, cards []vcard.Card, log *slog.Logger) (*stackHandle, error) {
-	st, err := stack.Start(ctx, stack.Config{Cards: cards, Slots: max(2, len(cards)), Log: log})
+func startStack(ctx context.Context, cards []vcard.Card, opts Options) (*stackHandle, error) {
+	st, err := stack.Start(ctx, stack.Config{Cards: cards, Slots: max(2, len(cards)), Log: opts.Log, Pcscd: opts.Pcscd})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +54,7 @@ func (h *stackHandle) close() {
 // only the tool, a subprocess, talks to that pcscd).
 func (e *env) toolStackFor(card vcard.Card) ([]string, error) {
 	if e.stack == nil {
-		st, err := stack.Start(e.ctx, stack.Config{Cards: []vcard.Card{card}, Slots: 2, Log: e.opts.Log})
+		st, err := stack.Start(e.ctx, stack.Config{Cards: []vcard.Card{card}, Slots: 2, Log: e.opts.Log, Pcscd: e.opts.Pcscd})
 		if err != nil {
 			return nil, err
 		}
