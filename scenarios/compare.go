@@ -4,6 +4,7 @@ package scenarios
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-cmp/cmp"
@@ -73,9 +74,53 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 				continue
 			}
 			g[k] = fmt.Sprint(obs)
+			if sameValue(obs, resolve(v.Value)) {
+				g[k] = w[k]
+			}
 		}
 	}
 	return cmp.Diff(w, g)
+}
+
+// sameValue compares an observed value with the text the scenario wrote:
+// numbers as numbers (1, "01" and 1.0 match an integer 1), booleans as
+// booleans (yes, on, true), anything else as text.
+func sameValue(obs any, want string) bool {
+	switch x := obs.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		n, err := strconv.ParseFloat(strings.TrimSpace(want), 64)
+		if err != nil {
+			return false
+		}
+		o, _ := strconv.ParseFloat(fmt.Sprint(x), 64)
+		return n == o
+	case bool:
+		b, ok := parseBool(want)
+		return ok && b == x
+	}
+	return fmt.Sprint(obs) == want
+}
+
+// outputNote is what a failed output_contains shows: the output itself
+// (its end, if long), since "not in output" alone says nothing.
+func outputNote(want *yaml.Node, got Values) string {
+	if want == nil {
+		return ""
+	}
+	for i := 0; i+1 < len(want.Content); i += 2 {
+		if want.Content[i].Value == "output_contains" {
+			out, ok := got["output"].(string)
+			if !ok {
+				return ""
+			}
+			const max = 4000
+			if len(out) > max {
+				out = "..." + out[len(out)-max:]
+			}
+			return "; the output was:\n" + indent(strings.TrimRight(out, "\n"), "      | ")
+		}
+	}
+	return ""
 }
 
 func asStrings(v any) any {

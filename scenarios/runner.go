@@ -330,7 +330,7 @@ func (e *env) runStep(i int, st *Step) StepResult {
 	}
 	if st.ExpectResult != nil {
 		if diff := compareResult(st.ExpectResult, res, s.resolve); diff != "" {
-			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result", diff
+			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result"+outputNote(st.ExpectResult, res), diff
 			return sr
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -191,24 +192,42 @@ func TestSameSeedSameRun(t *testing.T) {
 	}
 }
 
-// TestReadmeExampleRuns keeps the worked example in README.md true: it is
-// extracted from the README and run.
-func TestReadmeExampleRuns(t *testing.T) {
+// TestReadmeExamplesRun keeps the scenarios in README.md true: every
+// ```yaml block that is a scenario (starts with name:) is extracted and
+// run.
+func TestReadmeExamplesRun(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
-	example, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no ```yaml example")
+	n := 0
+	rest := string(readme)
+	for {
+		var ok bool
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+		if !ok {
+			break
+		}
+		example, after, ok := strings.Cut(rest, "```")
+		if !ok {
+			t.Fatal("README.md has an unterminated ```yaml block")
+		}
+		rest = after
+		if !strings.HasPrefix(example, "name:") {
+			continue
+		}
+		n++
+		name := fmt.Sprintf("README.md example %d", n)
+		sc, err := Parse(fstest.MapFS{}, name, []byte(example))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := RunOne(context.Background(), sc, Options{Stack: "direct"}); r.Status != Pass {
+			t.Errorf("%s (%s) does not pass: %s\n%s", name, sc.Name, r.Failure, r.Diff)
+		}
 	}
-	sc, err := Parse(fstest.MapFS{}, "README.md example", []byte(example))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := RunOne(context.Background(), sc, Options{Stack: "direct"}); r.Status != Pass {
-		t.Fatalf("the README example does not pass: %s\n%s", r.Failure, r.Diff)
+	if n < 2 {
+		t.Fatalf("found %d scenario examples in README.md, want the seed bug and the walkthrough", n)
 	}
 }
 
