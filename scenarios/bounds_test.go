@@ -33,6 +33,8 @@ func TestHostileScenarioFilesAreBounded(t *testing.T) {
 		want   []string
 		absent []string // must not appear in the error
 		most   int      // at most this many error lines (0: no limit)
+		// includePath widens the root (--include-path).
+		includePath []string
 	}{
 		{
 			name:  "includes itself",
@@ -81,6 +83,12 @@ func TestHostileScenarioFilesAreBounded(t *testing.T) {
 			main:  "x.yaml", want: []string{"x.yaml:2: include \"/dev/zero\": outside"},
 		},
 		{
+			name:  "a device on the include path",
+			files: map[string]string{"x.yaml": "name: x\ninclude: [/dev/zero]\n" + okSteps},
+			main:  "x.yaml", want: []string{"x.yaml:2: include \"/dev/zero\": not a regular file (a device)"},
+			includePath: []string{"/dev"},
+		},
+		{
 			name:  "a directory",
 			files: map[string]string{"x.yaml": "name: x\ninclude: [sub]\n" + okSteps, "sub/_y.yaml": okSteps},
 			main:  "x.yaml", want: []string{"x.yaml:2: include \"sub\": not a regular file (a directory)"},
@@ -108,7 +116,7 @@ func TestHostileScenarioFilesAreBounded(t *testing.T) {
 			dir := t.TempDir()
 			writeFiles(t, dir, tt.files)
 			main := filepath.Join(dir, tt.main)
-			err := Check([]Ref{{Path: main, Root: filepath.Dir(main)}})
+			err := Check([]Ref{{Path: main, Root: filepath.Dir(main), IncludePath: tt.includePath}})
 			if err == nil {
 				t.Fatal("accepted")
 			}

@@ -43,6 +43,8 @@ func TestCheckCatchesEachMistake(t *testing.T) {
 		{"a CA code by name", "", "{do: ca-issue, csr: $req.csr, expect: {error: CERTSRV_E_UNSUPPORTED_CERT_TYPE}}", ""},
 		{"unknown error name", "", "{do: ca-issue, csr: $req.csr, expect: {error: CRYPT_E_NO_KEY_PROPERTI}}", `check.yaml:11: unknown error "CRYPT_E_NO_KEY_PROPERTI" (did you mean CRYPT_E_NO_KEY_PROPERTY?)`},
 		{"unknown result field in expect", "", "{do: check-card, card: card, expect: {result: {container: 1}}}", `check.yaml:11: action "check-card" has no result field "container" (did you mean containers?)`},
+		{"expected number", "", "{do: check-card, card: card, expect: {result: {containers: three}}}", `check.yaml:11: expect.result.containers is a number, got "three"`},
+		{"expected bool", "", "{do: check-store, host: desktop, cert: $req, expect: {result: {present: ture}}}", `expect.result.present is true or false, got "ture" (did you mean true?)`},
 		{"unknown field of a saved result", "", "{do: writer-make-csr, card: card, guid: $key.gid}", `check.yaml:11: writer-make-csr: $key.gid has no field "gid" (did you mean guid?)`},
 		{"undefined variable", "", "{do: writer-make-csr, card: card, guid: $kee.guid}", `check.yaml:11: writer-make-csr: $kee.guid is not defined (saved before this step: key, req; save: a step's result, or declare it under vars:) (did you mean key?)`},
 		{"undefined variable in text", "", "{do: tool, card: card, run: \"echo ${nope}\"}", `check.yaml:11: tool: $nope is not defined`},

@@ -58,14 +58,6 @@ func LookupKnob(name string) (Knob, bool) {
 	return Knob{}, false
 }
 
-func knobNames() []string {
-	var out []string
-	for _, k := range Knobs() {
-		out = append(out, k.Name)
-	}
-	return out
-}
-
 func knobType(f reflect.Value) string {
 	switch f.Interface().(type) {
 	case time.Duration:

@@ -679,7 +679,7 @@ func (p *parser) steps(v *yaml.Node) []*Step {
 }
 
 // step parses one step. The keys an action takes are checked when the
-// action is bound (see actions.go), so that an unknown argument is
+// action is bound (see action.go), so that an unknown argument is
 // reported with the action's own list of arguments.
 func (p *parser) step(n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
@@ -774,6 +774,21 @@ func (p *parser) checkArg(st *Step, decl *Arg, v *yaml.Node) {
 	}
 }
 
+// checkExpected: an expected value a field of its type can never have is a
+// mistake in the file, not a failure of the card.
+func (p *parser) checkExpected(f *Field, v *yaml.Node) {
+	switch f.Type {
+	case Int:
+		if _, err := strconv.ParseFloat(strings.TrimSpace(v.Value), 64); err != nil {
+			p.errf(v, "expect.result.%s is a number, got %s", f.Name, quote(v.Value))
+		}
+	case Bool:
+		if _, ok := parseBool(v.Value); !ok {
+			p.errf(v, "expect.result.%s is true or false, got %s%s", f.Name, quote(v.Value), didYouMean(v.Value, []string{"true", "false"}))
+		}
+	}
+}
+
 func exampleVar(t Type) string {
 	switch t {
 	case Key:
@@ -813,6 +828,9 @@ func (p *parser) expect(st *Step, a *Action) {
 				}
 				if val.Kind != yaml.ScalarNode && val.Kind != yaml.SequenceNode {
 					p.errf(val, "expect.result.%s: want a value or a list, got a %s", f.Value, kindName(val))
+				}
+				if fd := a.field(f.Value); fd != nil && val.Kind == yaml.ScalarNode && !hasRef(val.Value) {
+					p.checkExpected(fd, val)
 				}
 			}
 		},

@@ -27,17 +27,6 @@ func runBuiltin(t *testing.T, opts Options) []Result {
 	return res
 }
 
-func requireAllPass(t *testing.T, res []Result) {
-	t.Helper()
-	for _, r := range res {
-		if r.Status != Pass {
-			var b bytes.Buffer
-			WriteText(&b, []Result{r})
-			t.Errorf("%s: %s", r.Name, b.String())
-		}
-	}
-}
-
 // TestScenarios runs the built-in suite in process, one subtest per
 // scenario: go test ./scenarios -run 'Scenarios/seed' runs the seed ones.
 func TestScenarios(t *testing.T) {
