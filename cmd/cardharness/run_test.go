@@ -310,3 +310,12 @@ func TestActionsAndKnobsReference(t *testing.T) {
 		t.Errorf("actions chek-card: %d\n%s", code, stderr.String())
 	}
 }
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}, {"run", "--version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := cli(args, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "cardharness ") || !strings.Contains(stdout.String(), "go1.") {
+			t.Errorf("%q: exit %d, %q", args, code, stdout.String())
+		}
+	}
+}
