@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -232,6 +233,30 @@ func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
 	for _, want := range []string{"0 passed, 1 failed", "a scenario whose expectation is wrong", "testdata/failing.yaml:10", "expected vs observed", `class="fail"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+}
+
+// TestScenariosSubtestsAreSelectable: go test -run 'Scenarios/seed' runs
+// the seed scenarios and no other (checked on this test binary).
+func TestScenariosSubtestsAreSelectable(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestScenarios$/seed", "-test.v")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var ran []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- PASS: TestScenarios/"); ok {
+			ran = append(ran, name)
+		}
+	}
+	if len(ran) != 2 {
+		t.Fatalf("ran %q, want the two seed scenarios", ran)
+	}
+	for _, r := range ran {
+		if !strings.HasPrefix(r, "seed") {
+			t.Errorf("ran %s", r)
 		}
 	}
 }
