@@ -61,6 +61,18 @@ const (
 	MaxStepRuns = 1000000
 )
 
+// sorted orders the errors by file and line, as a reader goes through
+// the file.
+func (es ParseErrors) sorted() ParseErrors {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].File != es[j].File {
+			return es[i].File < es[j].File
+		}
+		return es[i].Line < es[j].Line
+	})
+	return es
+}
+
 type parser struct {
 	fsys fs.FS
 	// roots are the directories includes must stay under (the directory
@@ -115,7 +127,7 @@ func LoadWithin(fsys fs.FS, name string, roots []string) (*Scenario, error) {
 	p.chain = []string{p.key(name)}
 	s := p.parse(name, b)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, p.errs.sorted()
 	}
 	return s, nil
 }
@@ -130,7 +142,7 @@ func Parse(fsys fs.FS, file string, b []byte) (*Scenario, error) {
 	p.chain = []string{p.key(file)}
 	s := p.parse(file, b)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, p.errs.sorted()
 	}
 	return s, nil
 }
