@@ -11,13 +11,13 @@ func init() {
 		Name: "insert", Actor: ActorHost,
 		Doc:     "insert a card into a host (triggers certificate propagation if a user is signed in)",
 		Args:    []Arg{argHost, argCard},
-		Errors:  []string{"SCARD_E_NO_SMARTCARD"},
 		Example: "{do: insert, host: desktop, card: card}",
 		Run:     insert,
 	}, &Action{
 		Name: "remove", Actor: ActorHost,
 		Doc:     "remove a card from a host",
 		Args:    []Arg{argHost, argCard},
+		Errors:  []string{"SCARD_E_NO_SMARTCARD"},
 		Example: "{do: remove, host: desktop, card: card}",
 		Run:     remove,
 	}, &Action{

@@ -27,7 +27,7 @@ func init() {
 			{Name: "public_key", Type: Other, Doc: "the public key"},
 			{Name: "spki_sha256", Type: String, Doc: "the first 8 bytes of the SHA-256 of the public key (hex)"},
 		},
-		Errors:  []string{"NTE_TOKEN_KEYSET_STORAGE_FULL", "NTE_EXISTS", "SCARD_W_WRONG_CHV"},
+		Errors:  []string{"SCARD_E_WRITE_TOO_MANY", "SCARD_W_WRONG_CHV"},
 		Example: "{do: writer-generate-key, card: card, bits: 2048, bump: none, save: key}",
 		Run:     writerGenerateKey,
 	}, &Action{
