@@ -104,6 +104,16 @@ func TestHostileScenarioFilesAreBounded(t *testing.T) {
 			main:  "big.yaml", want: []string{"big.yaml: 1048621 bytes: a scenario file may have at most 1048576"},
 		},
 		{
+			name:  "too many steps",
+			files: map[string]string{"x.yaml": "name: x\n" + okSteps + strings.Repeat("  - {do: advance, by: 1s}\n", MaxSteps)},
+			main:  "x.yaml", want: []string{"x.yaml:1: 10001 steps: a scenario may have at most 10000"}, most: 1,
+		},
+		{
+			name:  "a YAML alias where a value goes",
+			files: map[string]string{"x.yaml": "name: &n x\nsteps:\n  - {do: advance, by: *n}\n"},
+			main:  "x.yaml", want: []string{"x.yaml:3: by: want a value, got a YAML alias"},
+		},
+		{
 			name:   "contents are not echoed",
 			files:  map[string]string{"x.yaml": "name: x\n" + okSteps + "secret-" + strings.Repeat("s", 200) + ": 1\n"},
 			main:   "x.yaml",

@@ -421,6 +421,10 @@ func (p *parser) check(root *yaml.Node, s *Scenario) {
 			}
 		}
 	}
+	if len(s.Steps) > MaxSteps {
+		p.errf(root, "%d steps: a scenario may have at most %d", len(s.Steps), MaxSteps)
+		return
+	}
 	p.checkVariables(s)
 	if n := stepRuns(s.Steps); n > MaxStepRuns {
 		p.errf(root, "the scenario would run %d steps (repeats multiplied out), more than %d", n, MaxStepRuns)
@@ -464,7 +468,7 @@ func kindName(n *yaml.Node) string {
 	case yaml.ScalarNode:
 		return "value " + quote(n.Value)
 	case yaml.AliasNode:
-		return "alias"
+		return "YAML alias (write the value out)"
 	}
 	return "document"
 }
