@@ -288,6 +288,7 @@ func runWorkerMain(job string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if os.Getenv(workerProgressEnv) == "3" {
+		closeOnExec(3)
 		pw := os.NewFile(3, "progress")
 		j.Opts.OnStep = func(step, steps int) { fmt.Fprintf(pw, "%d %d\n", step, steps) }
 	}
