@@ -6,8 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite the generated parts of README.md and docs/scenarios.md")
@@ -80,6 +82,18 @@ func TestEveryActionIsDocumented(t *testing.T) {
 				if err := arg.check(arg.Default); err != nil {
 					t.Errorf("%s: argument %s: default %q fails its own check: %v", a.Name, arg.Name, arg.Default, err)
 				}
+			}
+		}
+		// The example is a valid step: its arguments, values and expected
+		// fields pass the parser (variables are checked per scenario).
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(a.Example), &doc); err != nil {
+			t.Errorf("%s: example does not parse: %v", a.Name, err)
+		} else {
+			p := newParser(fstest.MapFS{}, "example", nil)
+			p.step(doc.Content[0])
+			if len(p.errs) > 0 {
+				t.Errorf("%s: example %s: %v", a.Name, a.Example, p.errs)
 			}
 		}
 		for _, f := range a.Result {
