@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cardharness/cardharness/winerr"
@@ -17,16 +16,16 @@ func checkError(st *Step, err error) (msg, diff string) {
 	want := st.ExpectError
 	if want == "" || want == "none" {
 		if err != nil {
-			return "unexpected error: " + err.Error(), cmp.Diff("none", errName(err))
+			return "unexpected error: " + err.Error(), plainDiff(map[string]any{"error": "none"}, map[string]any{"error": errName(err)})
 		}
 		return "", ""
 	}
 	if err == nil {
-		return "expected error " + want + ", the step succeeded", cmp.Diff(want, "none")
+		return "expected error " + want + ", the step succeeded", plainDiff(map[string]any{"error": want}, map[string]any{"error": "none"})
 	}
 	code, ok := codeOf(err)
 	if !ok || code != errorCode(want) {
-		return fmt.Sprintf("expected error %s, got: %v", want, err), cmp.Diff(want, errName(err))
+		return fmt.Sprintf("expected error %s, got: %v", want, err), plainDiff(map[string]any{"error": want}, map[string]any{"error": errName(err)})
 	}
 	return "", ""
 }
@@ -54,7 +53,7 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 			}
 			w[k] = list
 			if !ok {
-				g[k] = "<absent>"
+				g[k] = absent
 				continue
 			}
 			g[k] = asStrings(obs)
@@ -70,7 +69,7 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 			}
 			w[k] = resolve(v.Value)
 			if !ok {
-				g[k] = "<absent>"
+				g[k] = absent
 				continue
 			}
 			g[k] = fmt.Sprint(obs)
@@ -79,7 +78,7 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 			}
 		}
 	}
-	return cmp.Diff(w, g)
+	return plainDiff(w, g)
 }
 
 // sameValue compares an observed value with the text the scenario wrote:

@@ -36,6 +36,12 @@ type Options struct {
 	OnProgress func(Progress) `json:"-"`
 	// OnStep is RunOne's per-step report (Run sets it to feed OnProgress).
 	OnStep func(step, steps int) `json:"-"`
+	// Verbose prints each step's result and timeline events to Progress
+	// as it runs (timeline.go).
+	Verbose bool
+	// TraceSecrets keeps PINs and key material in APDU traces (default:
+	// masked, vcard/trace).
+	TraceSecrets bool
 	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
 	// or /usr/sbin).
 	Pcscd string       `json:",omitempty"`
@@ -84,6 +90,11 @@ type Result struct {
 	Skipped  []string      `json:"skipped,omitempty"`
 	Traces   []string      `json:"traces,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+
+	// Report fields (timeline.go, report.go).
+	Faults   []string       `json:"faults,omitempty"`
+	Hosts    []string       `json:"hosts,omitempty"` // host profiles: name and knobs as written
+	Timeline []TimelineStep `json:"timeline,omitempty"`
 }
 
 // Summary counts results by status.

@@ -55,19 +55,22 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	e := &env{ctx: ctx, sc: sc, opts: opts, clock: vclock.New(epoch), rng: rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9E3779B97F4A7C15)),
 		cards: map[string]*cardEnv{}, hosts: map[string]*winhost.Host{}, procs: map[string]*winhost.Process{}, vars: map[string]Values{}}
 	defer e.close()
+	res.Faults, res.Hosts = e.faults(), e.hostProfiles() // report fields
 	if err := e.setup(); err != nil {
 		res.Status, res.Failure = Error, "setup: "+err.Error()
 		res.Duration = time.Since(start)
 		return res
 	}
 	res.Status = Pass
+	e.stepEnd(-1, nil, nil) // timeline: the state after setup
 	for i, st := range sc.Steps {
 		if stopped(ctx) {
 			break
 		}
 		e.progress(i+1, len(sc.Steps))
+		e.stepBegin(i, st) // timeline: trace markers
 		sr := e.runStep(i, st)
-		e.stepDone(i, st, &sr)
+		e.stepEnd(i, st, &sr) // timeline: state and events
 		res.Steps = append(res.Steps, sr)
 		if sr.Status == Skip {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s:%d %s: %s", st.File, st.Line, st.Do, sr.Note))
@@ -92,6 +95,7 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 			res.Status, res.Failure = Fail, "card invariants after the scenario: "+err.Error()
 		}
 	}
+	res.Timeline = e.tl().steps // report field
 	if res.Status != Pass && opts.TraceDir != "" {
 		res.Traces = e.saveTraces(opts.TraceDir)
 	}
@@ -171,7 +175,8 @@ func (e *env) setup() error {
 		}
 		c.gids, c.wrap = g, wrap
 		c.trace = &bytes.Buffer{}
-		virt = append(virt, trace.Card(wrap, trace.NewWriter(c.trace)))
+		tw := e.traceWriter(n, c.trace) // timeline.go: masking, step markers
+		virt = append(virt, trace.Card(wrap, tw))
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -281,11 +286,6 @@ func (e *env) progress(step, steps int) {
 	}
 }
 
-// stepDone is the one place a finished top-level step passes through:
-// anything that records per-step state (a timeline, -v output) hooks in
-// here.
-func (e *env) stepDone(i int, st *Step, sr *StepResult) {}
-
 // runStep executes one step and checks its expectations.
 func (e *env) runStep(i int, st *Step) StepResult {
 	sr := StepResult{Index: i + 1, Line: st.Line, Do: st.Do, Name: st.Name, Status: Pass}
@@ -367,7 +367,7 @@ func (e *env) runRepeat(sr StepResult, s *stepCtx, start time.Time) StepResult {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func (e *env) saveTraces(dir string) []string {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // traces are private (report.go)
 		return nil
 	}
 	var out []string
@@ -377,7 +377,7 @@ func (e *env) saveTraces(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, unsafeName.ReplaceAllString(e.sc.Name, "_")+"."+n+".jsonl")
-		if err := os.WriteFile(p, c.trace.Bytes(), 0o644); err == nil {
+		if err := writePrivate(p, c.trace.Bytes()); err == nil { // report.go
 			out = append(out, p)
 		}
 	}

@@ -49,6 +49,8 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", 0, "override every scenario's seed")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a scenario that runs longer than this")
 	runRE := fs.String("run", "", "run only scenarios whose name or path matches this regular expression")
+	traceDir := fs.String("trace-dir", "", "where APDU traces of failed scenarios go (default: the run's directory, --out)")
+	traceSecrets := fs.Bool("trace-secrets", false, "keep PINs and key material in the saved APDU traces (default: masked)")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -116,7 +118,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		CardFaults: faults, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
+		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
 	// A missing pcscd is said once, before any scenario, not once per
 	// scenario.
 	if err := scenarios.Preflight(opts); err != nil {
@@ -127,7 +129,10 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts.TraceDir = filepath.Join(outDir, "traces")
+	opts.TraceDir = *traceDir
+	if opts.TraceDir == "" {
+		opts.TraceDir = filepath.Join(outDir, "traces")
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sigs := make(chan os.Signal, 1)
@@ -147,13 +152,13 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		if *reader != "" {
 			where = "reader " + *reader
 		}
-		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d", len(refs), where, *parallel)
 		if len(faults) > 0 {
-			fmt.Fprintf(stdout, ", fault %s", strings.Join(faults, ","))
+			where += ", injected faults: " + strings.Join(faults, ", ")
 		}
-		fmt.Fprintln(stdout, ")")
+		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}
-	if f, ok := progress.(*os.File); ok && isTerminal(f) {
+	// -v prints every step as it runs: no live line between those.
+	if f, ok := progress.(*os.File); ok && isTerminal(f) && !lf.verbose {
 		live := newLiveLine(f)
 		progress = live
 		opts.OnProgress = live.update
