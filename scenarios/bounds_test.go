@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +198,19 @@ func TestSymlinkOutOfTheRootIsRefused(t *testing.T) {
 	err := Check([]Ref{{Path: filepath.Join(dir, "x.yaml"), Root: dir}})
 	if err == nil || !strings.Contains(err.Error(), "outside") || strings.Contains(err.Error(), "root:") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestRepeatCountFromAVariableIsBounded: a repeat whose times: comes from
+// vars: is held to the same bound when it runs.
+func TestRepeatCountFromAVariableIsBounded(t *testing.T) {
+	src := "name: x\nvars: {n: \"1000000000\"}\nsteps:\n  - {do: repeat, times: $n, steps: [{do: advance, by: 1s}]}\n"
+	sc, err := Parse(nil, "v.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := RunOne(context.Background(), sc, Options{Stack: "direct"})
+	if r.Status != Fail || !strings.Contains(r.Failure, "v.yaml:4: times: 1000000000 is above the maximum 10000") {
+		t.Errorf("%s: %s", r.Status, r.Failure)
 	}
 }

@@ -297,6 +297,11 @@ func (e *env) runStep(i int, st *Step) StepResult {
 	start := time.Now()
 	s := &stepCtx{e: e, st: st}
 	if st.Do == "repeat" {
+		// times: may come from a saved value: bounded like a literal.
+		if err := s.prepare(); err != nil {
+			sr.Status, sr.Error = Fail, err.Error()
+			return sr
+		}
 		return e.runRepeat(sr, s, start)
 	}
 	var res Values
