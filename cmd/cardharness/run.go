@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -194,9 +195,45 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// keepRuns is how many run directories build/runs keeps: older ones are
+// removed when a new run starts, so the directory does not grow forever.
+const keepRuns = 20
+
+var runName = regexp.MustCompile(`^\d{8}-\d{6}(-\d+)?$`)
+
+// pruneRuns removes all but the newest keepRuns run directories under
+// base (only names runDir makes; anything else there is left alone).
+func pruneRuns(base string) {
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	var runs []string
+	for _, e := range ents {
+		if e.IsDir() && runName.MatchString(e.Name()) {
+			runs = append(runs, e.Name())
+		}
+	}
+	// Names sort by time: DATE-TIME, then -N for runs in the same second.
+	sort.Slice(runs, func(i, j int) bool { return runOrder(runs[i]) < runOrder(runs[j]) })
+	for len(runs) > keepRuns {
+		os.RemoveAll(filepath.Join(base, runs[0]))
+		runs = runs[1:]
+	}
+}
+
+func runOrder(name string) string {
+	stamp, n, _ := strings.Cut(name, "-")
+	rest, suffix, _ := strings.Cut(n, "-")
+	if len(suffix) < 6 {
+		suffix = strings.Repeat("0", 6-len(suffix)) + suffix
+	}
+	return stamp + "-" + rest + "-" + suffix
+}
+
 // runDir makes the directory of this run: dir as given, or a new
 // build/runs/DATE-TIME (never an old run's), with build/runs/latest
-// pointing at it.
+// pointing at it; only the newest keepRuns runs are kept.
 func runDir(dir string) (string, error) {
 	if dir != "" {
 		return dir, os.MkdirAll(dir, 0o755)
@@ -213,6 +250,7 @@ func runDir(dir string) (string, error) {
 		}
 		d := filepath.Join(base, name)
 		if err := os.Mkdir(d, 0o755); err == nil {
+			pruneRuns(base)
 			latest := filepath.Join(base, "latest")
 			os.Remove(latest)
 			os.Symlink(name, latest) // a convenience; a failure changes nothing

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -316,6 +318,38 @@ func TestVersion(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := cli(args, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "cardharness ") || !strings.Contains(stdout.String(), "go1.") {
 			t.Errorf("%q: exit %d, %q", args, code, stdout.String())
+		}
+	}
+}
+
+// TestOldRunsArePruned: build/runs keeps the newest keepRuns runs; other
+// entries are not touched.
+func TestOldRunsArePruned(t *testing.T) {
+	base := t.TempDir()
+	var names []string
+	for i := 0; i < keepRuns+5; i++ {
+		n := fmt.Sprintf("20260101-1200%02d", i)
+		if i%2 == 1 {
+			n = fmt.Sprintf("20260101-1200%02d-%d", i-1, 10+i) // same second, later
+		}
+		names = append(names, n)
+		if err := os.Mkdir(filepath.Join(base, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(base, "mine"), 0o755)
+	pruneRuns(base)
+	ents, _ := os.ReadDir(base)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if len(left) != keepRuns+1 || !slices.Contains(left, "mine") {
+		t.Fatalf("left %q", left)
+	}
+	for _, gone := range names[:5] {
+		if slices.Contains(left, gone) {
+			t.Errorf("%s (among the oldest) kept", gone)
 		}
 	}
 }
