@@ -54,6 +54,8 @@ type Progress struct {
 	Scenario, Scenarios int
 	Name                string
 	Step, Steps         int
+	// Done: the scenario has finished (its result line follows).
+	Done bool
 }
 
 // Status of a scenario or step.

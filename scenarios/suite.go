@@ -232,6 +232,9 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 				}
 			}
 			results[i] = res
+			if opts.OnProgress != nil {
+				opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: r.String(), Done: true})
+			}
 			if opts.Progress != nil {
 				mu.Lock()
 				progressLine(opts.Progress, res)

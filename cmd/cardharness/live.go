@@ -17,13 +17,37 @@ type liveLine struct {
 	f     *os.File
 	shown bool
 	last  scenarios.Progress
+	// running are the scenarios started and not finished, so that the line
+	// falls back to one of them when the one shown finishes.
+	running map[string]scenarios.Progress
 }
 
-func newLiveLine(f *os.File) *liveLine { return &liveLine{f: f} }
+func newLiveLine(f *os.File) *liveLine {
+	return &liveLine{f: f, running: map[string]scenarios.Progress{}}
+}
 
 func (l *liveLine) update(p scenarios.Progress) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if p.Done {
+		delete(l.running, p.Name)
+		if l.last.Name != p.Name {
+			return
+		}
+		l.last = scenarios.Progress{}
+		for _, q := range l.running {
+			if q.Scenario > l.last.Scenario {
+				l.last = q
+			}
+		}
+		if l.last.Scenarios == 0 && l.shown {
+			fmt.Fprint(l.f, "\r\033[K")
+			l.shown = false
+		}
+		l.draw()
+		return
+	}
+	l.running[p.Name] = p
 	l.last = p
 	l.draw()
 }

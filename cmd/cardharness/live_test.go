@@ -21,10 +21,15 @@ func TestLiveLineRedrawsAroundScenarioLines(t *testing.T) {
 	l.update(scenarios.Progress{Scenario: 7, Scenarios: 18, Name: "S11", Step: 12, Steps: 30})
 	l.Write([]byte("PASS  S9\n"))
 	l.update(scenarios.Progress{Scenario: 7, Scenarios: 18, Name: "S11", Step: 13, Steps: 30})
+	l.update(scenarios.Progress{Scenario: 8, Scenarios: 18, Name: "S12", Step: 1, Steps: 9})
+	l.update(scenarios.Progress{Scenario: 8, Scenarios: 18, Name: "S12", Done: true})
 	l.clear()
 	b, _ := os.ReadFile(f.Name())
 	want := "\r\033[Kscenario 7/18, step 12/30  S11" + "\r\033[K" + "PASS  S9\n" +
-		"\r\033[Kscenario 7/18, step 12/30  S11" + "\r\033[Kscenario 7/18, step 13/30  S11" + "\r\033[K"
+		"\r\033[Kscenario 7/18, step 12/30  S11" + "\r\033[Kscenario 7/18, step 13/30  S11" +
+		"\r\033[Kscenario 8/18, step 1/9  S12" +
+		// S12 done: back to S11, still running
+		"\r\033[Kscenario 7/18, step 13/30  S11" + "\r\033[K"
 	if string(b) != want {
 		t.Errorf("terminal got %q\nwant %q", b, want)
 	}
