@@ -214,3 +214,17 @@ func TestRepeatCountFromAVariableIsBounded(t *testing.T) {
 		t.Errorf("%s: %s", r.Status, r.Failure)
 	}
 }
+
+// TestCancelledBeforeTheFirstStep: a run stopped during setup says so.
+func TestCancelledBeforeTheFirstStep(t *testing.T) {
+	sc, err := Parse(nil, "c.yaml", []byte("name: x\ncards: {card: {}}\n"+okSteps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := RunOne(ctx, sc, Options{Stack: "direct"})
+	if r.Status != Error || !strings.HasPrefix(r.Failure, "interrupted before the first step") || len(r.Steps) != 0 {
+		t.Errorf("%s: %q, %d steps", r.Status, r.Failure, len(r.Steps))
+	}
+}

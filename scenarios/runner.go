@@ -58,6 +58,9 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	res.Faults, res.Hosts = e.faults(), e.hostProfiles() // report fields
 	if err := e.setup(); err != nil {
 		res.Status, res.Failure = Error, "setup: "+err.Error()
+		if ctx.Err() != nil {
+			res.Failure = stopReason(ctx, opts.Timeout, 0, len(sc.Steps)) + " (in setup: " + err.Error() + ")"
+		}
 		res.Duration = time.Since(start)
 		return res
 	}
@@ -275,6 +278,9 @@ func stopReason(ctx context.Context, timeout time.Duration, done, total int) str
 	why := "interrupted"
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		why = fmt.Sprintf("timed out after %s (--timeout)", timeout)
+	}
+	if done == 0 {
+		return why + " before the first step"
 	}
 	return fmt.Sprintf("%s during step %d of %d; the steps before it are reported", why, done, total)
 }

@@ -17,16 +17,18 @@ import (
 	"time"
 )
 
-// longScenario runs far longer than any test waits: a million card reads.
+// longScenario runs far longer than any test waits: almost a million card
+// reads (the most a scenario may run), after a first quick step.
 const longScenario = `name: a very long repeat
 cards:
   card: {}
 steps:
+  - {do: advance, by: 1s}
   - do: repeat
     times: 10000
     steps:
       - do: repeat
-        times: 100
+        times: 99
         steps:
           - {do: check-card, card: card}
 `
@@ -112,30 +114,54 @@ func TestSignalStopsALongRepeatWithAPartialReport(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			file := writeScenario(t, longScenario)
 			out := t.TempDir()
-			cmd := cardharness("run", "--report", "json", "--out", out, file)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			// -v: each finished step is printed (on stderr, with --report
+			// json), so the test knows when the long repeat has begun.
+			cmd := cardharness("run", "-v", "--report", "json", "--out", out, file)
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
+			stderrPipe, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			// Wait until the worker runs its scenario: it has started its
-			// stack helper (a child of the worker).
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				ws := children(cmd.Process.Pid)
-				if len(ws) > 0 && len(children(ws[0])) > 0 {
-					break
+			var stderr bytes.Buffer
+			started := make(chan struct{})
+			copied := make(chan struct{})
+			go func() {
+				defer close(copied)
+				sc := bufio.NewScanner(stderrPipe)
+				once := false
+				for sc.Scan() {
+					stderr.WriteString(sc.Text() + "\n")
+					if !once && strings.Contains(sc.Text(), "step 1 advance") {
+						once = true
+						close(started)
+					}
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no worker with a stack appeared; stderr:\n%s", stderr.String())
-				}
-				time.Sleep(50 * time.Millisecond)
+			}()
+			select {
+			case <-started:
+			case <-copied:
+				t.Fatalf("the run ended before its first step was reported:\n%s", stderr.String())
+			case <-time.After(60 * time.Second):
+				t.Fatal("the first step was never reported")
 			}
-			time.Sleep(500 * time.Millisecond) // into the repeat
-			worker := children(cmd.Process.Pid)[0]
+			workers := children(cmd.Process.Pid)
+			if len(workers) != 1 {
+				t.Fatalf("workers %v, want one", workers)
+			}
+			worker := workers[0]
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
+			}
+			select { // stderr is read to its end before Wait
+			case <-copied:
+			case <-time.After(60 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("cardharness run did not stop after the signal:\n%s", stderr.String())
 			}
 			if code := waitExit(t, cmd); code != exitInterrupted {
 				t.Errorf("exit status %d, want %d; stderr:\n%s", code, exitInterrupted, stderr.String())
@@ -148,7 +174,7 @@ func TestSignalStopsALongRepeatWithAPartialReport(t *testing.T) {
 				t.Fatalf("results: %+v", rep.Results)
 			}
 			r := rep.Results[0]
-			if r.Status != "error" || !strings.Contains(r.Failure, "interrupted during step 1 of 1") || len(r.Steps) != 1 {
+			if r.Status != "error" || !strings.Contains(r.Failure, "interrupted during step 2 of 2") || len(r.Steps) != 2 {
 				t.Errorf("result %+v: want an error saying it was interrupted, with the step it was in", r)
 			}
 			if !strings.Contains(stderr.String(), "stopped by") {
@@ -177,7 +203,7 @@ func TestTimeoutStopsALongRepeat(t *testing.T) {
 	if code := waitExit(t, cmd); code != 1 {
 		t.Errorf("exit status %d, want 1", code)
 	}
-	if !strings.Contains(stdout.String(), "timed out after 1s (--timeout) during step 1 of 1") {
+	if !strings.Contains(stdout.String(), "timed out after 1s (--timeout) during step 2 of 2") {
 		t.Errorf("output:\n%s", stdout.String())
 	}
 }
