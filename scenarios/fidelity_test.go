@@ -18,7 +18,7 @@ func TestAddCardCertToStoreSeedSweep(t *testing.T) {
 	refs := []Ref{{Path: "builtin/fidelity/addcardcerttostore-race.yaml", Builtin: true}}
 	pass, fail := 0, 0
 	for seed := int64(1); seed <= 24; seed++ {
-		res, err := Run(context.Background(), refs, Options{Stack: "direct", Seed: seed, SeedSet: true})
+		res, err := RunAll(context.Background(), refs, Options{Stack: "direct", Seed: seed, SeedSet: true})
 		if err != nil {
 			t.Fatal(err)
 		}
