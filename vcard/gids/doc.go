@@ -35,9 +35,24 @@
 //
 // # Deviations from GidsApplet
 //
-//   - DELETE FILE also requires the application's "delete child" rule (PIN
-//     or admin); GA lets anyone delete A010 (§2.13 recommendation).
-//   - TERMINATE DF requires PIN or admin once operational; GA lets anyone.
+//   - Security status is recorded per reference (ISO 7816-4 §5.4.3): the
+//     user PIN (80) and each key reference that passed GENERAL
+//     AUTHENTICATE. An "admin" (20) condition is met only by the admin key,
+//     reference 80 in key EF B080 as gids-tool personalises it. GA sets one
+//     "admin authenticated" flag for any key a MSE names, so a PIN holder
+//     who creates a key EF with an A4 template and loads a 3DES key of their
+//     own becomes admin there (issue 8 finding 1); here that authentication
+//     succeeds but satisfies no access condition.
+//   - DELETE FILE requires the application's "delete child" rule (PIN or
+//     admin), the EF's own delete rule (40) if any, and the EF's write rule
+//     (02: PUT DATA / PUT KEY) if any; GA checks the delete bit only, which
+//     OpenSC never sets, so anyone may delete A010 or B080 there (§2.13).
+//   - System files (A000, A010..A014 and the admin key EF B080, the files
+//     of gids-tool --initialize) can be deleted, and re-created once
+//     missing, only by the admin, whatever their access rules say: a PIN
+//     holder cannot replace the admin key or re-create an admin-write file
+//     with an open rule. GA has no such notion.
+//   - TERMINATE DF requires the admin once operational; GA lets anyone.
 //   - Unknown AIDs are answered 6A82 and leave the application selected
 //     with its state (jCardSim answers 6999); only the GIDS AID (prefix of
 //     9..11 bytes) and FID 3FFF select the application — not GA's internal
