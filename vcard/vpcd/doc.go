@@ -7,6 +7,21 @@
 // (00 power off, 01 power on, 02 reset, 04 "send your ATR"); anything longer
 // is a command APDU, answered by exactly one frame holding the response APDU.
 //
+// # 1-byte frames are ambiguous
+//
+// vpcd sends a 1-byte command APDU from an application exactly like a
+// control byte (§1.3). For the controls 00 (off), 01 (on) and 02 (reset)
+// vpcd expects no answer, while for a 1-byte APDU it waits for one without
+// a timeout: the card cannot tell the two apart, so a 1-byte APDU 00, 01
+// or 02 is taken as a control and leaves that application's transmit (and
+// with it the reader, for every client) waiting until the card is removed;
+// a 1-byte APDU 04 gets the ATR as its "response". Answering 00/01/02
+// would put a stray frame on the link and desynchronise every later
+// exchange, so the link does not. Every other 1-byte frame is answered
+// 67 00 (wrong length), which ends the transmit. The host side of this
+// project (package pcsc) refuses command APDUs shorter than 4 bytes before
+// they reach the reader, so only foreign clients can send them.
+//
 // Three facts shape this implementation:
 //   - Debian's vpcd 3.3 writes the length and the payload in two send()
 //     calls without TCP_NODELAY. With Linux's delayed ACK that costs ~44 ms per

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -324,7 +325,15 @@ func (l *Link) takeFault() Fault {
 	return f
 }
 
-// control handles a 1-byte frame and returns the reply, if any.
+// swWrongLength is the status word answered to a 1-byte frame that is not
+// a control byte: ISO 7816-4 "wrong length", since no command APDU is
+// shorter than 4 bytes.
+var swWrongLength = []byte{0x67, 0x00}
+
+// control handles a 1-byte frame and returns the reply, if any. A byte
+// that is not one of vpcd's controls can only be a 1-byte command APDU
+// from an application, for which vpcd waits for an answer: it gets 67 00,
+// or the reader would hang for every client (see the package comment).
 func (l *Link) control(b byte) []byte {
 	switch b {
 	case CtrlOff:
@@ -341,7 +350,8 @@ func (l *Link) control(b byte) []byte {
 		}
 		return atr
 	default:
-		l.log.Warn("unknown vpcd control byte; ignored", "byte", b)
+		l.log.Debug("1-byte frame that is no vpcd control: a 1-byte APDU; answering 67 00", "byte", b)
+		return slices.Clone(swWrongLength)
 	}
 	return nil
 }

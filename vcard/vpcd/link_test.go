@@ -217,3 +217,32 @@ func FuzzFrames(f *testing.F) {
 		}
 	})
 }
+
+// A 1-byte frame that is not a control byte the card acts on is a 1-byte
+// "APDU" from an application (vpcd frames both alike): vpcd then waits
+// for an answer, so the card must send one or the reader hangs for every
+// client (issue 8 finding 2).
+func TestUnknownControlByteIsAnswered(t *testing.T) {
+	card := &testcard.Echo{}
+	r := newReader(t)
+	startLink(t, card, r)
+	c := r.accept()
+	for _, b := range []byte{0x03, 0x05, 0x80, 0xA4, 0xFF} {
+		c.Write(frame(b))
+		if got := readFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
+			t.Fatalf("1-byte frame %02X answered % X, want 67 00", b, got)
+		}
+	}
+	// The link is still in step: the next control and APDU work.
+	c.Write(frame(CtrlATR))
+	if got := readFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
+		t.Fatalf("ATR after unknown bytes: % X", got)
+	}
+	c.Write(frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77))
+	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
+		t.Fatalf("APDU after unknown bytes: % X", got)
+	}
+	if st := card.Stats(); st.PowerOns != 0 || st.PowerOffs != 0 || st.Resets != 0 {
+		t.Errorf("unknown bytes changed the card's power state: %+v", st)
+	}
+}
