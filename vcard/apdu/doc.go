@@ -52,7 +52,9 @@
 //     DO, §2.3). The same rule covers every case: short Le=00 gives
 //     256-byte parts, a smaller Le gives smaller parts (ISO allows 61xx
 //     here; 6Cxx would make the host resend the command, and OpenSC needs
-//     neither), an extended Le gives up to 65536 bytes at once, and a
+//     neither), an extended Le gives up to MaxResponseData (65533) bytes at
+//     once, since a vpcd frame carries 65535 bytes with the status word
+//     (a longer one makes vpcd drop the card), and a
 //     command without Le (case 1/3, Ne = 0) gets no data, only 61xx. The
 //     last point matches GidsApplet's GENERATE ASYMMETRIC KEY PAIR answer
 //     61 00 / 61 8C, which OpenSC turns into 9000 (§2.10); handlers that

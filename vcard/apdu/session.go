@@ -9,6 +9,14 @@ import "slices"
 // Windows one a 4096-bit key import).
 const DefaultMaxChainData = MaxExtNc
 
+// MaxResponseData is the most response data one response APDU carries:
+// a vpcd frame holds at most 65535 bytes (reference vpcd-and-peers.md
+// §1.2), two of which are the status word. An extended Le asking for more
+// (Le 0000 means 65536) gets this much and 61xx, the rest by GET
+// RESPONSE, as ISO 7816-4 §5.3.4 allows; a larger frame would make vpcd
+// drop the card.
+const MaxResponseData = 0xFFFF - 2
+
 // INS values the session itself interprets.
 const insGetResponse = 0xC0
 
@@ -219,6 +227,7 @@ func (s *Session) emit(data []byte, sw Status, ne int) []byte {
 	if sw.isError() {
 		data = nil
 	}
+	ne = min(ne, MaxResponseData)
 	if len(data) <= ne {
 		out := make([]byte, 0, len(data)+2)
 		out = append(out, data...)

@@ -127,6 +127,10 @@ func TestSessionGetResponse(t *testing.T) {
 		{"extended Le=0000 gets everything", []step{
 			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 00 00"), b(d600, sw(SWOK))},
 		}},
+		{"extended Le=0000 never exceeds a vpcd frame (issue 8 finding 3)", []step{
+			{mustHex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(seq(65535)[:MaxResponseData], mustHex(t, "61 02"))},
+			{mustHex(t, "00 C0 00 00 00 00 00"), b(seq(65535)[MaxResponseData:], sw(SWOK))},
+		}},
 		{"extended Le=0100 is chunked like short", []step{
 			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 01 00"), b(d600[:256], mustHex(t, "61 00"))},
 			{mustHex(t, "00 C0 00 00 00 02 00"), b(d600[256:], sw(SWOK))},

@@ -35,4 +35,21 @@
 // Closing the connection is how a card is "removed"; dialling again is how it
 // is "inserted" (§1.7). Link.Remove and Link.Insert do exactly that, and the
 // link re-dials on its own when the reader goes away.
+//
+// # Frame limits and re-dialling
+//
+// A vpcd frame holds at most 65535 bytes (§1.2); vpcd drops the card when
+// asked to send a longer command, and a longer response cannot be framed.
+// The link never sends one: a response over the limit is replaced by 67 00
+// (apdu.Session already keeps responses within it with 61xx), and package
+// pcsc refuses longer commands. When a connection that was up ends while
+// the card is inserted (vpcd dropped it, pcscd restarted), the link dials
+// again only after more than one pcscd presence poll (PollPeriod, 400 ms,
+// plus a margin and up to 25 % jitter), doubling the wait for a reader
+// that keeps dropping the card, up to a cap (WithRedialInterval, default
+// 5 s). A card that came back before the poll would never be seen removed:
+// clients would keep handles to a card that lost its security state. The
+// same wait applies to Insert shortly after Remove. Failed dials (nothing
+// connected) are retried quickly. Each re-dial is logged at info level, at
+// most once every 30 s.
 package vpcd
