@@ -27,6 +27,13 @@ func DefaultChainable(ins byte) bool {
 	return ins == 0x2A || ins == 0x47 || ins == 0xDB
 }
 
+// DefaultWithholdWithoutLe reports whether the answer of ins to a command
+// without Le is only announced (61xx, data by GET RESPONSE) rather than
+// sent: GENERATE ASYMMETRIC KEY PAIR (47) only, as in GidsApplet
+// (TransmitManager.sendData); OpenSC sends it without Le and takes the
+// 61xx for success (gids-protocol.md §2.10).
+func DefaultWithholdWithoutLe(ins byte) bool { return ins == 0x47 }
+
 // DefaultCheckCLA applies GidsApplet's class-byte rules in its order
 // (gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
 // bits 0xE0 (proprietary or further-interindustry class, including FF)
@@ -67,6 +74,12 @@ type Session struct {
 	// a result other than SWOK is sent as the answer. nil means
 	// DefaultCheckCLA.
 	CheckCLA func(cla byte) Status
+
+	// WithholdWithoutLe lists the instructions whose answer to a command
+	// without Le is only announced by 61xx; every other instruction is
+	// answered as if Le were 256 (see the package documentation). nil
+	// means DefaultWithholdWithoutLe.
+	WithholdWithoutLe func(ins byte) bool
 
 	chain     *chainState
 	pending   []byte // response bytes waiting for GET RESPONSE
@@ -187,7 +200,25 @@ func (s *Session) dispatch(c Command, h func(Command) Response) []byte {
 	if h != nil {
 		r = h(c)
 	}
-	return s.emit(r.Data, r.SW, c.Ne)
+	return s.emit(r.Data, r.SW, s.ne(c))
+}
+
+// ne is how many response bytes c gets at once. Without Le that is 256
+// (GidsApplet assumes Le = 256 when the reader passes none, so Windows'
+// SELECT without Le gets its FCI and 9000 in one response, issue 11 §1),
+// except for the instructions WithholdWithoutLe names, which get none.
+func (s *Session) ne(c Command) int {
+	if c.HasLe {
+		return c.Ne
+	}
+	withhold := s.WithholdWithoutLe
+	if withhold == nil {
+		withhold = DefaultWithholdWithoutLe
+	}
+	if withhold(c.INS) {
+		return 0
+	}
+	return MaxShortNe
 }
 
 // getResponse serves GET RESPONSE (00 C0 00 00 Le). A malformed GET

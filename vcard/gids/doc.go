@@ -14,7 +14,11 @@
 // power-on and reset and is also selected by its AID (any prefix of
 // A0 00 00 03 97 42 54 46 59 02 01 of at least 9 bytes) or by FID 3FFF.
 // Short APDUs, command chaining and 61xx/GET RESPONSE are handled by
-// apdu.Session. Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
+// apdu.Session. As in GidsApplet, a command without Le that returns data
+// (SELECT, GET DATA, GENERAL AUTHENTICATE, PERFORM SECURITY OPERATION) is
+// answered as if Le were 256: Windows sends its GIDS SELECT without Le and
+// no GET RESPONSE after it (issue 11 §1). GENERATE ASYMMETRIC KEY PAIR
+// without Le answers only 61xx, GidsApplet's exception that OpenSC expects. Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
 // import, admin key), VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
 // MANAGE SECURITY ENVIRONMENT, GENERAL AUTHENTICATE (mutual and external,
 // 3DES), GENERATE ASYMMETRIC KEY PAIR (RSA 1024..4096), PERFORM SECURITY
@@ -79,6 +83,17 @@
 //   - OAEP deciphering uses SHA-1 (the CAPI/minidriver default).
 //   - PIN bytes are compared as given; like GA the card does not insist on
 //     ASCII (OpenSC and Windows send ASCII).
+//   - Without Le, GA assumes 256 only for answers it sends through its
+//     TransmitManager.sendData (GET DATA, public key, signature, GET
+//     RESPONSE) and sends SELECT's FCI, GENERAL AUTHENTICATE's answer and
+//     deciphered data with setOutgoingAndSend, i.e. at once; this card
+//     assumes 256 for every instruction but GENERATE ASYMMETRIC KEY PAIR.
+//     The observable answers are the same for every command GA supports,
+//     up to 256 bytes; longer answers get 256 bytes and 61xx.
+//   - One response never carries more than 65533 data bytes, even for an
+//     extended Le of 0000 (65536): a vpcd frame holds 65535 bytes with the
+//     status word (the rest follows by 61xx/GET RESPONSE). GA has no
+//     extended-length support.
 //
 // Like GA, in the creation state all PIN/admin conditions count as
 // satisfied but "never" (FF) still refuses; new EFs accept only ACTIVATE
