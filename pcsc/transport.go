@@ -8,11 +8,13 @@
 //   - Recorder wraps any Transport and writes an APDU trace as JSON lines.
 //
 // Everything that waits takes a context. vpcd has no timeouts of its own
-// (reference/vpcd-and-peers.md §1.8): a card that never answers blocks the
+// (docs/reference/vpcd-and-peers.md §1.8): a card that never answers blocks the
 // PC/SC call until its socket closes, so the deadline is enforced here.
 //
 // libpcsclite reads PCSCLITE_CSOCK_NAME once per process, so a process talks
 // to exactly one pcscd; see UseSocket.
+//
+// Bare § citations in this package refer to docs/reference/vpcd-and-peers.md.
 package pcsc
 
 import (
@@ -60,7 +62,7 @@ var (
 	ErrBadCommand = errors.New("pcsc: command APDU shorter than 4 bytes")
 	// ErrCommandTooLong: the command is longer than a vpcd frame (65535
 	// bytes). vpcd refuses to send it and drops the card
-	// (reference/vpcd-and-peers.md §1.2), so it is refused here.
+	// (docs/reference/vpcd-and-peers.md §1.2), so it is refused here.
 	ErrCommandTooLong = errors.New("pcsc: command APDU longer than 65535 bytes")
 	// ErrAbandoned: an earlier call on this connection hit its deadline and
 	// is still blocked in the PC/SC library; the connection cannot be used

@@ -14,7 +14,7 @@ import (
 )
 
 // eventCount is pcsc-lite's per-reader event counter (upper 16 bits of
-// dwEventState, reference vpcd-and-peers.md §1.7): it goes up on every
+// dwEventState, docs/reference/vpcd-and-peers.md §1.7): it goes up on every
 // insertion and removal pcscd sees.
 func eventCount(t *testing.T, ctx *scard.Context, reader string) (count int, state scard.StateFlag) {
 	t.Helper()

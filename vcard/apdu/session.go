@@ -10,7 +10,7 @@ import "slices"
 const DefaultMaxChainData = MaxExtNc
 
 // MaxResponseData is the most response data one response APDU carries:
-// a vpcd frame holds at most 65535 bytes (reference vpcd-and-peers.md
+// a vpcd frame holds at most 65535 bytes (docs/reference/vpcd-and-peers.md
 // §1.2), two of which are the status word. An extended Le asking for more
 // (Le 0000 means 65536) gets this much and 61xx, the rest by GET
 // RESPONSE, as ISO 7816-4 §5.3.4 allows; a larger frame would make vpcd
@@ -22,7 +22,7 @@ const insGetResponse = 0xC0
 
 // DefaultChainable reports whether GidsApplet accepts command chaining
 // for ins: PERFORM SECURITY OPERATION (2A), GENERATE ASYMMETRIC KEY PAIR
-// (47) and PUT DATA (DB) (gids-protocol.md §2.1).
+// (47) and PUT DATA (DB) (docs/reference/gids-protocol.md §2.1).
 func DefaultChainable(ins byte) bool {
 	return ins == 0x2A || ins == 0x47 || ins == 0xDB
 }
@@ -31,11 +31,11 @@ func DefaultChainable(ins byte) bool {
 // without Le is only announced (61xx, data by GET RESPONSE) rather than
 // sent: GENERATE ASYMMETRIC KEY PAIR (47) only, as in GidsApplet
 // (TransmitManager.sendData); OpenSC sends it without Le and takes the
-// 61xx for success (gids-protocol.md §2.10).
-func DefaultWithholdWithoutLe(ins byte) bool { return ins == 0x47 }
+// 61xx for success (docs/reference/gids-protocol.md §2.10).
+func DefaultWithholdWithoutLe(ins byte) bool { return ins == INSGenerateAsymmetricKeyPair }
 
 // DefaultCheckCLA applies GidsApplet's class-byte rules in its order
-// (gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
+// (docs/reference/gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
 // bits 0xE0 (proprietary or further-interindustry class, including FF)
 // → 6E00. It also rejects logical channels 1..3 with 6881, which is what
 // a Java Card runtime answers when no channel was opened; this card
@@ -102,7 +102,7 @@ func (s *Session) Chainable(ins byte) bool {
 // Reset drops any chain in progress and any response data waiting for
 // GET RESPONSE. Call it on power-off, warm or cold reset, and when the
 // application is (re)selected, since a real card keeps this state in
-// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (gids-protocol.md §1.5).
+// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (docs/reference/gids-protocol.md §1.5).
 func (s *Session) Reset() {
 	s.chain = nil
 	s.pending = nil
@@ -236,7 +236,7 @@ func (s *Session) getResponse(c Command) []byte {
 	ne := c.Ne
 	if !c.HasLe {
 		// GidsApplet serves 256 bytes when Le is missing because VMware's
-		// shared reader strips it (gids-protocol.md §7); doing the same
+		// shared reader strips it (docs/reference/gids-protocol.md §7); doing the same
 		// avoids an endless 61xx loop with such readers.
 		ne = MaxShortNe
 	}

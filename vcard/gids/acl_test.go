@@ -31,13 +31,13 @@ const (
 )
 
 // TestAccessMatrix runs every command of the card in every authentication
-// state on an initialised card (gids-protocol.md §3.1, §4.2, §4.3), with a
-// 1024-bit user key in B081 (OpenSC's FCP: 8C 05 8F 10 10 10 00), a DO EF
-// A020 and a key EF B090 that the PIN holder created with a 3DES key of
-// their own. The PIN+key90 column is the PIN holder after authenticating
-// with that key: it must grant nothing beyond the PIN (issue 8 finding 1).
-// The escalation rows replay the attacks of that finding as far as the
-// card lets them go.
+// state on an initialised card (docs/reference/gids-protocol.md §3.1, §4.2,
+// §4.3), with a 1024-bit user key in B081 (OpenSC's FCP: 8C 05 8F 10 10 10
+// 00), a DO EF A020 and a key EF B090 that the PIN holder created with a
+// 3DES key of their own. The PIN+key90 column is the PIN holder after
+// authenticating with that key: it must grant nothing beyond the PIN
+// (issue 8 finding 1). The escalation rows replay the attacks of that
+// finding as far as the card lets them go.
 func TestAccessMatrix(t *testing.T) {
 	base := newInitCard(t)
 	base.verifyPIN(testPIN)
@@ -135,8 +135,8 @@ func TestAccessMatrix(t *testing.T) {
 		{"DELETE FILE A014", del("A0 14"), admin},
 		{"DELETE FILE B080", del("B0 80"), admin},
 		{"DELETE FILE A020", del("A0 20"), pinOrAd},
-		{"DELETE FILE B081", del("B0 81"), pinOnly},
-		{"DELETE FILE B090", del("B0 90"), pinOnly},
+		{"DELETE FILE B081", del("B0 81"), pinOrAd},
+		{"DELETE FILE B090", del("B0 90"), pinOrAd},
 		{"TERMINATE DF", one("00 E6 00 00"), admin},
 		// Escalation paths (issue 8 finding 1).
 		{"own auth key EF B091", cat([][]byte{caseAPDU(0, 0xE0, 0, 0, authKeyFCP(0x91), false)},

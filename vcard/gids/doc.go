@@ -2,7 +2,7 @@
 // Identity Device Specification) application, as OpenSC 0.23's GIDS driver
 // and the Windows inbox minidriver expect it.
 //
-// The byte-level specification is the project's gids-protocol.md (cited as
+// The byte-level specification is the project's docs/reference/gids-protocol.md (cited as
 // §n). It was derived from OpenSC and from GidsApplet (GA), the JavaCard
 // reference implementation; this package follows GA's observable behaviour
 // (status words, order of checks) except where listed below. No code was
@@ -18,7 +18,9 @@
 // (SELECT, GET DATA, GENERAL AUTHENTICATE, PERFORM SECURITY OPERATION) is
 // answered as if Le were 256: Windows sends its GIDS SELECT without Le and
 // no GET RESPONSE after it (issue 11 §1). GENERATE ASYMMETRIC KEY PAIR
-// without Le answers only 61xx, GidsApplet's exception that OpenSC expects. Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
+// without Le answers only 61xx, GidsApplet's exception that OpenSC expects.
+//
+// Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
 // import, admin key), VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
 // MANAGE SECURITY ENVIRONMENT, GENERAL AUTHENTICATE (mutual and external,
 // 3DES), GENERATE ASYMMETRIC KEY PAIR (RSA 1024..4096), PERFORM SECURITY
@@ -49,7 +51,8 @@
 //     succeeds but satisfies no access condition.
 //   - DELETE FILE requires the application's "delete child" rule (PIN or
 //     admin), the EF's own delete rule (40) if any, and the EF's write rule
-//     (02: PUT DATA / PUT KEY) if any; GA checks the delete bit only, which
+//     (02: PUT DATA / PUT KEY) if any, which the admin may override; GA
+//     checks the delete bit only, which
 //     OpenSC never sets, so anyone may delete A010 or B080 there (§2.13).
 //   - System files (A000, A010..A014 and the admin key EF B080, the files
 //     of gids-tool --initialize) can be deleted, and re-created once
@@ -98,4 +101,6 @@
 // Like GA, in the creation state all PIN/admin conditions count as
 // satisfied but "never" (FF) still refuses; new EFs accept only ACTIVATE
 // until activated (6985); there is no admin-key try counter.
+//
+// Bare § citations in this package refer to docs/reference/gids-protocol.md.
 package gids

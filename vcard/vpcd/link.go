@@ -72,9 +72,8 @@ func (f Fault) String() string {
 }
 
 // PollPeriod is how often pcscd polls a vpcd reader for card presence
-// (pcsc-lite PCSCLITE_STATUS_POLL_RATE, 400 ms; reference
-// vpcd-and-peers.md §1.4). vpcd has no event thread, so pcscd learns that
-// a card left only at a poll.
+// (pcsc-lite PCSCLITE_STATUS_POLL_RATE, 400 ms; §1.4). vpcd has no event
+// thread, so pcscd learns that a card left only at a poll.
 const PollPeriod = 400 * time.Millisecond
 
 // Re-dial timing after a connection that was up has ended (see Run).
@@ -450,7 +449,7 @@ func (l *Link) control(b byte) []byte {
 }
 
 // maxFrame is the largest vpcd frame payload (2-byte length; vpcd's
-// sendToVICC refuses longer ones, reference §1.2).
+// sendToVICC refuses longer ones, §1.2).
 const maxFrame = 0xFFFF
 
 // writeFrame sends header and payload in one write: splitting them is what
