@@ -251,7 +251,7 @@ func counterChanges(a, b Counters) []string {
 }
 
 // cardFiles returns the card's minidriver files by lower-case path, read
-// through its masterfile (gids-protocol.md §3.3).
+// through its masterfile (docs/reference/gids-protocol.md §3.3).
 func (e *env) cardFiles(n string) map[string][]byte {
 	c := e.cards[n]
 	out := map[string][]byte{}
@@ -614,6 +614,13 @@ func (e *env) hostProfiles() []string {
 		var kv []string
 		for _, k := range sortedStrings(keysOf(hd.Knobs)) {
 			kv = append(kv, k+"="+hd.Knobs[k].Value)
+		}
+		prof := hd.Profile
+		if prof == "" {
+			prof = e.opts.HostProfile
+		}
+		if prof != "" {
+			kv = append([]string{"profile " + prof}, kv...)
 		}
 		if len(kv) == 0 {
 			out = append(out, hn+": default knobs")

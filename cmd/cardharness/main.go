@@ -79,6 +79,10 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		}
 		args = []string{args[1], "-h"} // help COMMAND is COMMAND -h
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "cardharness: unknown command %q%s\n\n", args[0], suggest.DidYouMean(args[0], commandNames(), ""))

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // TestMain lets the test binary act as the cardharness command, so tests
@@ -35,24 +37,6 @@ func needTool(t *testing.T, name, pkg string) {
 	if _, err := exec.LookPath(name); err != nil {
 		t.Fatalf("%s not found: install it with `apt-get install %s` (or `make deps`)", name, pkg)
 	}
-}
-
-// privatePcscds lists pcscd processes whose command line (their
-// configuration directory) lies under dir.
-func privatePcscds(dir string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), dir) {
-			out = append(out, e.Name()+" "+strings.Join(args, " "))
-		}
-	}
-	return out
 }
 
 // systemPcscdAnswers reports whether a pcscd answers at the default socket.
@@ -105,7 +89,7 @@ func TestExecListsTwoReadersWithCards(t *testing.T) {
 		t.Errorf("want exactly two readers, each with a card; opensc-tool -l said:\n%s", out)
 	}
 
-	if left := privatePcscds(tmp); len(left) > 0 {
+	if left := testutil.PcscdProcesses(tmp); len(left) > 0 {
 		t.Errorf("private pcscd left running after exec: %q", left)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
@@ -252,7 +236,7 @@ func TestExecExitStatuses(t *testing.T) {
 
 // waitExit waits for cmd, failing the test if it is still running after
 // limit (a hang guard, not a timing assertion).
-func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
+func waitExitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -300,7 +284,7 @@ func TestExecKillsCommandIgnoringSIGTERM(t *testing.T) {
 	}
 	waitLine(t, bufio.NewScanner(stdout), "ready")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if code := waitExit(t, cmd, 60*time.Second); code != 128+9 {
+	if code := waitExitWithin(t, cmd, 60*time.Second); code != 128+9 {
 		t.Errorf("exit %d, want %d (the command killed by SIGKILL); stderr:\n%s", code, 128+9, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "still running 1s after terminated; sending SIGKILL") {
@@ -310,7 +294,7 @@ func TestExecKillsCommandIgnoringSIGTERM(t *testing.T) {
 
 func killPcscdUnder(t *testing.T, dir string) {
 	t.Helper()
-	pids := privatePcscds(dir)
+	pids := testutil.PcscdProcesses(dir)
 	if len(pids) != 1 {
 		t.Fatalf("private pcscds under %s: %q, want one", dir, pids)
 	}
@@ -336,7 +320,7 @@ func TestStackExitsWhenPcscdDies(t *testing.T) {
 	}
 	waitLine(t, bufio.NewScanner(stdout), "READER ")
 	killPcscdUnder(t, dir)
-	if code := waitExit(t, cmd, 30*time.Second); code != 1 {
+	if code := waitExitWithin(t, cmd, 30*time.Second); code != 1 {
 		t.Errorf("stack exited %d after its pcscd was killed, want 1", code)
 	}
 	if !strings.Contains(stderr.String(), "pcscd exited unexpectedly (signal: killed)") {
@@ -368,7 +352,7 @@ func TestExecStopsWhenPcscdDies(t *testing.T) {
 	}
 	waitLine(t, bufio.NewScanner(stdout), "ready")
 	killPcscdUnder(t, tmp)
-	if code := waitExit(t, cmd, 30*time.Second); code != 125 {
+	if code := waitExitWithin(t, cmd, 30*time.Second); code != 125 {
 		t.Errorf("exec exited %d after its pcscd was killed, want 125; stderr:\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "pcscd exited unexpectedly") || !strings.Contains(stderr.String(), "stopping sh") {
@@ -434,7 +418,7 @@ func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
 			[]string{"PKCS#15 Card [GIDS card]", "Serial number  : 0102030405060708090a0b0c0d0e0f10", "Tries left     : 3"}},
 		// The echo card answers 9000 to every SELECT, so OpenSC's muscle
 		// driver claims it: the reason the GIDS card must refuse foreign
-		// probes (gids-protocol.md §1.2).
+		// probes (docs/reference/gids-protocol.md §1.2).
 		{"echo card is claimed by the muscle driver", []string{"--card", "echo", "--", "opensc-tool", "-n"}, []string{"MuscleApplet"}},
 	}
 	for _, tt := range tests {

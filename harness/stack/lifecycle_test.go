@@ -14,6 +14,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
@@ -39,11 +40,12 @@ func TestPcscdDeathIsReported(t *testing.T) {
 	if err := st.Err(); err != nil {
 		t.Fatalf("Err of a running stack: %v", err)
 	}
-	pids := pcscdPIDsFor(dir)
+	pids := testutil.PcscdProcesses(dir)
 	if len(pids) != 1 {
 		t.Fatalf("pcscd processes for %s: %v, want one", dir, pids)
 	}
-	pid, _ := strconv.Atoi(pids[0])
+	f, _, _ := strings.Cut(pids[0], " ")
+	pid, _ := strconv.Atoi(f)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func TestEjectFreesTheSlot(t *testing.T) {
 		t.Fatalf("Insert into the ejected slot: %v", err)
 	}
 	waitEvent(t, w, pcsc.CardInserted)
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	if _, err := card.Transmit(context.Background(), []byte{0x00, 0xCA, 0x00, 0x00, 0x01}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,3 +28,6 @@ func (*Stack) Close() error                                               { retu
 func (*Stack) Eject(int) error                                            { return ErrUnsupported }
 func (*Stack) Done() <-chan struct{}                                      { return nil }
 func (*Stack) Err() error                                                 { return nil }
+
+// Preflight reports ErrUnsupported outside Linux.
+func Preflight(Config) error { return ErrUnsupported }

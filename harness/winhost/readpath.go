@@ -16,7 +16,7 @@ import (
 
 // txn is one card transaction of a process: the unit in which Base CSP
 // checks freshness, authenticates, and does one operation
-// (minidriver-semantics.md §2.2, §2.3; MSOV: each operation is one atomic
+// (docs/reference/minidriver-semantics.md §2.2, §2.3; MSOV: each operation is one atomic
 // transaction; MSPIN: authentication lasts only inside it).
 type txn struct {
 	ctx    context.Context
@@ -195,7 +195,7 @@ func (t *txn) get(it item) ([]byte, error) {
 		t.hd.session[it.name] = append([]byte(nil), b...)
 		return b, nil
 	}
-	b, res := h.g.read(t.cardID, it.name, t.cf, t.cats(it.cats), h.now(), h.knobs.CacheMaxItemAge)
+	b, res := h.g.read(t.cardID, it.name, t.cf, t.cats(it.cats), h.knobs.CacheFreshness, h.now(), h.knobs.CacheMaxItemAge)
 	switch res {
 	case cacheHit:
 		p.count(func(s *Stats) { s.CacheHits++ })

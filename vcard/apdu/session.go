@@ -9,18 +9,33 @@ import "slices"
 // Windows one a 4096-bit key import).
 const DefaultMaxChainData = MaxExtNc
 
+// MaxResponseData is the most response data one response APDU carries:
+// a vpcd frame holds at most 65535 bytes (docs/reference/vpcd-and-peers.md
+// §1.2), two of which are the status word. An extended Le asking for more
+// (Le 0000 means 65536) gets this much and 61xx, the rest by GET
+// RESPONSE, as ISO 7816-4 §5.3.4 allows; a larger frame would make vpcd
+// drop the card.
+const MaxResponseData = 0xFFFF - 2
+
 // INS values the session itself interprets.
 const insGetResponse = 0xC0
 
 // DefaultChainable reports whether GidsApplet accepts command chaining
 // for ins: PERFORM SECURITY OPERATION (2A), GENERATE ASYMMETRIC KEY PAIR
-// (47) and PUT DATA (DB) (gids-protocol.md §2.1).
+// (47) and PUT DATA (DB) (docs/reference/gids-protocol.md §2.1).
 func DefaultChainable(ins byte) bool {
 	return ins == 0x2A || ins == 0x47 || ins == 0xDB
 }
 
+// DefaultWithholdWithoutLe reports whether the answer of ins to a command
+// without Le is only announced (61xx, data by GET RESPONSE) rather than
+// sent: GENERATE ASYMMETRIC KEY PAIR (47) only, as in GidsApplet
+// (TransmitManager.sendData); OpenSC sends it without Le and takes the
+// 61xx for success (docs/reference/gids-protocol.md §2.10).
+func DefaultWithholdWithoutLe(ins byte) bool { return ins == INSGenerateAsymmetricKeyPair }
+
 // DefaultCheckCLA applies GidsApplet's class-byte rules in its order
-// (gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
+// (docs/reference/gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
 // bits 0xE0 (proprietary or further-interindustry class, including FF)
 // → 6E00. It also rejects logical channels 1..3 with 6881, which is what
 // a Java Card runtime answers when no channel was opened; this card
@@ -60,6 +75,12 @@ type Session struct {
 	// DefaultCheckCLA.
 	CheckCLA func(cla byte) Status
 
+	// WithholdWithoutLe lists the instructions whose answer to a command
+	// without Le is only announced by 61xx; every other instruction is
+	// answered as if Le were 256 (see the package documentation). nil
+	// means DefaultWithholdWithoutLe.
+	WithholdWithoutLe func(ins byte) bool
+
 	chain     *chainState
 	pending   []byte // response bytes waiting for GET RESPONSE
 	pendingSW Status // status to send with the last part of pending
@@ -81,7 +102,7 @@ func (s *Session) Chainable(ins byte) bool {
 // Reset drops any chain in progress and any response data waiting for
 // GET RESPONSE. Call it on power-off, warm or cold reset, and when the
 // application is (re)selected, since a real card keeps this state in
-// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (gids-protocol.md §1.5).
+// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (docs/reference/gids-protocol.md §1.5).
 func (s *Session) Reset() {
 	s.chain = nil
 	s.pending = nil
@@ -179,7 +200,25 @@ func (s *Session) dispatch(c Command, h func(Command) Response) []byte {
 	if h != nil {
 		r = h(c)
 	}
-	return s.emit(r.Data, r.SW, c.Ne)
+	return s.emit(r.Data, r.SW, s.ne(c))
+}
+
+// ne is how many response bytes c gets at once. Without Le that is 256
+// (GidsApplet assumes Le = 256 when the reader passes none, so Windows'
+// SELECT without Le gets its FCI and 9000 in one response, issue 11 §1),
+// except for the instructions WithholdWithoutLe names, which get none.
+func (s *Session) ne(c Command) int {
+	if c.HasLe {
+		return c.Ne
+	}
+	withhold := s.WithholdWithoutLe
+	if withhold == nil {
+		withhold = DefaultWithholdWithoutLe
+	}
+	if withhold(c.INS) {
+		return 0
+	}
+	return MaxShortNe
 }
 
 // getResponse serves GET RESPONSE (00 C0 00 00 Le). A malformed GET
@@ -197,7 +236,7 @@ func (s *Session) getResponse(c Command) []byte {
 	ne := c.Ne
 	if !c.HasLe {
 		// GidsApplet serves 256 bytes when Le is missing because VMware's
-		// shared reader strips it (gids-protocol.md §7); doing the same
+		// shared reader strips it (docs/reference/gids-protocol.md §7); doing the same
 		// avoids an endless 61xx loop with such readers.
 		ne = MaxShortNe
 	}
@@ -219,6 +258,7 @@ func (s *Session) emit(data []byte, sw Status, ne int) []byte {
 	if sw.isError() {
 		data = nil
 	}
+	ne = min(ne, MaxResponseData)
 	if len(data) <= ne {
 		out := make([]byte, 0, len(data)+2)
 		out = append(out, data...)

@@ -25,7 +25,7 @@ import (
 //	3B 8D 01 80 FB A0 00 00 03 97 42 54 46 59 02 01 TCK
 //
 // Microsoft's TPM virtual smart card uses the same shape with version 04
-// (gids-protocol.md §1.3). No ATR-only OpenSC driver claims it, so OpenSC
+// (docs/reference/gids-protocol.md §1.3). No ATR-only OpenSC driver claims it, so OpenSC
 // reaches the GIDS driver's SELECT; Windows pairs the card by SELECT too.
 var DefaultATR = withTCK([]byte{
 	0x3B, 0x8D, 0x01,
@@ -51,9 +51,16 @@ type Options struct {
 	// Go 1.26 (GODEBUG=cryptocustomrand=1 restores it). nil: crypto/rand.
 	Rand io.Reader
 	Log  *slog.Logger // nil: discard
+	// KeySeed, if not nil, makes GENERATE ASYMMETRIC KEY PAIR
+	// deterministic: the same seed and the same commands give the same
+	// keys (taken from an embedded pool of public test keys, or derived
+	// from the seed; see seedkeys.go and docs/DESIGN.md). Such keys protect
+	// nothing: seeded keys are for tests only. nil: real random keys from
+	// crypto/rsa.
+	KeySeed []byte
 }
 
-// Card is a virtual GIDS v2 smart card (gids-protocol.md). It implements
+// Card is a virtual GIDS v2 smart card (docs/reference/gids-protocol.md). It implements
 // vcard.Card. Its persistent state lives in a store.Store (see records.go for
 // the record layout); volatile state (security status, current EF, security
 // environment, pending challenge, chaining and GET RESPONSE buffers) is lost
@@ -71,6 +78,8 @@ type Card struct {
 	// genKey generates RSA keys for GENERATE ASYMMETRIC KEY PAIR; tests
 	// replace it to avoid slow key generation.
 	genKey func(bits int) (*rsa.PrivateKey, error)
+	// keySeed is Options.KeySeed; with it genKey is not used.
+	keySeed []byte
 	// panicHook, if set, sees every panic recovered by Process (tests use
 	// it to prove that none happens).
 	panicHook func(v any)
@@ -90,7 +99,7 @@ type cachedKey struct {
 	key *rsa.PrivateKey
 }
 
-// secEnv is the current security environment set by MSE (gids-protocol.md §2.8).
+// secEnv is the current security environment set by MSE (docs/reference/gids-protocol.md §2.8).
 type secEnv struct {
 	set  bool
 	tmpl byte // P2 of the MSE: B6 sign, B8 decipher, A4 authentication
@@ -106,10 +115,26 @@ const (
 	externalChallenge
 )
 
-// secState is the volatile security state.
+// keySet is a set of key references (00..FF).
+type keySet [4]uint64
+
+func (s *keySet) add(ref byte)     { s[ref>>6] |= 1 << (ref & 63) }
+func (s keySet) has(ref byte) bool { return s[ref>>6]&(1<<(ref&63)) != 0 }
+
+// adminKeyRef is the key reference of the card administrator's 3DES key,
+// held in key EF B080 (docs/reference/gids-protocol.md §3.8, §4.3). Only authentication
+// with this key satisfies an "admin" (20) security condition: a key EF
+// that a host creates later may be authenticated against, but that proves
+// knowledge of that key only (ISO 7816-4 §5.4.3: the security status is
+// kept per key reference).
+const adminKeyRef = 0x80
+
+// secState is the volatile security state (ISO 7816-4 §5.4.3 security
+// status): the user PIN (reference 80) and the key references that passed
+// GENERAL AUTHENTICATE are recorded separately.
 type secState struct {
-	pin       bool   // user PIN verified
-	admin     bool   // admin key authenticated (external or mutual)
+	pin       bool   // user PIN (reference 80) verified
+	keys      keySet // key references authenticated (external or mutual)
 	currentEF uint16 // 0: no current EF (the application DF is current)
 	se        secEnv
 	chal      challengeKind
@@ -126,6 +151,9 @@ func New(opts Options) (*Card, error) {
 		rand:  opts.Rand,
 		log:   opts.Log,
 		cache: map[string]cachedKey{},
+	}
+	if opts.KeySeed != nil {
+		c.keySeed = slices.Clone(opts.KeySeed)
 	}
 	if c.atr == nil {
 		c.atr = slices.Clone(DefaultATR)
@@ -166,7 +194,7 @@ func (c *Card) clearVolatile() {
 }
 
 // deselect drops all volatile state: what power loss, reset and
-// (re)selection of the application do (gids-protocol.md §1.5). c.mu held.
+// (re)selection of the application do (docs/reference/gids-protocol.md §1.5). c.mu held.
 func (c *Card) deselect() {
 	c.sess.Reset()
 	c.sec = secState{}
@@ -184,7 +212,7 @@ func (c *Card) Store() *store.Store { return c.store }
 
 // FactoryReset erases the card back to its blank state: application in
 // creation state, no files, no PIN, no keys. This is the out-of-band reset
-// that gids-tool --initialize needs (gids-protocol.md §4.1, §8 item 9).
+// that gids-tool --initialize needs (docs/reference/gids-protocol.md §4.1, §8 item 9).
 func (c *Card) FactoryReset() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -244,20 +272,20 @@ func (c *Card) update(fn func(tx *store.Tx) error) error {
 type handler func(c *Card, cmd apdu.Command) ([]byte, error)
 
 var handlers = map[byte]handler{
-	0xA4: (*Card).selectFile,
-	0xCB: (*Card).getData,
-	0xDB: (*Card).putData,
-	0x20: (*Card).verify,
-	0x24: (*Card).changeReferenceData,
-	0x2C: (*Card).resetRetryCounter,
-	0x22: (*Card).manageSecurityEnvironment,
-	0x87: (*Card).generalAuthenticate,
-	0x47: (*Card).generateKeyPair,
-	0x2A: (*Card).performSecurityOperation,
-	0xE0: (*Card).createFile,
-	0x44: (*Card).activateFile,
-	0xE4: (*Card).deleteFile,
-	0xE6: (*Card).terminateDF,
+	apdu.INSSelect:                    (*Card).selectFile,
+	apdu.INSGetData:                   (*Card).getData,
+	apdu.INSPutData:                   (*Card).putData,
+	apdu.INSVerify:                    (*Card).verify,
+	apdu.INSChangeReferenceData:       (*Card).changeReferenceData,
+	apdu.INSResetRetryCounter:         (*Card).resetRetryCounter,
+	apdu.INSManageSecurityEnvironment: (*Card).manageSecurityEnvironment,
+	apdu.INSGeneralAuthenticate:       (*Card).generalAuthenticate,
+	apdu.INSGenerateAsymmetricKeyPair: (*Card).generateKeyPair,
+	apdu.INSPerformSecurityOperation:  (*Card).performSecurityOperation,
+	apdu.INSCreateFile:                (*Card).createFile,
+	apdu.INSActivateFile:              (*Card).activateFile,
+	apdu.INSDeleteFile:                (*Card).deleteFile,
+	apdu.INSTerminateDF:               (*Card).terminateDF,
 }
 
 // handle dispatches one complete command (c.mu held).
@@ -279,7 +307,7 @@ func (c *Card) dispatch(cmd apdu.Command) apdu.Response {
 		return c.fail(cmd, err)
 	}
 	if lc == Terminated {
-		// gids-protocol.md §4.1: after TERMINATE DF every command is
+		// docs/reference/gids-protocol.md §4.1: after TERMINATE DF every command is
 		// answered 6285, selection included.
 		return apdu.Err(apdu.SWTerminated)
 	}
@@ -310,13 +338,16 @@ func (c *Card) fail(cmd apdu.Command, err error) apdu.Response {
 }
 
 // checkSC evaluates one security-condition byte of a compact security
-// attribute (gids-protocol.md §4.2; GA GidsPINManager.CheckACL):
+// attribute (docs/reference/gids-protocol.md §4.2; GA GidsPINManager.CheckACL):
 //
 //	00 always; FF never;
 //	low nibble = security environment: 1 contact only (satisfied: this is
 //	  a contact card), 2 contactless only (never satisfied), others ignored;
 //	high nibble: 90 PIN required; 10 bit (x0,30,...) PIN sufficient;
 //	  A0 admin required; 20 bit admin sufficient; none of them: never.
+//
+// "PIN" is the user PIN, reference 80; "admin" is authentication with the
+// admin key, reference 80 (adminKeyRef), and with no other key.
 //
 // In the creation state PIN and admin count as present, so only "never"
 // conditions (FF, contactless, no authentication bit) still refuse, as in
@@ -332,7 +363,7 @@ func (c *Card) checkSC(sc byte, creation bool) error {
 		return apdu.SWSecurityStatusNotSatisfied
 	}
 	pinOK := creation || c.sec.pin
-	adminOK := creation || c.sec.admin
+	adminOK := creation || c.sec.keys.has(adminKeyRef)
 	auth := sc & 0xF0
 	if auth == 0x90 {
 		if pinOK {

@@ -18,7 +18,7 @@ import (
 	"github.com/cardharness/cardharness/vcard/ber"
 )
 
-// TestMutualAuthVector replays the verified trace of gids-protocol.md §2.9
+// TestMutualAuthVector replays the verified trace of docs/reference/gids-protocol.md §2.9
 // (key = 24 × 00): with R2 and Z2 injected through Rand, the card's
 // cryptogram must equal the quoted one byte for byte.
 func TestMutualAuthVector(t *testing.T) {
@@ -52,7 +52,7 @@ func TestMutualAuthVector(t *testing.T) {
 	if diff := cmp.Diff(append(h("7C 2A 82 28"), cardCG...), got); diff != "" {
 		t.Fatalf("card cryptogram (-want +got):\n%s", diff)
 	}
-	if !c.sec.admin {
+	if !c.sec.keys.has(adminKeyRef) {
 		t.Fatal("admin not authenticated")
 	}
 	// Replay → 6985; admin status kept.
