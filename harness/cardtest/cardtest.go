@@ -33,7 +33,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -122,10 +121,12 @@ func StartConfig(t testing.TB, cfg stack.Config) *stack.Stack {
 // appears when the test ends.
 func holdStack(t testing.TB, st *stack.Stack, d time.Duration) {
 	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	if len(goOnSignals) > 0 {
+		signal.Notify(usr1, goOnSignals...)
+		defer signal.Stop(usr1)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "cardtest: holding the stack of %s for %v (kill -USR1 %d to go on):\n", t.Name(), d, os.Getpid())
+	fmt.Fprintf(&b, "cardtest: holding the stack of %s for %v ("+goOnHint+"):\n", t.Name(), d, os.Getpid())
 	fmt.Fprintf(&b, "  export PCSCLITE_CSOCK_NAME=%s\n", st.SocketPath())
 	for _, sl := range st.Slots() {
 		card := "empty"
