@@ -248,6 +248,9 @@ func (t *T) refuse(what string, cmd []byte, want ...apdu.Status) (apdu.Status, e
 }
 
 func swList(ws []apdu.Status) string {
+	if len(ws) == 0 {
+		return "an error status"
+	}
 	s := ""
 	for i, w := range ws {
 		if i > 0 {

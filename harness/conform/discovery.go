@@ -65,7 +65,7 @@ func fciAID(fci []byte) ([]byte, error) {
 		return nil, fmt.Errorf("no AID 4F in the FCI % X", fci)
 	}
 	if len(aid) < 10 || !bytes.HasPrefix(aid, gidsAID9) {
-		return nil, fmt.Errorf("FCI AID % X is not the GIDS AID A0 00 00 03 97 42 54 46 59 ..", aid)
+		return nil, fmt.Errorf("FCI AID % X does not start with the GIDS AID A0 00 00 03 97 42 54 46 59", aid)
 	}
 	return aid, nil
 }
