@@ -14,8 +14,10 @@ import (
 
 var mseAdmin = []byte{0x00, 0x22, 0xC1, 0xA4, 0x03, 0x83, 0x01, 0x80}
 
-func (t *T) cbc(encrypt bool, in []byte) []byte {
-	block, _ := des.NewTripleDESCipher(t.opts.AdminKey[:]) // 24 bytes: cannot fail
+func (t *T) cbc(encrypt bool, in []byte) []byte { return cbcWith(t.opts.AdminKey[:], encrypt, in) }
+
+func cbcWith(key []byte, encrypt bool, in []byte) []byte {
+	block, _ := des.NewTripleDESCipher(key) // 24 bytes: cannot fail
 	out := make([]byte, len(in))
 	iv := make([]byte, 8)
 	if encrypt {
@@ -42,8 +44,11 @@ func inner(data []byte, tag uint32) ([]byte, error) {
 
 // adminAuth runs mutual authentication (§2.9) and returns the response
 // command it sent, for replay.
-func (t *T) adminAuth() ([]byte, error) {
-	if _, err := t.expect("MSE admin key (C1 A4, key 80)", mseAdmin, apdu.SWOK); err != nil {
+func (t *T) adminAuth() ([]byte, error) { return t.mutualAuth(0x80, t.opts.AdminKey[:]) }
+
+// mutualAuth authenticates with the 3DES key of key reference kref.
+func (t *T) mutualAuth(kref byte, key []byte) ([]byte, error) {
+	if _, err := t.expect(fmt.Sprintf("MSE authentication key (C1 A4, key %02X)", kref), []byte{0x00, 0x22, 0xC1, 0xA4, 0x03, 0x83, 0x01, kref}, apdu.SWOK); err != nil {
 		return nil, err
 	}
 	r1 := make([]byte, 16)
@@ -62,7 +67,7 @@ func (t *T) adminAuth() ([]byte, error) {
 		return nil, fmt.Errorf("card challenge has %d bytes, want 16", len(r2))
 	}
 	plain := append(append(append(append([]byte{}, r2...), r1...), z1...), 0x80)
-	resp := gaCmd(0x82, t.cbc(true, plain))
+	resp := gaCmd(0x82, cbcWith(key, true, plain))
 	data, err = t.expect("GENERAL AUTHENTICATE response (is --admin-key right?)", resp, apdu.SWOK)
 	if err != nil {
 		return nil, err
@@ -74,7 +79,7 @@ func (t *T) adminAuth() ([]byte, error) {
 	if len(cc) != 40 {
 		return nil, fmt.Errorf("card cryptogram has %d bytes, want 40 (OpenSC requires it, §2.9)", len(cc))
 	}
-	dec := t.cbc(false, cc)
+	dec := cbcWith(key, false, cc)
 	if !bytes.Equal(dec[:16], r1) || !bytes.Equal(dec[16:32], r2) {
 		return nil, fmt.Errorf("the card's cryptogram does not decrypt to R1||R2: it does not prove the admin key")
 	}

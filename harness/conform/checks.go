@@ -29,7 +29,7 @@ func checks() []check {
 		{id: "transport.chaining", section: "2.1", title: "PUT DATA with command chaining in 240-byte (Windows) and 255-byte (OpenSC) chunks; responses over 256 bytes by 61xx/GET RESPONSE", writes: true, needsPIN: true, run: checkChaining},
 		{id: "acl.create-delete", section: "2.13", title: "CREATE FILE and DELETE FILE need the PIN; without it both are refused (6982)", writes: true, needsPIN: true, run: checkCreateDelete},
 		{id: "acl.pin-cannot-delete-system", section: "4.2", title: "a PIN holder cannot delete an EF it may not write (A014, admin-only)", writes: true, needsPIN: true, run: checkPINCannotDeleteSystem},
-		{id: "acl.pin-cannot-create-admin-key", section: "4.3", title: "a PIN holder cannot create an authentication (A4) key EF, i.e. a second admin key", writes: true, needsPIN: true, run: checkPINCannotCreateAdminKey},
+		{id: "acl.own-key-not-admin", section: "4.3", title: "a 3DES key the PIN holder loads into a key EF of their own does not grant admin rights", writes: true, needsPIN: true, run: checkOwnKeyNotAdmin},
 		{id: "keys.generate-1024", section: "2.10", title: "GENERATE RSA 1024 (OpenSC form, no Le) and read the public key without PIN", writes: true, needsPIN: true, run: generate(1024)},
 		{id: "keys.generate-2048", section: "2.10", title: "GENERATE RSA 2048 (Windows form, with Le: public key in the answer) and read it without PIN", writes: true, needsPIN: true, run: generate(2048)},
 		{id: "keys.generate-3072", section: "2.10", title: "GENERATE RSA 3072 and read the public key", writes: true, needsPIN: true, run: generate(3072)},

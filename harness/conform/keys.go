@@ -483,25 +483,54 @@ func checkPINCannotDeleteSystem(t *T) error {
 	return err
 }
 
-func checkPINCannotCreateAdminKey(t *T) error {
+// checkOwnKeyNotAdmin: a PIN holder may create a 3DES authentication key
+// EF and load a key of their own (GIDS lets hosts do that), but
+// authenticating with it must not satisfy admin conditions: only the admin
+// key B080 set at personalisation does (§4.3). The admin-only write tried
+// afterwards puts cardid's current value back, harmless on a card that
+// wrongly accepts it.
+func checkOwnKeyNotAdmin(t *T) error {
 	fid := uint16(0xB000 | refAdminLike)
 	if err := t.absent(fid); err != nil {
+		return err
+	}
+	cardID, err := t.readDO("cardid", fs.EFEveryoneReadAdminWriteAc, fs.DOCardID)
+	if err != nil {
 		return err
 	}
 	if err := t.verifyPIN(); err != nil {
 		return err
 	}
-	// Like the admin key EF B080 (§3.8), but the PIN may import the key:
-	// whoever could create it could authenticate as admin with a key of
-	// their own.
+	// Like the admin key EF B080 (§3.8), but the PIN may load the key.
 	fcp := []byte{0x62, 0x1A, 0x82, 0x01, 0x18, 0x83, 0x02, 0xB0, refAdminLike,
 		0x8C, 0x04, 0x87, 0x00, 0x10, 0xFF,
 		0xA5, 0x0B, 0xA4, 0x09, 0x80, 0x01, 0x02, 0x83, 0x01, refAdminLike, 0x95, 0x01, 0xC0}
-	if _, err := t.refuse("CREATE FILE of an authentication-key EF with the PIN only", createFile(fcp)); err != nil {
-		t.created(fid)
+	_, sw, err := t.c.Send(t.ctx, createFile(fcp))
+	if err != nil {
 		return err
 	}
-	return nil
+	if !sw.OK() {
+		return nil // refused outright: no own key, no escalation
+	}
+	t.created(fid)
+	if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+		return err
+	}
+	own := []byte("own key of the PIN holdr")
+	kut := ber.Append(nil, 0x84, []byte{refAdminLike})
+	kut = ber.Append(kut, 0xA5, append(ber.Encode(0x87, own), 0x88, 0x03, 0xB0, 0x73, 0xDC))
+	_, sw, err = t.c.Send(t.ctx, cardio.Short(0x00, 0xDB, 0x3F, 0xFF, ber.Encode(0x70, kut), false))
+	if err != nil {
+		return err
+	}
+	if !sw.OK() {
+		return nil // the key cannot be loaded: no escalation
+	}
+	if _, err := t.mutualAuth(refAdminLike, own); err != nil {
+		return nil // the card does not authenticate with it: no escalation
+	}
+	_, err = t.refuse("PUT DATA cardid (admin only) after authenticating with the PIN holder's own key", putDO(fs.EFEveryoneReadAdminWriteAc, fs.DOCardID, cardID), apdu.SWSecurityStatusNotSatisfied)
+	return err
 }
 
 func checkPowerCycle(t *T) error {
