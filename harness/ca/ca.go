@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // Identity is what the test CA's "directory" knows about a requester.
@@ -257,7 +259,7 @@ func (c *CA) isRevoked(serial *big.Int) bool {
 	return ok && !c.opts.Clock().Before(t)
 }
 
-// SubmitRenewal submits a CMC request (minidriver-semantics §4) from
+// SubmitRenewal submits a CMC request (docs/reference/minidriver-semantics.md §4) from
 // requester. The Response is always non-nil when err is nil; err reports
 // a failure of the CA itself, never a problem of the request.
 func (c *CA) SubmitRenewal(cmcDER []byte, requester string) (*Response, error) {
@@ -284,10 +286,10 @@ func (c *CA) Submit(der []byte, opts SubmitOptions) (*Response, error) {
 func (c *CA) SubmitPKCS10(der []byte, opts SubmitOptions) (*Response, error) {
 	csr, err := ParseCSR(der)
 	if err != nil {
-		return c.reject(wrapErr(ERROR_INVALID_DATA, 1, err, "PKCS#10")), nil
+		return c.reject(wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "PKCS#10")), nil
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return c.reject(wrapErr(NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")), nil
+		return c.reject(wrapErr(winerr.NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")), nil
 	}
 	return c.process(csr, nil, opts)
 }
@@ -311,7 +313,7 @@ func asRequestError(err error) *RequestError {
 	if errors.As(err, &re) {
 		return re
 	}
-	return wrapErr(ERROR_INVALID_DATA, 1, err, "")
+	return wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "")
 }
 
 func (c *CA) reject(err *RequestError) *Response {
@@ -347,7 +349,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 
 	caller, ok := c.identity(opts.Requester)
 	if !ok {
-		return d.deny(reqErr(CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", opts.Requester)), nil
+		return d.deny(reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", opts.Requester)), nil
 	}
 	subject := caller // the identity the certificate is for
 
@@ -359,22 +361,22 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 		d.resp.Renewal, d.resp.OldCert = true, old
 		d.note("renewal of serial %x", old.SerialNumber)
 		if err := old.CheckSignatureFrom(c.cert); err != nil || !bytes.Equal(old.RawIssuer, c.cert.RawSubject) {
-			return d.deny(wrapErr(CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)), nil
+			return d.deny(wrapErr(winerr.CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)), nil
 		}
 		if now.Before(old.NotBefore) || now.After(old.NotAfter) {
-			return d.deny(reqErr(CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
+			return d.deny(reqErr(winerr.CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
 				old.NotBefore.Format(time.RFC3339), old.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))), nil
 		}
 		if c.isRevoked(old.SerialNumber) {
-			return d.deny(reqErr(CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)), nil
+			return d.deny(reqErr(winerr.CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)), nil
 		}
 		if opts.RenewOnBehalfOf {
 			if !c.opts.AllowRenewOnBehalfOf {
-				return d.deny(reqErr(E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")), nil
+				return d.deny(reqErr(winerr.E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")), nil
 			}
 			id, ok := c.identityFromCert(old)
 			if !ok {
-				return d.deny(reqErr(CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")), nil
+				return d.deny(reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")), nil
 			}
 			caller, subject = id, id
 			d.note("renew on behalf of %q: the old certificate's key authenticates the request (MS-WCCE 3.2.2.6.2.1.2.4)", id.Name)
@@ -386,7 +388,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	default:
 		d.resp.AsNewRequest = true
 		if opts.RenewOnBehalfOf {
-			return d.deny(reqErr(ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")), nil
+			return d.deny(reqErr(winerr.ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")), nil
 		}
 		if v == nil && csr.HasRenewalAttribute() {
 			d.note("renewal attribute in a bare PKCS#10 ignored (nothing authenticates it)")
@@ -399,7 +401,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 		if rn := v.RegInfo["requestername"]; rn != "" && !strings.EqualFold(rn, caller.Name) {
 			id, ok := c.identity(rn)
 			if !ok {
-				return d.deny(reqErr(CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)), nil
+				return d.deny(reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)), nil
 			}
 			eobo, subject = true, id
 			d.note("enroll on behalf of %q by %q", id.Name, caller.Name)
@@ -412,26 +414,26 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	if tid.IsZero() {
 		t, ok, err := csr.Template()
 		if err != nil {
-			return d.deny(wrapErr(ERROR_INVALID_DATA, 8, err, "template extension")), nil
+			return d.deny(wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "template extension")), nil
 		}
 		if !ok {
-			return d.deny(reqErr(CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")), nil
+			return d.deny(reqErr(winerr.CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")), nil
 		}
 		tid = t
 	}
 	tmpl := c.findTemplate(tid)
 	if tmpl == nil {
-		return d.deny(reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)), nil
+		return d.deny(reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)), nil
 	}
 	d.resp.Template = tmpl.ID
 	if len(tid.OID) > 0 && tmpl.v2() && (tid.Major > tmpl.ID.Major || tid.Major == tmpl.ID.Major && tid.Minor > tmpl.ID.Minor) {
-		return d.deny(reqErr(CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)), nil
+		return d.deny(reqErr(winerr.CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)), nil
 	}
 	if tmpl.Enroll != nil && !tmpl.Enroll(caller) {
-		return d.deny(reqErr(CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", caller.Name, tmpl.ID)), nil
+		return d.deny(reqErr(winerr.CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", caller.Name, tmpl.ID)), nil
 	}
 	if eobo && tmpl.v2() && tmpl.RequiredSignatures == 0 {
-		return d.deny(reqErr(CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", subject.Name, tmpl.ID)), nil
+		return d.deny(reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", subject.Name, tmpl.ID)), nil
 	}
 
 	// Key policy (check 11).
@@ -439,9 +441,9 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 		same := PublicKeyEqual(csr.PublicKey, old.PublicKey)
 		switch {
 		case tmpl.RequireSameKey && !same:
-			return d.deny(reqErr(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")), nil
+			return d.deny(reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")), nil
 		case same && !tmpl.RequireSameKey && !tmpl.AllowSameKey:
-			return d.deny(reqErr(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")), nil
+			return d.deny(reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")), nil
 		}
 	}
 
@@ -477,7 +479,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 		if required > 0 {
 			n := c.acceptedSignatures(v, tmpl, old)
 			if n < required {
-				return d.deny(reqErr(CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)), nil
+				return d.deny(reqErr(winerr.CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)), nil
 			}
 			d.note("%d RA signature(s) accepted", n)
 		}
@@ -506,44 +508,44 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 // the SDK policy module's _EnforceReenrollment.
 func reenrollmentConditions(tmpl *Template, csr *CSR, old *x509.Certificate, id Identity) *RequestError {
 	if !tmpl.v2() {
-		return reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s has no template OID (v1)", tmpl.ID)
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s has no template OID (v1)", tmpl.ID)
 	}
 	ext, ok := findExtension(old.Extensions, OIDCertificateTemplate)
 	if !ok {
-		return reqErr(ERROR_NOT_FOUND, 8, "old certificate has no certificate template extension")
+		return reqErr(winerr.ERROR_NOT_FOUND, 8, "old certificate has no certificate template extension")
 	}
 	oldT, err := ParseTemplateExtension(ext)
 	if err != nil {
-		return wrapErr(ERROR_INVALID_DATA, 8, err, "old certificate template extension")
+		return wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "old certificate template extension")
 	}
 	if !oldT.OID.Equal(tmpl.ID.OID) {
-		return reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "old certificate is from template %s, request is for %s", oldT.OID, tmpl.ID.OID)
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "old certificate is from template %s, request is for %s", oldT.OID, tmpl.ID.OID)
 	}
 	if tmpl.EnrolleeSuppliesSubject {
 		if csr.EmptySubject() || !bytes.Equal(csr.RawSubject, old.RawSubject) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "request subject differs from the old certificate's")
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "request subject differs from the old certificate's")
 		}
 		return nil
 	}
 	san, ok := findExtension(old.Extensions, oidSubjectAltName)
 	if !ok {
-		return reqErr(ERROR_NOT_FOUND, 9, "old certificate has no SAN")
+		return reqErr(winerr.ERROR_NOT_FOUND, 9, "old certificate has no SAN")
 	}
 	upns, emails, ok := sanIdentities(san.Value)
 	if !ok {
-		return reqErr(ERROR_INVALID_DATA, 9, "old certificate SAN is malformed")
+		return reqErr(winerr.ERROR_INVALID_DATA, 9, "old certificate SAN is malformed")
 	}
 	if len(upns) == 0 && len(emails) == 0 {
-		return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate SAN has neither a UPN nor an rfc822Name")
+		return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate SAN has neither a UPN nor an rfc822Name")
 	}
 	for _, u := range upns {
 		if id.UPN == "" || !strings.EqualFold(u, id.UPN) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate UPN %q is not the requester's (%q)", u, id.UPN)
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate UPN %q is not the requester's (%q)", u, id.UPN)
 		}
 	}
 	for _, e := range emails {
 		if id.Email == "" || !strings.EqualFold(e, id.Email) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate rfc822Name %q is not the requester's (%q)", e, id.Email)
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate rfc822Name %q is not the requester's (%q)", e, id.Email)
 		}
 	}
 	return nil
@@ -621,7 +623,7 @@ func (c *CA) plan(csr *CSR, tmpl *Template, id Identity, old *x509.Certificate, 
 		p.subject = old.RawSubject
 		d.note("empty request subject: copied from the old certificate")
 	case tmpl.EnrolleeSuppliesSubject:
-		return nil, reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "enrollee supplies subject, but the request subject is empty")
+		return nil, reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "enrollee supplies subject, but the request subject is empty")
 	case id.Subject != nil:
 		p.subject = id.Subject
 	case old != nil:
@@ -703,7 +705,7 @@ func (c *CA) issue(resp *Response, p *issuePlan) error {
 	if err != nil {
 		// Request extensions that x509 cannot parse back (a malformed KU,
 		// EKU, ...): the request's fault, not the CA's [I].
-		return wrapErr(ERROR_INVALID_DATA, 0, err, "the certificate built from this request does not parse")
+		return wrapErr(winerr.ERROR_INVALID_DATA, 0, err, "the certificate built from this request does not parse")
 	}
 	p7, err := EncodeCertsOnly(cert, c.cert)
 	if err != nil {
@@ -761,7 +763,7 @@ func (c *CA) Deny(requestID int) (*Response, error) {
 	}
 	resp := *p.resp
 	resp.Disposition = Denied
-	resp.Status = reqErr(CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
+	resp.Status = reqErr(winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
 	resp.Explanation += "; denied by a certificate manager"
 	delete(c.pending, requestID)
 	c.done[requestID] = &resp
