@@ -96,7 +96,7 @@ func (c *Conn) Raw(ctx context.Context, cmd []byte) ([]byte, apdu.Status, error)
 }
 
 // Send sends cmd and collects 61xx continuations with GET RESPONSE, as
-// OpenSC and Windows do (gids-protocol.md §2.1).
+// OpenSC and Windows do (docs/reference/gids-protocol.md §2.1).
 func (c *Conn) Send(ctx context.Context, cmd []byte) ([]byte, apdu.Status, error) {
 	var out []byte
 	for {
@@ -117,7 +117,7 @@ func (c *Conn) Send(ctx context.Context, cmd []byte) ([]byte, apdu.Status, error
 
 // Chained sends a command whose data may exceed one short APDU with
 // command chaining in chunks of chunk bytes (CLA 10 on all but the last,
-// gids-protocol.md §2.1); Le goes on the last chunk only. An intermediate
+// docs/reference/gids-protocol.md §2.1); Le goes on the last chunk only. An intermediate
 // chunk answered other than 9000 ends the chain with that status.
 func (c *Conn) Chained(ctx context.Context, cla, ins, p1, p2 byte, data []byte, le bool, chunk int) ([]byte, apdu.Status, error) {
 	if chunk <= 0 || chunk > 255 {

@@ -195,7 +195,7 @@ func TestConformReportsSelectWithoutLeAnswered61xx(t *testing.T) {
 	if rep.OK() {
 		t.Error("report OK despite a failure")
 	}
-	if !strings.Contains(got.Message, "61") || !strings.Contains(got.Section, "gids-protocol.md §2.1") {
+	if !strings.Contains(got.Message, "61") || !strings.Contains(got.Section, "docs/reference/gids-protocol.md §2.1") {
 		t.Errorf("message %q section %q", got.Message, got.Section)
 	}
 	// The failing APDU is in the report, in every format.

@@ -202,7 +202,7 @@ func checkCardCFWrite(t *T) error {
 	if err := t.verifyPIN(); err != nil {
 		return err
 	}
-	// A bump, as every correct writer does it (minidriver-semantics.md §1.2).
+	// A bump, as every correct writer does it (docs/reference/minidriver-semantics.md §1.2).
 	cf.BumpFiles()
 	want := cf.Bytes()
 	if _, err := t.expect("PUT DATA cardcf (files counter bumped)", putDO(fs.EFEveryoneReadUserWriteAc, fs.DOCardCF, want), apdu.SWOK); err != nil {
