@@ -82,7 +82,7 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 				}
 			}
 			for file, want := range map[string]string{
-				"builtin/stale-cache/s4-two-cards-share-a-cardid.yaml":       "cards; a reader holds one",
+				"builtin/stale-cache/s4-two-cards-share-a-cardid.yaml":        "cards; a reader holds one",
 				"builtin/stale-cache/s3-reinitialised-card-keeps-cardid.yaml": "needs card internals",
 			} {
 				if got, ok := skipped["builtin:"+file]; !ok || !strings.Contains(got, want) {
