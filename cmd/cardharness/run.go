@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
@@ -56,6 +57,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
 	pin := fs.String("pin", "", "with --reader: the card's PIN (default 123456); it is reset to this before every scenario")
 	adminKey := fs.String("admin-key", "", "with --reader: the card's 3DES admin key, 48 hex digits; cleans the card before every scenario")
@@ -77,6 +79,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *report != "text" && *report != "json" {
 		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	}
+	if _, err := winhost.ProfileKnobs(*hostProfile); err != nil {
+		return usageError{fmt.Sprintf("--host-profile %q: profiles: %s%s", *hostProfile, strings.Join(winhost.ProfileNames(), ", "), scenarios.DidYouMean(*hostProfile, winhost.ProfileNames()))}
 	}
 	for _, f := range faults {
 		if !fault.Known(f) {
@@ -149,7 +154,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr),
+		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr),
 		PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
 	// A missing pcscd is said once, before any scenario, not once per
 	// scenario.
