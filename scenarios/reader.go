@@ -235,13 +235,17 @@ func runOnReader(ctx context.Context, refs []Ref, opts Options) ([]Result, error
 		}
 		progress(res)
 	}
-	// Leave the card as the suite found it: clean.
+	sortResults(results)
+	// Leave the card clean. A failure is reported like a scenario's, so
+	// the report says the card was left dirty and the run does not pass.
 	if ctx.Err() == nil {
 		if err := cleanReaderCard(ctx, opts, pin); err != nil {
-			return results, fmt.Errorf("cleaning the card after the run: %w", err)
+			res := Result{Name: "clean the card after the run", File: opts.Reader, Status: Error, Stack: "reader " + opts.Reader,
+				Failure: "cleaning the card after the run: " + err.Error()}
+			results = append(results, res)
+			progress(res)
 		}
 	}
-	sortResults(results)
 	return results, nil
 }
 

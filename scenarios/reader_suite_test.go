@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/xml"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +148,66 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 				t.Errorf("JUnit: %d <skipped message=...>, want %d", n, len(skipped))
 			}
 		})
+	}
+}
+
+// TestReaderModeResetCmd: with --reset-cmd the vendor's tool runs before
+// every applicable scenario and once after the run, with the reader name
+// in CARDHARNESS_READER; no admin key is needed then.
+func TestReaderModeResetCmd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs a pcscd stack")
+	}
+	card, err := gids.New(gids.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
+		t.Fatal(err)
+	}
+	st := cardtest.Start(t, card)
+	log := filepath.Join(t.TempDir(), "resets")
+	refs, err := FileRefs([]string{"builtin:seed-flow-correct-writer", "builtin:s4-two-cards-share-a-cardid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Reader: st.Slots()[0].Reader, ResetCmd: `echo "$CARDHARNESS_READER" >> ` + log}
+	results, err := RunAll(context.Background(), refs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d results", len(results))
+	}
+	for _, r := range results {
+		want := Pass
+		if strings.Contains(r.File, "s4-") {
+			want = Skip
+		}
+		if r.Status != want {
+			t.Errorf("%s: %s (%s), want %s", r.Name, r.Status, r.Failure, want)
+		}
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(b), st.Slots()[0].Reader+"\n"); got != 2 {
+		t.Errorf("reset command ran %d times with the reader name, want 2 (before the applicable scenario, after the run):\n%s", got, b)
+	}
+	// A failing reset command is that scenario's error, with its output.
+	opts.ResetCmd = "echo vendor tool: no card >&2; exit 4"
+	results, err = RunAll(context.Background(), refs[:1], opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scenario (reset before it failed) and the final reset.
+	if len(results) != 2 {
+		t.Fatalf("failing reset command: %+v", results)
+	}
+	for _, r := range results {
+		if r.Status != Error || !strings.Contains(r.Failure, "vendor tool: no card") || len(r.Steps) != 0 {
+			t.Errorf("failing reset command: %s %s %q", r.Name, r.Status, r.Failure)
+		}
 	}
 }
