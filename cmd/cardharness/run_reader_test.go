@@ -61,3 +61,25 @@ func TestRunReaderFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestRunReaderCommandEndToEnd: `cardharness run --reader` from the command
+// line, against a card `cardharness exec` serves into a private pcscd,
+// with a PIN and an admin key of its own: the applicable scenario passes,
+// the two-card one is skipped with its reason, exit 0.
+func TestRunReaderCommandEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs a pcscd stack")
+	}
+	out, err := cardharness("exec", "--cards", "1", "--profile", "initialized", "--pin", conformPIN, "--admin-key", conformKey, "--",
+		os.Args[0], "run", "--reader", firstVPCD, "--pin", conformPIN, "--admin-key", conformKey, "--out", t.TempDir(),
+		"builtin:seed-flow-correct-writer", "builtin:s4-two-cards-share-a-cardid").CombinedOutput()
+	if err != nil {
+		t.Fatalf("run --reader: %v\n%s", err, out)
+	}
+	for _, want := range []string{"(reader " + firstVPCD + ", parallel 1)", "PASS", "APDUs", "SKIP", "not applicable: declares 3 cards",
+		"1 passed, 0 failed, 1 not applicable", "not checked"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
