@@ -51,6 +51,13 @@ type Options struct {
 	// Go 1.26 (GODEBUG=cryptocustomrand=1 restores it). nil: crypto/rand.
 	Rand io.Reader
 	Log  *slog.Logger // nil: discard
+	// KeySeed, if not nil, makes GENERATE ASYMMETRIC KEY PAIR
+	// deterministic: the same seed and the same commands give the same
+	// keys (taken from an embedded pool of public test keys, or derived
+	// from the seed; see seedkeys.go and docs/DESIGN.md). Such keys protect
+	// nothing: seeded keys are for tests only. nil: real random keys from
+	// crypto/rsa.
+	KeySeed []byte
 }
 
 // Card is a virtual GIDS v2 smart card (docs/reference/gids-protocol.md). It implements
@@ -71,6 +78,8 @@ type Card struct {
 	// genKey generates RSA keys for GENERATE ASYMMETRIC KEY PAIR; tests
 	// replace it to avoid slow key generation.
 	genKey func(bits int) (*rsa.PrivateKey, error)
+	// keySeed is Options.KeySeed; with it genKey is not used.
+	keySeed []byte
 	// panicHook, if set, sees every panic recovered by Process (tests use
 	// it to prove that none happens).
 	panicHook func(v any)
@@ -126,6 +135,9 @@ func New(opts Options) (*Card, error) {
 		rand:  opts.Rand,
 		log:   opts.Log,
 		cache: map[string]cachedKey{},
+	}
+	if opts.KeySeed != nil {
+		c.keySeed = slices.Clone(opts.KeySeed)
 	}
 	if c.atr == nil {
 		c.atr = slices.Clone(DefaultATR)

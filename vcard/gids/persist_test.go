@@ -28,6 +28,10 @@ func checkStore(c *Card) error {
 	for _, k := range st.Keys("") {
 		switch {
 		case k == recLifeCycle || k == recPIN:
+		case k == recKeyGen:
+			if _, err := loadKeyGenCount(st); err != nil {
+				return err
+			}
 		case strings.HasPrefix(k, prefixEF):
 			fid, ok := parseFIDKey(k, prefixEF)
 			if !ok {
