@@ -55,6 +55,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	shardFlag := fs.String("shard", "", "run only slice K of N of the scenarios (K/N, e.g. 2/4; a CI matrix job), balanced by cost")
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
 	var faults, tags, skipTags, includePath multiFlag
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
@@ -105,10 +106,23 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if len(refs) == 0 {
 		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
+	if *shardFlag != "" {
+		sh, err := scenarios.ParseShard(*shardFlag)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		// Every job of the matrix selects its slice of the same list: an
+		// empty slice (more shards than scenarios) is a pass, not an error.
+		refs = scenarios.ShardRefs(refs, sh, *stackKind)
+	}
 	if *list {
 		for _, r := range refs {
 			fmt.Fprintln(stdout, r)
 		}
+		return nil
+	}
+	if len(refs) == 0 {
+		fmt.Fprintf(stdout, "cardharness run: shard %s has no scenarios\n", *shardFlag)
 		return nil
 	}
 	if err := scenarios.Check(refs); err != nil {
@@ -155,6 +169,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if len(faults) > 0 {
 			where += ", injected faults: " + strings.Join(faults, ", ")
+		}
+		if *shardFlag != "" {
+			where += ", shard " + *shardFlag
 		}
 		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}
