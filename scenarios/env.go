@@ -372,7 +372,7 @@ func (e *env) getCA() (*ca.CA, error) {
 	seed := [32]byte{}
 	binary.BigEndian.PutUint64(seed[:], uint64(e.sc.Seed))
 	cca, err := ca.New(ca.Options{Name: "cardharness test CA", Clock: e.clock.Now,
-		Rand: rand.NewChaCha8(seed),
+		Rand: rand.NewChaCha8(seed), Key: caKey(), // testkeys.go
 		Templates: []ca.Template{{ID: defaultTemplate, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
 			EnrolleeSuppliesSubject: true}},
 		RequesterIdentity: func(string) (ca.Identity, bool) { return ca.Identity{Name: "CONTOSO\\user"}, true },

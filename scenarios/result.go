@@ -27,6 +27,9 @@ type Options struct {
 	CardFaults []string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
+	// TraceAll saves the traces of every scenario in TraceDir, passed or
+	// not (to compare two runs).
+	TraceAll bool `json:",omitempty"`
 	// Timeout bounds one scenario (default 5 minutes).
 	Timeout time.Duration
 	// Progress receives one line per finished scenario (nil: none).

@@ -51,6 +51,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a scenario that runs longer than this")
 	runRE := fs.String("run", "", "run only scenarios whose name or path matches this regular expression")
 	traceDir := fs.String("trace-dir", "", "where APDU traces of failed scenarios go (default: the run's directory, --out)")
+	traceAll := fs.Bool("trace-all", false, "save the APDU traces of every scenario, not only of failed ones")
 	traceSecrets := fs.Bool("trace-secrets", false, "keep PINs and key material in the saved APDU traces (default: masked)")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
@@ -144,7 +145,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts.TraceDir = *traceDir
+	opts.TraceDir, opts.TraceAll = *traceDir, *traceAll
 	if opts.TraceDir == "" {
 		opts.TraceDir = filepath.Join(outDir, "traces")
 	}
