@@ -324,7 +324,7 @@ var (
 	argDefault = Arg{Name: "default", Type: Bool, Default: "false", Doc: "make the new container the card's default"}
 	argNewGUID = Arg{Name: "guid", Type: GUID, Doc: "the container's GUID (default: a new one drawn from the seed)"}
 	argBump    = Arg{Name: "bump", Type: Enum, Default: "correct", Values: []string{"correct", "none", "late", "wrong-counter", "reset-to-zero"}, Doc: "how the writer maintains cardcf: correct bumps the covering counter before each change"}
-	argWPIN    = Arg{Name: "pin", Type: String, Doc: "the PIN the writer presents (default: the card's current PIN)"}
+	argWPIN    = Arg{Name: "pin", Type: String, Doc: "the PIN the writer presents (default: the card's current PIN, as the last change-pin or writer-change-pin left it)"}
 	argSubject = Arg{Name: "subject", Type: String, Default: "CN=cardharness user", Doc: "the request's subject: CN=...,O=...,OU=...,C=..."}
 	argStore   = Arg{Name: "store", Type: Enum, Default: "My", Values: []string{"My", "REQUEST"}, Doc: "the user's store"}
 )

@@ -127,9 +127,9 @@ func builtinRef(name string) (Ref, error) {
 		if r.Path == name || r.Path == path.Join("builtin", name) || strings.TrimSuffix(path.Base(r.Path), ".yaml") == name {
 			return r, nil
 		}
-		names = append(names, r.Path)
+		names = append(names, strings.TrimSuffix(path.Base(r.Path), ".yaml"))
 	}
-	return Ref{}, fmt.Errorf("builtin:%s: no such built-in scenario%s (cardharness run --list lists them)", name, didYouMean(name, names))
+	return Ref{}, fmt.Errorf("builtin:%s: no such built-in scenario%s (cardharness run --list lists them)", name, didYouMean(strings.TrimSuffix(path.Base(name), ".yaml"), names))
 }
 
 // Check parses every scenario and returns all problems (file:line: ...).

@@ -262,6 +262,12 @@ func TestRunSelectsAndCombines(t *testing.T) {
 	if got := list("--skip-tag", "mine", "builtin", dir); len(got) != len(all)-1 {
 		t.Errorf("--skip-tag mine: %d of %d", len(got), len(all))
 	}
+	var stderr bytes.Buffer
+	typo := cardharness("run", "--list", "builtin:pin-chnaged-elsewhere")
+	typo.Stderr = &stderr
+	if err := typo.Run(); err == nil || !strings.Contains(stderr.String(), "did you mean pin-changed-elsewhere?") {
+		t.Errorf("a mistyped builtin: name: %v\n%s", err, stderr.String())
+	}
 	// What --list prints, run accepts; and both run into one report.
 	out := t.TempDir()
 	cmd := cardharness("run", "--stack", "direct", "--out", out, all[0], dir)
