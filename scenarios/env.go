@@ -49,18 +49,20 @@ type cardEnv struct {
 
 // env is a running scenario.
 type env struct {
-	ctx    context.Context
-	sc     *Scenario
-	opts   Options
-	clock  *vclock.Clock
-	rng    *rand.Rand
-	cards  map[string]*cardEnv
-	hosts  map[string]*winhost.Host
-	procs  map[string]*winhost.Process
-	vars   map[string]Values
-	ca     *ca.CA
-	stack  *stackHandle
-	tmpDir string
+	ctx   context.Context
+	sc    *Scenario
+	opts  Options
+	clock *vclock.Clock
+	rng   *rand.Rand
+	cards map[string]*cardEnv
+	hosts map[string]*winhost.Host
+	// hostKnobs are each host's knobs as the run set them (expect_if).
+	hostKnobs map[string]winhost.Knobs
+	procs     map[string]*winhost.Process
+	vars      map[string]Values
+	ca        *ca.CA
+	stack     *stackHandle
+	tmpDir    string
 	// timeline records the per-step state for reports (timeline.go).
 	timeline *timelineState
 }
