@@ -138,3 +138,30 @@ func readJSON(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestSweepCommand: the sweep command prints the matrix, writes the JSON
+// and HTML reports, exits 1 when a cell failed, and rejects a bad --vary
+// with the knob's allowed values.
+func TestSweepCommand(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := cli([]string{"sweep", "--vary", "propagation_reads_through_cache=true,false", "--profiles", "windows-11-2025,windows-7",
+		"--json", filepath.Join(dir, "s.json"), "--html", filepath.Join(dir, "s.html"), "builtin:seed-bug-writer-without-bump"}, &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (the seed bug fails without read-through propagation)\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"1 scenarios x 4 variants", "v4   windows-7 propagation_reads_through_cache=false", "ok  FAIL    ok  FAIL"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, f := range []string{"s.json", "s.html"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(b) == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	stderr.Reset()
+	if code := cli([]string{"sweep", "--vary", "granularity=sideways"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "per-category") {
+		t.Errorf("bad --vary: exit %d, %q", code, stderr.String())
+	}
+}
