@@ -30,6 +30,10 @@ type Options struct {
 	HostProfile string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
+	// RandomKeys makes the cards generate real random keys instead of the
+	// seeded test keys (slower, and runs are no longer reproducible: the
+	// baseline `make bench` compares against).
+	RandomKeys bool `json:",omitempty"`
 	// TraceAll saves the traces of every scenario in TraceDir, passed or
 	// not (to compare two runs).
 	TraceAll bool `json:",omitempty"`

@@ -159,7 +159,9 @@ func (e *env) setup() error {
 		if err != nil {
 			return err
 		}
-		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs}
+		// Admin challenges from the seed too (same seed, same APDUs).
+		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs,
+			Rand: rand.NewChaCha8(seedBytes(e.sc.Seed, "admin challenge "+n))}
 		e.cards[n] = c
 		if e.opts.Reader != "" {
 			continue
@@ -168,7 +170,11 @@ func (e *env) setup() error {
 		// keys from a pool of public test keys; for tests only), so that one
 		// seed gives the same APDUs run after run, on either stack.
 		rb := seedBytes(e.sc.Seed, n)
-		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(rb), KeySeed: rb[:]})
+		keySeed := rb[:]
+		if e.opts.RandomKeys {
+			keySeed = nil
+		}
+		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(rb), KeySeed: keySeed})
 		if err != nil {
 			return err
 		}
