@@ -1,6 +1,12 @@
 package scenarios
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 	"strings"
 	"time"
@@ -113,7 +119,8 @@ func init() {
 			Arg{Name: "old-guid", Type: GUID, Required: true, Doc: "its container"},
 			Arg{Name: "new-guid", Type: GUID, Required: true, Doc: "the new key's container"},
 			Arg{Name: "requester", Type: String, Required: true, Doc: "the submitting account"},
-			Arg{Name: "on-behalf-of", Type: String, Required: true, Doc: "the requestername (DOMAIN\\user)"}),
+			Arg{Name: "on-behalf-of", Type: String, Required: true, Doc: "the requestername (DOMAIN\\user)"},
+			Arg{Name: "agent", Type: Bool, Default: "false", Doc: "sign as an enrollment agent too (a Certificate Request Agent certificate the CA issues to the server on first use)"}),
 		Result: []Field{
 			{Name: "disposition", Type: String, Doc: "issued, denied or pending"},
 			{Name: "request_id", Type: Int, Doc: "the CA's request ID"},
@@ -378,14 +385,52 @@ func caRenewOnBehalf(e *env, s *stepCtx) (Values, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := ca.BuildRenewal(ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey, Template: defaultTemplate, OnBehalfOf: s.str("on-behalf-of")})
+	cca, err := e.getCA()
 	if err != nil {
 		return nil, err
 	}
-	cca, err := e.getCA()
+	req := ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey, Template: defaultTemplate, OnBehalfOf: s.str("on-behalf-of")}
+	if s.bool("agent") {
+		if req.Agent, req.AgentKey, err = enrollmentAgent(cca, s.str("requester")); err != nil {
+			return nil, err
+		}
+	}
+	der, err := ca.BuildRenewal(req)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := cca.SubmitRenewal(der, s.str("requester"))
 	return caResult(resp, err)
+}
+
+// enrollmentAgent has the test CA issue requester an enrollment agent
+// certificate (EKU Certificate Request Agent, template EnrollmentAgent) for
+// a software key.
+func enrollmentAgent(cca *ca.CA, requester string) (*x509.Certificate, crypto.Signer, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	tid := ca.TemplateID{Name: "EnrollmentAgent"}
+	cca.SetTemplate(ca.Template{ID: tid, Validity: 365 * 24 * time.Hour})
+	te, err := tid.Extension()
+	if err != nil {
+		return nil, nil, err
+	}
+	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{ca.OIDCertificateRequestAgt})
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := ca.BuildCSR(key, pkix.Name{CommonName: requester}, []pkix.Extension{te, {Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: eku}})
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := cca.IssueFromCSR(csr, ca.TemplateID{}, requester)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.Cert == nil {
+		return nil, nil, fmt.Errorf("enrollment agent certificate: %v %v (%s)", resp.Disposition, resp.Status, resp.Explanation)
+	}
+	return resp.Cert, key, nil
 }
