@@ -196,9 +196,10 @@ type junitCase struct {
 	SystemOut  string           `xml:"system-out,omitempty"`
 }
 
-// junitSkipped is a scenario that did not apply (reader.go), with why.
+// junitSkipped is a scenario that did not run, with why (reader.go:
+// not applicable to the card in the reader).
 type junitSkipped struct {
-	Message string `xml:"message,attr"`
+	Message string `xml:"message,attr,omitempty"`
 }
 
 type junitFailure struct {
