@@ -136,6 +136,9 @@ func Applicability(sc *Scenario, opts Options) []string {
 			if st.action != nil && st.action.Internals {
 				why = append(why, fmt.Sprintf("step %s:%d (%s) needs card internals", st.File, st.Line, st.Do))
 			}
+			if adminActions[st.Do] && opts.AdminKey == "" {
+				why = append(why, fmt.Sprintf("step %s:%d (%s) needs the card's admin key: give --admin-key", st.File, st.Line, st.Do))
+			}
 			for _, name := range sortedStrings(keysOf(st.Args)) {
 				if usesLiteral(st.Args[name], literal) {
 					why = append(why, fmt.Sprintf("step %s:%d (%s) gives the PIN literally (%s:); the card's PIN is the one of --pin", st.File, st.Line, st.Do, name))
@@ -148,6 +151,10 @@ func Applicability(sc *Scenario, opts Options) []string {
 	walk(sc.Steps)
 	return why
 }
+
+// adminActions are the actions that authenticate with the admin key: on a
+// card in a reader that key is --admin-key, not the scenario's.
+var adminActions = map[string]bool{"writer-unblock-pin": true}
 
 func usesLiteral(n *yaml.Node, values map[string]bool) bool {
 	if n == nil || len(values) == 0 {
