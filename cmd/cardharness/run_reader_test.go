@@ -62,24 +62,45 @@ func TestRunReaderFlags(t *testing.T) {
 	}
 }
 
-// TestRunReaderCommandEndToEnd: `cardharness run --reader` from the command
-// line, against a card `cardharness exec` serves into a private pcscd,
-// with a PIN and an admin key of its own: the applicable scenario passes,
-// the two-card one is skipped with its reason, exit 0.
+// TestRunReaderCommandEndToEnd: the whole built-in suite from the command
+// line with `cardharness run --reader`, against ONE card that another
+// cardharness process (`exec`, the same card server as `cardharness card`)
+// serves into a vpcd slot of a private pcscd, with a PIN and an admin key
+// of its own. The runner sees only the reader: every applicable scenario
+// passes, the multi-card and internals-only ones are skipped with their
+// reasons, exit 0. Afterwards OpenSC, reading the same card, finds no key
+// and no certificate: the runner cleaned up after every scenario.
 func TestRunReaderCommandEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: needs a pcscd stack")
 	}
+	needTool(t, "pkcs15-tool", "opensc")
+	script := `"$0" run --reader "$1" --pin "$2" --admin-key "$3" --out "$4" builtin; rc=$?
+echo "== OpenSC after the run"
+pkcs15-tool --list-keys --list-certificates 2>&1
+exit $rc`
 	out, err := cardharness("exec", "--cards", "1", "--profile", "initialized", "--pin", conformPIN, "--admin-key", conformKey, "--",
-		os.Args[0], "run", "--reader", firstVPCD, "--pin", conformPIN, "--admin-key", conformKey, "--out", t.TempDir(),
-		"builtin:seed-flow-correct-writer", "builtin:s4-two-cards-share-a-cardid").CombinedOutput()
+		"sh", "-c", script, os.Args[0], firstVPCD, conformPIN, conformKey, t.TempDir()).CombinedOutput()
 	if err != nil {
 		t.Fatalf("run --reader: %v\n%s", err, out)
 	}
-	for _, want := range []string{"(reader " + firstVPCD + ", parallel 1)", "PASS", "APDUs", "SKIP", "not applicable: declares 3 cards",
-		"1 passed, 0 failed, 1 not applicable", "not checked"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+	text := string(out)
+	run, after, ok := strings.Cut(text, "== OpenSC after the run")
+	if !ok {
+		t.Fatalf("the script did not get past the run:\n%s", text)
+	}
+	for _, want := range []string{"(reader " + firstVPCD + ", parallel 1)", "PASS", "APDUs", "SKIP",
+		"not applicable: declares 3 cards", "needs card internals", " 0 failed", "not checked"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("run output lacks %q:\n%s", want, run)
+		}
+	}
+	if strings.Count(run, "PASS") < 10 {
+		t.Errorf("fewer than 10 scenarios passed on the card:\n%s", run)
+	}
+	for _, unwanted := range []string{"Private RSA Key", "X.509 Certificate", "FAIL", "ERROR"} {
+		if strings.Contains(after, unwanted) || (unwanted != "Private RSA Key" && unwanted != "X.509 Certificate" && strings.Contains(run, unwanted+" ")) {
+			t.Errorf("found %q (the card was not left clean, or a scenario failed):\n%s", unwanted, text)
 		}
 	}
 }
