@@ -2,8 +2,6 @@ package scenarios
 
 import (
 	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -405,12 +403,9 @@ func caRenewOnBehalf(e *env, s *stepCtx) (Values, error) {
 
 // enrollmentAgent has the test CA issue requester an enrollment agent
 // certificate (EKU Certificate Request Agent, template EnrollmentAgent) for
-// a software key.
+// a software key (the fixed test key agentKey).
 func enrollmentAgent(cca *ca.CA, requester string) (*x509.Certificate, crypto.Signer, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, nil, err
-	}
+	key := agentKey()
 	tid := ca.TemplateID{Name: "EnrollmentAgent"}
 	cca.SetTemplate(ca.Template{ID: tid, Validity: 365 * 24 * time.Hour})
 	te, err := tid.Extension()

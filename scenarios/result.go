@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/cardharness/cardharness/vcard/gids"
 )
 
 // Options configure a run.
@@ -68,6 +70,10 @@ type Options struct {
 	// Variant names the sweep variant, for reports ("" outside sweeps).
 	Variant string       `json:",omitempty"`
 	Log     *slog.Logger `json:"-"`
+
+	// sigMemo is shared by the in-process cards of one sweep
+	// (gids.SignatureMemo: the same bytes, computed once per sweep).
+	sigMemo *gids.SignatureMemo
 }
 
 // Progress says where a run is: scenario Scenario of Scenarios (counted

@@ -176,7 +176,7 @@ func (e *env) setup() error {
 		if e.opts.RandomKeys {
 			keySeed = nil
 		}
-		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(rb), KeySeed: keySeed})
+		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(rb), KeySeed: keySeed, Signatures: e.opts.sigMemo})
 		if err != nil {
 			return err
 		}

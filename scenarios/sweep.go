@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+
+	"github.com/cardharness/cardharness/vcard/gids"
 )
 
 // checkKnob reports whether name is a host knob and value one of its
@@ -352,6 +354,10 @@ func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*Swee
 	jobs := make(chan job)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	// The cells of a scenario sign the same blocks with the same seeded
+	// keys: compute each signature once per sweep (same bytes;
+	// vcard/gids/sigmemo.go). In process only.
+	opts.sigMemo = gids.NewSignatureMemo()
 	for w := 0; w < opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {

@@ -28,7 +28,7 @@ import (
 // itself at hand, so every step checks the tool's output *and* what the
 // card now holds.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	r    *tools.Runner
 	card *gids.Card
 	dir  string
@@ -75,7 +75,7 @@ func (p *peer) read(name string) []byte {
 	return b
 }
 
-func mustContain(t *testing.T, step, out string, want ...string) {
+func mustContain(t testing.TB, step, out string, want ...string) {
 	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(out, w) {
@@ -153,7 +153,7 @@ func (p *peer) decrypt(id, pin string) {
 	}
 }
 
-func certFor(t *testing.T, pub *rsa.PublicKey, cn string) []byte {
+func certFor(t testing.TB, pub *rsa.PublicKey, cn string) []byte {
 	t.Helper()
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -183,21 +183,44 @@ func TestOpenSCPeerSuite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the OpenSC peer suite takes about a minute")
 	}
+	peerSuite(t, func(name string, f func(t testing.TB)) bool {
+		return t.Run(name, func(t *testing.T) { f(t) })
+	})
+}
+
+// BenchmarkOpenSCPeerSuite times the whole peer suite of TestOpenSCPeerSuite
+// (a private stack, the card and every tool run), so that `make bench`
+// measures that work on the card side leaves it no slower (issue 14). The
+// steps run in sequence on b; any failed check fails the benchmark.
+func BenchmarkOpenSCPeerSuite(b *testing.B) {
+	for range b.N {
+		peerSuite(b, func(_ string, f func(t testing.TB)) bool { f(b); return !b.Failed() })
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "suites/s")
+}
+
+// peerSuite is the peer suite on tb; run runs one named step (a subtest in
+// the test, inline in the benchmark). Tool command lines are logged in the
+// test only: a benchmark's log is always printed.
+func peerSuite(tb testing.TB, run func(name string, f func(t testing.TB)) bool) {
 	card, err := gids.New(gids.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	st := cardtest.Start(t, card)
-	p := &peer{t: t, card: card, dir: t.TempDir()}
-	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir, Log: func(r *tools.Result) {
-		p.t.Logf("$ %s  (exit %d, %v)", strings.Join(r.Args, " "), r.ExitCode, r.Duration.Round(time.Millisecond))
-	}}
+	st := cardtest.Start(tb, card)
+	p := &peer{t: tb, card: card, dir: tb.TempDir()}
+	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir}
+	if _, isTest := tb.(*testing.T); isTest {
+		p.r.Log = func(r *tools.Result) {
+			p.t.Logf("$ %s  (exit %d, %v)", strings.Join(r.Args, " "), r.ExitCode, r.Duration.Round(time.Millisecond))
+		}
+	}
 
-	t.Run("detection", func(t *testing.T) {
+	run("detection", func(t testing.TB) {
 		p.t = t
 		mustContain(t, "opensc-tool -n", p.run("opensc-tool", "-n"), "GIDS Smart Card")
 	})
-	t.Run("initialize", func(t *testing.T) {
+	run("initialize", func(t testing.TB) {
 		p.t = t
 		p.run("gids-tool", "--initialize", "--pin", "123456", "--admin-key", adminKeyHex, "--serial", serialHex)
 		if card.LifeCycle() != gids.Operational {
@@ -210,7 +233,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Errorf("cardid %X, want the serial %s", id, serialHex)
 		}
 	})
-	t.Run("refuses to re-initialise", func(t *testing.T) {
+	run("refuses to re-initialise", func(t testing.TB) {
 		p.t = t
 		// gids-tool prints the failure but exits 0 (docs/reference/gids-protocol.md §2.14).
 		res, _ := p.r.Run(context.Background(), "gids-tool", "--initialize", "--pin", "654321", "--admin-key", adminKeyHex, "--serial", "FFEEDDCCBBAA99887766554433221100")
@@ -220,17 +243,17 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Errorf("re-initialisation changed the cardid to %X", id)
 		}
 	})
-	t.Run("pkcs15-tool -D", func(t *testing.T) {
+	run("pkcs15-tool -D", func(t testing.TB) {
 		p.t = t
 		out := p.run("pkcs15-tool", "-D")
 		mustContain(t, "pkcs15-tool -D", out, "PKCS#15 Card [GIDS card]", "PIN [UserPIN]", "Tries left     : 3", "Serial number  : 00112233445566778899aabbccddeeff")
 	})
-	t.Run("pkcs11-tool -L", func(t *testing.T) {
+	run("pkcs11-tool -L", func(t testing.TB) {
 		p.t = t
 		out := p.run("pkcs11-tool", "-L")
 		mustContain(t, "pkcs11-tool -L", out, "token label        : GIDS card (UserPIN)", "pin min/max        : 4/15", "serial num         : 8899aabbccddeeff")
 	})
-	t.Run("keygen rsa:2048", func(t *testing.T) {
+	run("keygen rsa:2048", func(t testing.TB) {
 		p.t = t
 		out := p.run("pkcs11-tool", "--login", "--pin", "123456", "--keypairgen", "--key-type", "rsa:2048", "--label", "key2048")
 		mustContain(t, "keygen", out, "Key pair generated", "Public Key Object; RSA 2048 bits")
@@ -245,7 +268,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 		mustContain(t, "pkcs11-tool -O", p.run("pkcs11-tool", "-O"), "Public Key Object; RSA 2048 bits", "ID:         00")
 		p.pubkey("00", 0x81)
 	})
-	t.Run("certificate store and read back", func(t *testing.T) {
+	run("certificate store and read back", func(t testing.TB) {
 		p.t = t
 		der := certFor(t, p.pubkey("00", 0x81), "peer test 2048")
 		certPEM := p.write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
@@ -261,15 +284,15 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Fatal("certificate read back differs from the one stored")
 		}
 	})
-	t.Run("sign SHA256-RSA-PKCS and RSA-PKCS, verified by openssl", func(t *testing.T) {
+	run("sign SHA256-RSA-PKCS and RSA-PKCS, verified by openssl", func(t testing.TB) {
 		p.t = t
 		p.signAndVerify("00", "123456")
 	})
-	t.Run("decrypt RSA-PKCS round trip", func(t *testing.T) {
+	run("decrypt RSA-PKCS round trip", func(t testing.TB) {
 		p.t = t
 		p.decrypt("00", "123456")
 	})
-	t.Run("pkcs11-tool --test", func(t *testing.T) {
+	run("pkcs11-tool --test", func(t testing.TB) {
 		p.t = t
 		out := p.run("pkcs11-tool", "--login", "--pin", "123456", "--test")
 		mustContain(t, "--test", out, "C_GenerateRandom failed: CKR_FUNCTION_NOT_SUPPORTED", "RSA-PKCS: OK", "SHA256-RSA-PKCS: OK", "1 errors")
@@ -277,13 +300,13 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Errorf("%d errors in pkcs11-tool --test, want only C_GenerateRandom:\n%s", n, out)
 		}
 	})
-	t.Run("PIN change", func(t *testing.T) {
+	run("PIN change", func(t testing.TB) {
 		p.t = t
 		p.run("pkcs11-tool", "--login", "--pin", "123456", "--change-pin", "--new-pin", "654321")
 		p.fail("pkcs11-tool", "--login", "--pin", "123456", "-O")
 		p.run("pkcs11-tool", "--login", "--pin", "654321", "-O")
 	})
-	t.Run("three wrong PINs block, admin unblocks", func(t *testing.T) {
+	run("three wrong PINs block, admin unblocks", func(t testing.TB) {
 		p.t = t
 		for want := 2; want >= 0; want-- {
 			out := p.fail("pkcs11-tool", "--login", "--pin", "000000", "-O")
@@ -299,13 +322,13 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Errorf("tries after unblock: %d", got)
 		}
 	})
-	t.Run("admin key change", func(t *testing.T) {
+	run("admin key change", func(t testing.TB) {
 		p.t = t
 		p.run("gids-tool", "--change-admin-key", "--admin-key", adminKeyHex, "--new-admin-key", adminKey2Hex)
 		p.fail("gids-tool", "--unblock", "--admin-key", adminKeyHex, "--pin", "123456")
 		p.run("gids-tool", "--unblock", "--admin-key", adminKey2Hex, "--pin", "123456")
 	})
-	t.Run("keygen rsa:1024 sign-only is a signature container", func(t *testing.T) {
+	run("keygen rsa:1024 sign-only is a signature container", func(t testing.TB) {
 		p.t = t
 		p.run("pkcs11-tool", "--login", "--pin", "123456", "--keypairgen", "--key-type", "rsa:1024", "--usage-sign", "--label", "sign1024")
 		m := p.cmap()
@@ -316,7 +339,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 		p.run("pkcs11-tool", "--login", "--pin", "123456", "--sign", "--mechanism", "SHA256-RSA-PKCS", "--id", "01", "-i", p.write("d1", []byte("x")), "-o", p.file("s1"))
 		mustContain(t, "verify", p.run("openssl", "dgst", "-sha256", "-verify", p.file("pub01.pem"), "-signature", p.file("s1"), p.file("d1")), "Verified OK")
 	})
-	t.Run("EC keygen refused", func(t *testing.T) {
+	run("EC keygen refused", func(t testing.TB) {
 		p.t = t
 		before := card.KeyRefs()
 		out := p.fail("pkcs11-tool", "--login", "--pin", "123456", "--keypairgen", "--key-type", "EC:prime256v1")
@@ -325,7 +348,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Errorf("key references changed from % X to % X", before, after)
 		}
 	})
-	t.Run("key import", func(t *testing.T) {
+	run("key import", func(t testing.TB) {
 		p.t = t
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -343,7 +366,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 			t.Fatalf("no key on the card matches the imported key (refs % X)", card.KeyRefs())
 		}
 	})
-	t.Run("certificate and key deletion", func(t *testing.T) {
+	run("certificate and key deletion", func(t testing.TB) {
 		p.t = t
 		p.run("pkcs15-init", "--delete-objects", "cert", "--id", "00", "--auth-id", "80", "--verify-pin", "--pin", "123456")
 		if _, ok := p.masterfile().Lookup("mscp", "kxc00"); ok {
@@ -360,7 +383,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 		}
 	})
 	for _, bits := range []int{3072, 4096} {
-		t.Run(fmt.Sprintf("keygen rsa:%d sign and decrypt", bits), func(t *testing.T) {
+		run(fmt.Sprintf("keygen rsa:%d sign and decrypt", bits), func(t testing.TB) {
 			p.t = t
 			label := fmt.Sprintf("key%d", bits)
 			p.run("pkcs11-tool", "--login", "--pin", "123456", "--keypairgen", "--key-type", fmt.Sprintf("rsa:%d", bits), "--label", label)

@@ -58,6 +58,10 @@ type Options struct {
 	// nothing: seeded keys are for tests only. nil: real random keys from
 	// crypto/rsa.
 	KeySeed []byte
+	// Signatures, if not nil, remembers PKCS#1 v1.5 signatures across the
+	// cards that share it (sigmemo.go: a sweep's cards sign the same
+	// blocks with the same seeded keys). The bytes are the same either way.
+	Signatures *SignatureMemo
 }
 
 // Card is a virtual GIDS v2 smart card (docs/reference/gids-protocol.md). It implements
@@ -80,6 +84,8 @@ type Card struct {
 	genKey func(bits int) (*rsa.PrivateKey, error)
 	// keySeed is Options.KeySeed; with it genKey is not used.
 	keySeed []byte
+	// sigMemo is Options.Signatures (nil: sign every time).
+	sigMemo *SignatureMemo
 	// panicHook, if set, sees every panic recovered by Process (tests use
 	// it to prove that none happens).
 	panicHook func(v any)
@@ -151,6 +157,8 @@ func New(opts Options) (*Card, error) {
 		rand:  opts.Rand,
 		log:   opts.Log,
 		cache: map[string]cachedKey{},
+
+		sigMemo: opts.Signatures,
 	}
 	if opts.KeySeed != nil {
 		c.keySeed = slices.Clone(opts.KeySeed)

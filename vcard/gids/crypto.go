@@ -203,7 +203,7 @@ func (c *Card) performSecurityOperation(cmd apdu.Command) ([]byte, error) {
 			if len(in) > kLen-11 {
 				return nil, apdu.SWWrongLength
 			}
-			sig, err := rsa.SignPKCS1v15(nil, k, 0, in)
+			sig, err := c.sigMemo.sign(k, in) // rsa.SignPKCS1v15, maybe remembered (sigmemo.go)
 			if err != nil {
 				return nil, fmt.Errorf("gids: sign: %w", err)
 			}

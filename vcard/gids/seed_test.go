@@ -77,7 +77,7 @@ func TestSeededKeyGenerationIsDeterministic(t *testing.T) {
 			}
 		}
 	}
-	// Other seeds give other keys (the pool holds 8 per size, so compare
+	// Other seeds give other keys (the pool holds 16 or 32 per size, so compare
 	// across several seeds).
 	distinct := map[string]bool{}
 	for s := range 6 {

@@ -20,7 +20,9 @@ import (
 // Go 1.26's rsa.GenerateKey ignores its random reader, so a seeded card
 // cannot get reproducible keys from it. With a seed, GENERATE ASYMMETRIC
 // KEY PAIR instead takes a key from a pool of pre-generated keys embedded
-// in the binary (seedkeys/, 8 per size, made with openssl genrsa), chosen
+// in the binary (seedkeys/: 32 per size for 1024 and 2048 bits, 16 for
+// 3072 and 4096, made with openssl genrsa; more than a card of the
+// built-in suite holds at once, so the suite never searches for primes), chosen
 // by a deterministic generator keyed by the seed and the card's count of
 // generated keys, skipping keys already on the card; when every pool key
 // of that size is in use, it derives a fresh key from the same generator

@@ -326,17 +326,23 @@ func (s *Store) commit(state map[string][]byte) error {
 // encode: magic, count, then (key length, key, value length, value) with
 // uvarint lengths in key order, then CRC-32 (IEEE) of everything before it.
 func encode(state map[string][]byte) []byte {
-	var b bytes.Buffer
-	b.Write(magic)
-	b.Write(binary.AppendUvarint(nil, uint64(len(state))))
+	// One allocation of the final size: the state is rewritten on every
+	// card update, and growing a buffer was most of encode's time.
+	size := len(magic) + binary.MaxVarintLen64 + 4
+	for k, v := range state {
+		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, magic...)
+	b = binary.AppendUvarint(b, uint64(len(state)))
 	for _, k := range slices.Sorted(maps.Keys(state)) {
 		v := state[k]
-		b.Write(binary.AppendUvarint(nil, uint64(len(k))))
-		b.WriteString(k)
-		b.Write(binary.AppendUvarint(nil, uint64(len(v))))
-		b.Write(v)
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
 	}
-	return binary.BigEndian.AppendUint32(b.Bytes(), crc32.ChecksumIEEE(b.Bytes()))
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
 
 func decode(b []byte) (map[string][]byte, error) {
