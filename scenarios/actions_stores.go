@@ -23,7 +23,7 @@ func init() {
 			{Name: "provider", Type: String, Doc: "the provider the property names"},
 		},
 		Example: "{do: check-store, host: desktop, cert: $issued.cert, expect: {result: {present: true, provinfo: true}}}",
-		Run:     checkStore,
+		Run:     onHost(checkStore),
 	}, &Action{
 		Name: "store-add", Actor: ActorStores,
 		Doc: "add a certificate to My or REQUEST by hand, with or without a key-provider property",
@@ -33,22 +33,18 @@ func init() {
 			{Name: "provider", Type: Enum, Default: "capi", Values: []string{"capi", "ksp"}, Doc: "the provider the property names"},
 			{Name: "request-id", Type: Int, Min: "0", Doc: "give it an enrollment property with this request ID"}},
 		Example: "{do: store-add, host: desktop, cert: $issued.cert}",
-		Run:     storeAdd,
+		Run:     onHost(storeAdd),
 	}, &Action{
 		Name: "store-delete", Actor: ActorStores,
 		Doc:     "delete a certificate from My or REQUEST",
 		Args:    []Arg{argHost, {Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}, argStore},
 		Result:  []Field{{Name: "deleted", Type: Bool, Doc: "it was in the store"}},
 		Example: "{do: store-delete, host: desktop, cert: $old.cert}",
-		Run:     storeDelete,
+		Run:     onHost(storeDelete),
 	})
 }
 
-func checkStore(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func checkStore(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	u, err := signedIn(h)
 	if err != nil {
 		return nil, err
@@ -77,11 +73,7 @@ func checkStore(e *env, s *stepCtx) (Values, error) {
 	return r, nil
 }
 
-func storeAdd(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func storeAdd(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	u, err := signedIn(h)
 	if err != nil {
 		return nil, err
@@ -105,11 +97,7 @@ func storeAdd(e *env, s *stepCtx) (Values, error) {
 	return nil, nil
 }
 
-func storeDelete(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func storeDelete(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	cert, err := s.cert("cert")
 	if err != nil {
 		return nil, err

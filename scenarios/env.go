@@ -200,20 +200,33 @@ func (s *stepCtx) obj(name string) (any, error) {
 	return v, nil
 }
 
-// cert resolves a certificate argument: $x.cert, or $x where x holds one.
-func (s *stepCtx) cert(name string) (*x509.Certificate, error) {
+// savedAs resolves an object argument to a T: $x.field, or $x where x's
+// result holds a T under field. notT is the argument's error otherwise
+// (what to save instead).
+func savedAs[T any](s *stepCtx, name, field, notT string) (T, error) {
+	var zero T
 	v, err := s.obj(name)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if r, ok := v.(Values); ok {
-		v = r["cert"]
+		v = r[field]
 	}
-	c, ok := v.(*x509.Certificate)
-	if !ok || c == nil {
-		return nil, s.argErr(name, "not a certificate (save the result of ca-issue or ca-renew)")
+	t, ok := v.(T)
+	if !ok {
+		return zero, s.argErr(name, "%s", notT)
 	}
-	return c, nil
+	return t, nil
+}
+
+// cert resolves a certificate argument: $x.cert, or $x where x holds one.
+func (s *stepCtx) cert(name string) (*x509.Certificate, error) {
+	const notCert = "not a certificate (save the result of ca-issue or ca-renew)"
+	c, err := savedAs[*x509.Certificate](s, name, "cert", notCert)
+	if err == nil && c == nil {
+		return nil, s.argErr(name, notCert)
+	}
+	return c, err
 }
 
 func (e *env) newGUID() string {
@@ -291,6 +304,74 @@ func (e *env) processCard(s *stepCtx) (*winhost.Process, *cardEnv, error) {
 	}
 	c, err := e.card(s)
 	return p, c, err
+}
+
+// The Run functions of most actions start by looking up what the step
+// names: its host, card or process, or a minidriver client on its card.
+// These adapters do that look-up (failing with the argument's error), so an
+// action's function starts with what the action does.
+
+func onHost(f func(e *env, s *stepCtx, h *winhost.Host) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return func(e *env, s *stepCtx) (Values, error) {
+		h, err := e.host(s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, h)
+	}
+}
+
+func onCard(f func(e *env, s *stepCtx, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return func(e *env, s *stepCtx) (Values, error) {
+		c, err := e.card(s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, c)
+	}
+}
+
+func onHostCard(f func(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return func(e *env, s *stepCtx) (Values, error) {
+		h, c, err := e.hostCard(s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, h, c)
+	}
+}
+
+func onProcess(f func(e *env, s *stepCtx, p *winhost.Process) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return func(e *env, s *stepCtx) (Values, error) {
+		p, err := e.process(s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, p)
+	}
+}
+
+func onProcessCard(f func(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return func(e *env, s *stepCtx) (Values, error) {
+		p, c, err := e.processCard(s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, p, c)
+	}
+}
+
+// onClient runs f with a minidriver client on the step's card, no PIN
+// verified (writer steps that authenticate themselves, and readers).
+func onClient(f func(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error)) func(*env, *stepCtx) (Values, error) {
+	return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) {
+		md, closeFn, err := e.mdClient(c)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFn()
+		return f(e, s, c, md)
+	})
 }
 
 // mdClient opens a minidriver context on a card for an out-of-band step.
