@@ -217,21 +217,12 @@ func keyValues(c *winhost.CertContext, k *winhost.KeyHandle, err error) (Values,
 }
 
 func writerBump(e *env, s *stepCtx) (Values, error) {
-	var cats fs.Category
-	for _, part := range strings.Split(s.str("counters"), "|") {
-		switch strings.TrimSpace(part) {
-		case "files":
-			cats |= fs.CategoryFiles
-		case "containers":
-			cats |= fs.CategoryContainers
-		case "pins":
-			cats |= fs.CategoryPins
-		default:
-			return nil, s.argErr("counters", "%q: want files, containers, pins (joined with |)", part)
-		}
+	cats, err := parseCounters(s.str("counters"))
+	if err != nil {
+		return nil, s.argErr("counters", "%v", err)
 	}
 	var cf fs.CardCF
-	err := e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
+	err = e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
 		var err error
 		if cf, err = md.CardCF(e.ctx); err != nil {
 			return err
