@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/winerr"
 )
@@ -218,27 +219,14 @@ func (k *KeyHandle) Sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 }
 
 func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
-	op := "CryptSignHash"
-	if k.api == CNG {
-		op = "NCryptSignHash"
-	}
+	op := k.opName("CryptSignHash", "NCryptSignHash")
 	di, err := digestInfo(hash, digest)
 	if err != nil {
 		return nil, newErr(op, winerr.NTE_BAD_ALGID, err)
 	}
-	t, idx, err := k.keyTxn(ctx, op)
-	if err != nil {
-		return nil, err
-	}
-	defer t.end()
-	if err := t.authenticate(k.api, k.silent); err != nil {
-		return nil, err
-	}
-	sig, err := t.card().SignData(ctx, idx, di)
-	if err != nil {
-		return nil, cryptoErr(op, err)
-	}
-	return sig, nil
+	return k.withKey(ctx, op, func(md *minidriver.Card, idx int) ([]byte, error) {
+		return md.SignData(ctx, idx, di)
+	})
 }
 
 // Decrypt decrypts a PKCS#1 v1.5 ciphertext on the card (CryptDecrypt /
@@ -246,10 +234,24 @@ func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 func (k *KeyHandle) Decrypt(ctx context.Context, ciphertext []byte) ([]byte, error) {
 	k.p.h.mu.Lock()
 	defer k.p.h.mu.Unlock()
-	op := "CryptDecrypt"
+	return k.withKey(ctx, k.opName("CryptDecrypt", "NCryptDecrypt"), func(md *minidriver.Card, idx int) ([]byte, error) {
+		return md.Decrypt(ctx, idx, ciphertext)
+	})
+}
+
+// opName is the name of an operation in k's API: capi's under Base CSP,
+// cng's under the KSP (errors name the call the application made).
+func (k *KeyHandle) opName(capi, cng string) string {
 	if k.api == CNG {
-		op = "NCryptDecrypt"
+		return cng
 	}
+	return capi
+}
+
+// withKey runs the private-key operation f on k's container in one card
+// transaction, once t.authenticate has the PIN verified as k's API and
+// silent flag allow; f's card errors are reported as cryptoErr.
+func (k *KeyHandle) withKey(ctx context.Context, op string, f func(md *minidriver.Card, idx int) ([]byte, error)) ([]byte, error) {
 	t, idx, err := k.keyTxn(ctx, op)
 	if err != nil {
 		return nil, err
@@ -258,11 +260,11 @@ func (k *KeyHandle) Decrypt(ctx context.Context, ciphertext []byte) ([]byte, err
 	if err := t.authenticate(k.api, k.silent); err != nil {
 		return nil, err
 	}
-	pt, err := t.card().Decrypt(ctx, idx, ciphertext)
+	out, err := f(t.card(), idx)
 	if err != nil {
 		return nil, cryptoErr(op, err)
 	}
-	return pt, nil
+	return out, nil
 }
 
 // Signer returns k as a crypto.Signer bound to ctx (PKCS#1 v1.5 only).
