@@ -7,15 +7,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-
-	"github.com/cardharness/cardharness/internal/testutil"
-)
-
-// The hex and concatenation helpers are internal/testutil's (one copy for
-// the module); the short names keep the vectors readable.
-var (
-	mustHex = testutil.Hex
-	cat     = testutil.Cat
 )
 
 func zeros(n int) []byte { return make([]byte, n) }
