@@ -50,22 +50,7 @@ func TestContainerMapVectors(t *testing.T) {
 			ContainerMap{{GUID: "a", Flags: 0xF1, Reserved: 0x5A, KeyExchangeKeySizeBits: 2048}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseContainerMap(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
-				t.Errorf("ParseContainerMap (-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() =\n% X\nwant\n% X", enc, tt.in)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkRoundTrip(t, ParseContainerMap, tt.in, tt.want) })
 	}
 }
 

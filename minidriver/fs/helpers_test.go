@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -64,5 +65,26 @@ func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	}
 	if !strings.HasPrefix(fe.Error(), "fs: "+want.File+": ") {
 		t.Errorf("Error() = %q", fe.Error())
+	}
+}
+
+// checkRoundTrip checks that parse reads in as want and that the parsed
+// value writes in back byte for byte (the files a writer rewrites must
+// not change what it did not touch).
+func checkRoundTrip[T interface{ Bytes() ([]byte, error) }](t *testing.T, parse func([]byte) (T, error), in []byte, want T) {
+	t.Helper()
+	got, err := parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, equateEmpty); d != "" {
+		t.Errorf("parse (-want +got):\n%s", d)
+	}
+	enc, err := got.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, in) {
+		t.Errorf("Bytes() =\n% X\nwant\n% X", enc, in)
 	}
 }

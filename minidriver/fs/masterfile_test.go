@@ -43,22 +43,7 @@ func TestMasterFileVectors(t *testing.T) {
 			MasterFile{{Dir: "abcdefgh", Name: "12345678", DO: 0xDF30, EF: 0xA010}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMasterFile(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
-				t.Errorf("ParseMasterFile (-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() =\n% X\nwant\n% X", enc, tt.in)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkRoundTrip(t, ParseMasterFile, tt.in, tt.want) })
 	}
 	if n := len(withCert); n != 0xA9 {
 		t.Errorf("masterfile after one certificate is %d bytes, the trace says DF 1F 81 A9", n)
