@@ -76,13 +76,11 @@ func (k *KeyHandle) API() API { return k.api }
 // cache if the container info was cached).
 func (k *KeyHandle) Public() *rsa.PublicKey { return k.pub }
 
-// withContainer finds the container named guid on the inserted cards and
-// runs f inside the transaction on its card. Readers the process already
-// holds a handle on are searched first (Base CSP's card-handle cache), then
-// the others in name order (SCardUIDlgSelectCard filtered on the
-// container), §2.7 step 2. It reports whether some card had the container;
-// card errors on cards without it are returned only if no card had it.
-func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *txn, idx int, m fs.ContainerMap) error) (bool, error) {
+// searchOrder is the order in which Base CSP looks for a card: the
+// readers the process already holds a handle on first (its card-handle
+// cache), then the other inserted readers in name order
+// (docs/reference/minidriver-semantics.md §2.7 step 2).
+func (p *Process) searchOrder() []string {
 	var order []string
 	for _, r := range p.h.insertedReaders() {
 		if p.handles[r] != nil {
@@ -94,8 +92,18 @@ func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *
 			order = append(order, r)
 		}
 	}
+	return order
+}
+
+// withContainer finds the container named guid on the inserted cards and
+// runs f inside the transaction on its card. Readers the process already
+// holds a handle on are searched first (Base CSP's card-handle cache), then
+// the others in name order (SCardUIDlgSelectCard filtered on the
+// container), §2.7 step 2. It reports whether some card had the container;
+// card errors on cards without it are returned only if no card had it.
+func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *txn, idx int, m fs.ContainerMap) error) (bool, error) {
 	var firstErr error
-	for _, r := range order {
+	for _, r := range p.searchOrder() {
 		t, err := p.begin(ctx, op, r)
 		if err != nil {
 			firstErr = cmpErr(firstErr, err)
