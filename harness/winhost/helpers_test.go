@@ -395,3 +395,16 @@ func (e *env) statsOfRead(p *winhost.Process) winhost.Stats {
 	e.cardCerts(p)
 	return delta(before, p.Stats())
 }
+
+// propagated is the opening of the propagation tests: a fresh host with
+// the user signed in and a card holding cn's certificate in container
+// guidA (enrolled with a correct bump), inserted and propagated into My.
+func propagated(t *testing.T, cn string) (*env, int, *x509.Certificate) {
+	t.Helper()
+	e := newEnv(t)
+	e.logon()
+	idx, cert := e.card.enroll(t, guidA, cn, minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	e.settle()
+	return e, idx, cert
+}

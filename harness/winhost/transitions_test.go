@@ -106,11 +106,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 		// the next insertion. Propagation reads through the stale cache
 		// and never sees the certificate → CRYPT_E_NO_KEY_PROPERTY.
 		t.Run("not propagated/"+v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			e.card.enroll(t, guidA, "alice old", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			e.settle()
+			e, _, _ := propagated(t, "alice old")
 			_, cert := e.card.enroll(t, guidB, "alice new", v.pol)
 			e.my().Add(winhost.StoreCert{Cert: cert}, winhost.AddReplaceExisting)
 			e.reinsert()
@@ -137,11 +133,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 		// relying party checks under the old certificate →
 		// NTE_BAD_SIGNATURE.
 		t.Run("re-keyed container/"+v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			e.settle()
+			e, idx, oldCert := propagated(t, "alice")
 			if _, ok := e.my().FindCert(oldCert); !ok {
 				t.Fatal("first certificate not propagated")
 			}
