@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spf13/afero"
+
 	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
@@ -115,13 +117,27 @@ func newTestCard(t testing.TB, st *store.Store) *testCard {
 
 // newInitCard returns a card initialised like gids-tool --initialize
 // --pin 123456 --admin-key 00…00 --serial 000102…0F.
-func newInitCard(t testing.TB) *testCard {
+func newInitCard(t testing.TB) *testCard { return initialise(t, newTestCard(t, nil)) }
+
+// initialise initialises c as newInitCard's card and returns it.
+func initialise(t testing.TB, c *testCard) *testCard {
 	t.Helper()
-	c := newTestCard(t, nil)
 	if err := c.Initialize(InitParams{PIN: testPIN, AdminKey: testAdminKey, CardID: testCardID}); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// openTestCard makes a test card on the store in dir on the OS file
+// system: a fresh one in a new directory, or the card as a restart after a
+// kill finds it (nothing of the first card's memory carries over).
+func openTestCard(t testing.TB, dir string) *testCard {
+	t.Helper()
+	st, err := store.Open(afero.NewOsFs(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestCard(t, st)
 }
 
 // send transmits one APDU (hex or bytes) and returns data and SW.
