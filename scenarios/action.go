@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,14 +160,7 @@ func register(as ...*Action) {
 }
 
 // ActionNames lists the actions, sorted.
-func ActionNames() []string {
-	out := make([]string, 0, len(actions))
-	for n := range actions {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func ActionNames() []string { return slices.Sorted(maps.Keys(actions)) }
 
 // Actions returns the action table in reference order (by actor, then
 // name).

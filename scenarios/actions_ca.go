@@ -3,7 +3,8 @@ package scenarios
 import (
 	"crypto/x509/pkix"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/cardharness/cardharness/harness/ca"
@@ -151,11 +152,4 @@ var renewalFaults = map[string]func(*ca.RenewalRequest){
 	"corrupt-csr":          func(r *ca.RenewalRequest) { r.CorruptCSRSignature = true },
 }
 
-func renewalFaultNames() []string {
-	names := make([]string, 0, len(renewalFaults))
-	for n := range renewalFaults {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func renewalFaultNames() []string { return slices.Sorted(maps.Keys(renewalFaults)) }
