@@ -97,12 +97,11 @@ func ParseKeyMap(b []byte) (KeyMap, error) {
 		return nil, formatErr("keymap", 0, "version %02X, want 01", b[0])
 	}
 	body := b[1:]
-	if len(body)%KeyRecordSize != 0 {
-		return nil, formatErr("keymap", len(b)-len(body)%KeyRecordSize,
-			"%d record bytes is not a multiple of the %d-byte record (%d trailing bytes)",
-			len(body), KeyRecordSize, len(body)%KeyRecordSize)
+	n, err := wholeRecords("keymap", body, 1, KeyRecordSize)
+	if err != nil {
+		return nil, err
 	}
-	m := make(KeyMap, len(body)/KeyRecordSize)
+	m := make(KeyMap, n)
 	for i := range m {
 		rec := body[i*KeyRecordSize:]
 		m[i] = KeyRecord{
