@@ -68,10 +68,11 @@ func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	}
 }
 
-// checkRoundTrip checks that parse reads in as want and that the parsed
-// value writes in back byte for byte (the files a writer rewrites must
-// not change what it did not touch).
-func checkRoundTrip[T interface{ Bytes() ([]byte, error) }](t *testing.T, parse func([]byte) (T, error), in []byte, want T) {
+// checkVector checks a quoted vector: parse reads in as want, and the
+// parsed value writes in back byte for byte (the files a writer rewrites
+// must not change what it did not touch). roundTrip (fuzz_test.go) is the
+// weaker check for any input: parse, write, parse again agree.
+func checkVector[T interface{ Bytes() ([]byte, error) }](t *testing.T, parse func([]byte) (T, error), in []byte, want T) {
 	t.Helper()
 	got, err := parse(in)
 	if err != nil {

@@ -19,7 +19,7 @@ func TestCardAppsVectors(t *testing.T) {
 		{"two apps, one filling the record", []byte("mscp\x00\x00\x00\x00abcdefgh"), CardApps{"mscp", "abcdefgh"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkRoundTrip(t, ParseCardApps, tt.in, tt.want) })
+		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseCardApps, tt.in, tt.want) })
 	}
 	enc, _ := InitialCardApps().Bytes()
 	if !bytes.Equal(enc, testutil.Hex(t, hexCardApps)) {
