@@ -215,19 +215,17 @@ func (a *Action) field(name string) *Field {
 	return nil
 }
 
-func (a *Action) argNames() []string {
-	out := make([]string, 0, len(a.Args))
-	for _, x := range a.Args {
-		out = append(out, x.Name)
-	}
-	sort.Strings(out)
-	return out
-}
+func (a *Action) argNames() []string { return sortedNames(a.Args, func(x Arg) string { return x.Name }) }
 
 func (a *Action) fieldNames() []string {
-	out := make([]string, 0, len(a.Result))
-	for _, f := range a.Result {
-		out = append(out, f.Name)
+	return sortedNames(a.Result, func(f Field) string { return f.Name })
+}
+
+// sortedNames lists the names of xs, sorted.
+func sortedNames[T any](xs []T, name func(T) string) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, name(x))
 	}
 	sort.Strings(out)
 	return out
