@@ -53,3 +53,14 @@ func wholeRecords(file string, body []byte, start, size int) (int, error) {
 	}
 	return len(body) / size, nil
 }
+
+// versionedRecords checks a file that is a version byte (it must be
+// version) followed by whole size-byte records; it returns the records'
+// bytes and how many there are. b must not be empty.
+func versionedRecords(file string, b []byte, version byte, size int) ([]byte, int, error) {
+	if b[0] != version {
+		return nil, 0, formatErr(file, 0, "version %02X, want %02X", b[0], version)
+	}
+	n, err := wholeRecords(file, b[1:], 1, size)
+	return b[1:], n, err
+}

@@ -93,11 +93,7 @@ func ParseKeyMap(b []byte) (KeyMap, error) {
 	if len(b) == 0 {
 		return KeyMap{}, nil
 	}
-	if b[0] != KeyMapVersion {
-		return nil, formatErr("keymap", 0, "version %02X, want 01", b[0])
-	}
-	body := b[1:]
-	n, err := wholeRecords("keymap", body, 1, KeyRecordSize)
+	body, n, err := versionedRecords("keymap", b, KeyMapVersion, KeyRecordSize)
 	if err != nil {
 		return nil, err
 	}

@@ -63,11 +63,7 @@ func ParseMasterFile(b []byte) (MasterFile, error) {
 	if len(b) == 0 {
 		return nil, formatErr("masterfile", 0, "empty (a masterfile has at least its version byte)")
 	}
-	if b[0] != MasterFileVersion {
-		return nil, formatErr("masterfile", 0, "version %02X, want 01", b[0])
-	}
-	body := b[1:]
-	n, err := wholeRecords("masterfile", body, 1, MasterRecordSize)
+	_, n, err := versionedRecords("masterfile", b, MasterFileVersion, MasterRecordSize)
 	if err != nil {
 		return nil, err
 	}
