@@ -258,15 +258,6 @@ func (e *env) host(s *stepCtx) (*winhost.Host, error) {
 	return h, nil
 }
 
-func (e *env) hostCard(s *stepCtx) (*winhost.Host, *cardEnv, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := e.card(s)
-	return h, c, err
-}
-
 // process returns (starting it on first use) the named process of the
 // step's host; default "app", API from api: (capi or cng).
 func (e *env) process(s *stepCtx) (*winhost.Process, error) {
@@ -297,73 +288,54 @@ func (e *env) processHost(s *stepCtx) (*winhost.Process, *winhost.Host, error) {
 	return p, h, nil
 }
 
-func (e *env) processCard(s *stepCtx) (*winhost.Process, *cardEnv, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := e.card(s)
-	return p, c, err
-}
-
 // The Run functions of most actions start by looking up what the step
 // names: its host, card or process, or a minidriver client on its card.
 // These adapters do that look-up (failing with the argument's error), so an
 // action's function starts with what the action does.
 
-func onHost(f func(e *env, s *stepCtx, h *winhost.Host) (Values, error)) func(*env, *stepCtx) (Values, error) {
+// runFunc is an action's Run.
+type runFunc = func(e *env, s *stepCtx) (Values, error)
+
+// given adapts f, an action that needs what get looks up for the step.
+func given[T any](get func(*env, *stepCtx) (T, error), f func(e *env, s *stepCtx, x T) (Values, error)) runFunc {
 	return func(e *env, s *stepCtx) (Values, error) {
-		h, err := e.host(s)
+		x, err := get(e, s)
 		if err != nil {
 			return nil, err
 		}
-		return f(e, s, h)
+		return f(e, s, x)
 	}
 }
 
-func onCard(f func(e *env, s *stepCtx, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
-	return func(e *env, s *stepCtx) (Values, error) {
-		c, err := e.card(s)
-		if err != nil {
-			return nil, err
-		}
-		return f(e, s, c)
-	}
+func onHost(f func(e *env, s *stepCtx, h *winhost.Host) (Values, error)) runFunc {
+	return given((*env).host, f)
 }
 
-func onHostCard(f func(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
-	return func(e *env, s *stepCtx) (Values, error) {
-		h, c, err := e.hostCard(s)
-		if err != nil {
-			return nil, err
-		}
-		return f(e, s, h, c)
-	}
+func onCard(f func(e *env, s *stepCtx, c *cardEnv) (Values, error)) runFunc {
+	return given((*env).card, f)
 }
 
-func onProcess(f func(e *env, s *stepCtx, p *winhost.Process) (Values, error)) func(*env, *stepCtx) (Values, error) {
-	return func(e *env, s *stepCtx) (Values, error) {
-		p, err := e.process(s)
-		if err != nil {
-			return nil, err
-		}
-		return f(e, s, p)
-	}
+func onProcess(f func(e *env, s *stepCtx, p *winhost.Process) (Values, error)) runFunc {
+	return given((*env).process, f)
 }
 
-func onProcessCard(f func(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error)) func(*env, *stepCtx) (Values, error) {
-	return func(e *env, s *stepCtx) (Values, error) {
-		p, c, err := e.processCard(s)
-		if err != nil {
-			return nil, err
-		}
-		return f(e, s, p, c)
-	}
+// onHostCard: the host, then the card (the first argument error wins).
+func onHostCard(f func(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error)) runFunc {
+	return onHost(func(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
+		return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) { return f(e, s, h, c) })(e, s)
+	})
+}
+
+// onProcessCard: the process (on the step's host), then the card.
+func onProcessCard(f func(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error)) runFunc {
+	return onProcess(func(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
+		return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) { return f(e, s, p, c) })(e, s)
+	})
 }
 
 // onClient runs f with a minidriver client on the step's card, no PIN
 // verified (writer steps that authenticate themselves, and readers).
-func onClient(f func(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error)) func(*env, *stepCtx) (Values, error) {
+func onClient(f func(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error)) runFunc {
 	return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) {
 		md, closeFn, err := e.mdClient(c)
 		if err != nil {
