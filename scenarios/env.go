@@ -240,22 +240,20 @@ func (e *env) newGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func (e *env) card(s *stepCtx) (*cardEnv, error) {
-	name := s.str("card")
-	c, ok := e.cards[name]
-	if !ok {
-		return nil, s.argErr("card", "no card %q", name)
-	}
-	return c, nil
-}
+func (e *env) card(s *stepCtx) (*cardEnv, error) { return declared(s, "card", e.cards) }
 
-func (e *env) host(s *stepCtx) (*winhost.Host, error) {
-	name := s.str("host")
-	h, ok := e.hosts[name]
+func (e *env) host(s *stepCtx) (*winhost.Host, error) { return declared(s, "host", e.hosts) }
+
+// declared is what the step's argument arg (card or host) names among the
+// scenario's declarations m.
+func declared[T any](s *stepCtx, arg string, m map[string]T) (T, error) {
+	name := s.str(arg)
+	v, ok := m[name]
 	if !ok {
-		return nil, s.argErr("host", "no host %q", name)
+		var zero T
+		return zero, s.argErr(arg, "no %s %q", arg, name)
 	}
-	return h, nil
+	return v, nil
 }
 
 // process returns (starting it on first use) the named process of the
