@@ -145,15 +145,8 @@ func acquireCertKey(e *env, s *stepCtx) (Values, error) {
 	if err != nil {
 		return nil, s.argErr("flags", "%v", err)
 	}
-	p, h, err := e.processHost(s)
+	p, _, cert, err := e.certOfUser(s)
 	if err != nil {
-		return nil, err
-	}
-	cert, err := s.cert("cert")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := signedIn(h); err != nil {
 		return nil, err
 	}
 	c, err := p.FindCertificateInStore(storeName(s.str("store")), winhost.Thumbprint(cert))

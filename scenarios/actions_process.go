@@ -229,15 +229,7 @@ func installCertificate(e *env, s *stepCtx, p *winhost.Process) (Values, error) 
 }
 
 func acquireKey(e *env, s *stepCtx) (Values, error) {
-	p, h, err := e.processHost(s)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := s.cert("cert")
-	if err != nil {
-		return nil, err
-	}
-	store, err := signedIn(h)
+	p, store, cert, err := e.certOfUser(s)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"strings"
@@ -107,6 +108,25 @@ func storeDelete(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 		return nil, err
 	}
 	return Values{"deleted": storeOf(u, s.str("store")).Delete(winhost.Thumbprint(cert))}, nil
+}
+
+// certOfUser is what the acquire actions start from: the step's process,
+// the user signed in on its host (whose stores hold the certificate), and
+// the certificate (cert:).
+func (e *env) certOfUser(s *stepCtx) (*winhost.Process, *winhost.User, *x509.Certificate, error) {
+	p, h, err := e.processHost(s)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := s.cert("cert")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	u, err := signedIn(h)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, u, cert, nil
 }
 
 // signedIn returns the host's signed-in user (stores belong to a user).
