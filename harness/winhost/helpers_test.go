@@ -408,3 +408,16 @@ func propagated(t *testing.T, cn string) (*env, int, *x509.Certificate) {
 	e.settle()
 	return e, idx, cert
 }
+
+// signsWith acquires sc's key in p with flags and checks that it signs
+// under cert, failing the test otherwise.
+func (e *env) signsWith(p *winhost.Process, sc winhost.StoreCert, flags winhost.AcquireFlags, cert *x509.Certificate) {
+	e.t.Helper()
+	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, flags)
+	if err != nil {
+		e.t.Fatalf("acquire: %v", err)
+	}
+	if err := signAndVerify(e.t, e.ctx, k, cert); err != nil {
+		e.t.Fatalf("sign under %q: %v", cert.Subject.CommonName, err)
+	}
+}

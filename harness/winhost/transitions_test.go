@@ -88,13 +88,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				if err := signAndVerify(t, e.ctx, k, cert); !errors.Is(err, winerr.NTE_SILENT_CONTEXT) {
 					t.Fatalf("silent sign without a cached PIN: %v, want NTE_SILENT_CONTEXT", err)
 				}
-				k, err = p.AcquireCertificatePrivateKey(e.ctx, withProv(cert, guidB), winhost.AcquireFlags{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-					t.Fatalf("sign: %v", err)
-				}
+				e.signsWith(p, withProv(cert, guidB), winhost.AcquireFlags{}, cert)
 				return
 			}
 			if !errors.Is(err, winerr.NTE_BAD_KEYSET) {
@@ -155,13 +149,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 					t.Fatal("new certificate not propagated")
 				}
 				sc, _ := e.my().FindCert(newCert)
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
-					t.Fatalf("sign with the new certificate: %v", err)
-				}
+				e.signsWith(p, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true}, newCert)
 				return
 			}
 			if newInMy {
@@ -483,13 +471,7 @@ func TestT9_ContainerDeletedCertificateLeftInMy(t *testing.T) {
 				t.Fatal("old certificate still in My")
 			}
 			nc, _ := e.my().FindCert(newCert)
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, nc, winhost.AcquireFlags{Silent: true, CompareKey: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
-				t.Fatal(err)
-			}
+			e.signsWith(p, nc, winhost.AcquireFlags{Silent: true, CompareKey: true}, newCert)
 			return
 		}
 		if !ok {
@@ -566,13 +548,7 @@ func TestT10_CertificateWithoutProvInfo(t *testing.T) {
 		t.Errorf("REQUEST still holds %d certificates", n)
 	}
 	sc, _ := e.my().FindCert(cert)
-	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-		t.Fatal(err)
-	}
+	e.signsWith(p, sc, winhost.AcquireFlags{CompareKey: true}, cert)
 	// No outstanding request: InstallResponse refuses unless allowed.
 	cert2 := issue(t, c.PublicKey, "alice again")
 	if _, err := p.InstallResponse(e.ctx, cert2, winhost.InstallResponseOptions{}); !errors.Is(err, winerr.CRYPT_E_NOT_FOUND) {
@@ -715,13 +691,7 @@ func TestT13_ContainerRecordWithoutKey(t *testing.T) {
 			}
 		})
 		cert := issue(t, c.PublicKey, "alice")
-		k, err := p.AcquireCertificatePrivateKey(e.ctx, withProv(cert, c.GUID), winhost.AcquireFlags{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-			t.Fatal(err)
-		}
+		e.signsWith(p, withProv(cert, c.GUID), winhost.AcquireFlags{}, cert)
 	})
 	t.Run("faulty", func(t *testing.T) {
 		e := newEnv(t)
