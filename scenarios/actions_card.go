@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/hex"
 
+	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 )
 
@@ -28,7 +29,7 @@ func init() {
 			{Name: "pin_tries_max", Type: Int, Doc: "the user PIN's try limit"},
 		},
 		Example: "{do: check-card, card: card, expect: {result: {containers: 1, pin_tries: 3}}}",
-		Run:     onCard(checkCard),
+		Run:     onClient(checkCard),
 	}, &Action{
 		Name: "reinitialize", Actor: ActorCard, Internals: true,
 		Doc:     "factory-reset and re-personalise the card (keep-cardid: the bug of S3)",
@@ -38,8 +39,8 @@ func init() {
 	})
 }
 
-func checkCard(e *env, s *stepCtx, c *cardEnv) (Values, error) {
-	return e.cardState(c)
+func checkCard(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
+	return e.cardState(md)
 }
 
 func reinitialize(e *env, s *stepCtx, c *cardEnv) (Values, error) {
@@ -47,12 +48,7 @@ func reinitialize(e *env, s *stepCtx, c *cardEnv) (Values, error) {
 }
 
 // cardState reads a card directly, without any host cache.
-func (e *env) cardState(c *cardEnv) (Values, error) {
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func (e *env) cardState(md *minidriver.Card) (Values, error) {
 	cf, err := md.CardCF(e.ctx)
 	if err != nil {
 		return nil, err
