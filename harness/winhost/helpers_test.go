@@ -421,3 +421,14 @@ func (e *env) signsWith(p *winhost.Process, sc winhost.StoreCert, flags winhost.
 		e.t.Fatalf("sign under %q: %v", cert.Subject.CommonName, err)
 	}
 }
+
+// enrolledAndInserted is the opening of the one-card transition tests: a fresh host
+// (nobody signed in) and a card holding alice's certificate in container
+// guidA (enrolled with a correct bump), inserted.
+func enrolledAndInserted(t *testing.T) (*env, int, *x509.Certificate) {
+	t.Helper()
+	e := newEnv(t)
+	idx, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	return e, idx, cert
+}

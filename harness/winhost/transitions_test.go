@@ -25,9 +25,7 @@ const (
 
 // T1: Gc == Cc, host read → served from G.
 func TestT1_ReadServedFromGlobalCache(t *testing.T) {
-	e := newEnv(t)
-	_, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-	e.insert(minidriver.Options{})
+	e, _, cert := enrolledAndInserted(t)
 	p := e.proc("app.exe", winhost.ProcessOptions{})
 	first := e.cardCerts(p)
 	if !sameCert(first[guidA], cert) {
@@ -168,9 +166,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 // that reads in between caches the old data under the new counter.
 func TestT3_BumpAndWriteInSeparateTransactions(t *testing.T) {
 	variants(t, func(t *testing.T, faulty bool) {
-		e := newEnv(t)
-		idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-		e.insert(minidriver.Options{})
+		e, idx, oldCert := enrolledAndInserted(t)
 		p := e.proc("app.exe", winhost.ProcessOptions{})
 		e.cardCerts(p)
 		newCert := issue(t, e.card.publicKey(t, idx), "alice reissued")
@@ -292,9 +288,7 @@ func TestT6_PINChangedOutOfBand(t *testing.T) {
 	const newPIN = "654321"
 	for _, v := range bumpVariants {
 		t.Run(v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
+			e, _, _ := enrolledAndInserted(t)
 			var keys []*winhost.KeyHandle
 			var certs []winhost.StoreCert
 			for i := range 3 {
@@ -356,9 +350,7 @@ func TestT7_AdminUnblockWithoutUserPIN(t *testing.T) {
 	const newPIN = "24682468"
 	for _, v := range bumpVariants {
 		t.Run(v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
+			e, _, _ := enrolledAndInserted(t)
 			p := e.proc("app.exe", winhost.ProcessOptions{})
 			cs, err := p.CardCertificates(e.ctx, readerName)
 			if err != nil {
