@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -49,20 +50,24 @@ type cardEnv struct {
 
 // env is a running scenario.
 type env struct {
-	ctx    context.Context
-	sc     *Scenario
-	opts   Options
-	clock  *vclock.Clock
-	rng    *rand.Rand
-	cards  map[string]*cardEnv
-	hosts  map[string]*winhost.Host
-	procs  map[string]*winhost.Process
-	vars   map[string]Values
-	ca     *ca.CA
-	stack  *stackHandle
-	tmpDir string
+	ctx   context.Context
+	sc    *Scenario
+	opts  Options
+	clock *vclock.Clock
+	rng   *rand.Rand
+	cards map[string]*cardEnv
+	hosts map[string]*winhost.Host
+	// hostKnobs are each host's knobs as the run set them (expect_if).
+	hostKnobs map[string]winhost.Knobs
+	procs     map[string]*winhost.Process
+	vars      map[string]Values
+	ca        *ca.CA
+	stack     *stackHandle
+	tmpDir    string
 	// timeline records the per-step state for reports (timeline.go).
 	timeline *timelineState
+	// apdus counts the APDUs sent to the cards (reader.go).
+	apdus atomic.Int64
 }
 
 // stepCtx resolves a step's arguments against the environment.
@@ -96,6 +101,16 @@ func (e *env) lookup(name, field string) (any, bool) {
 	if field == "" {
 		if v, ok := e.sc.Vars[name]; ok {
 			return v, true
+		}
+	}
+	// A card's own values, so a tool step can give the PIN the card
+	// really has (${card.pin}) instead of a literal that assumes one.
+	if c, ok := e.cards[name]; ok {
+		switch field {
+		case "pin":
+			return c.pin, true
+		case "reader":
+			return c.reader, true
 		}
 	}
 	return nil, false
@@ -433,7 +448,7 @@ func (e *env) getCA() (*ca.CA, error) {
 	seed := [32]byte{}
 	binary.BigEndian.PutUint64(seed[:], uint64(e.sc.Seed))
 	cca, err := ca.New(ca.Options{Name: "cardharness test CA", Clock: e.clock.Now,
-		Rand: rand.NewChaCha8(seed),
+		Rand: rand.NewChaCha8(seed), Key: caKey(), // testkeys.go
 		Templates: []ca.Template{{ID: defaultTemplate, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
 			EnrolleeSuppliesSubject: true}},
 		RequesterIdentity: requesterIdentity,

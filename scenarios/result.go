@@ -30,6 +30,13 @@ type Options struct {
 	HostProfile string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
+	// RandomKeys makes the cards generate real random keys instead of the
+	// seeded test keys (slower, and runs are no longer reproducible: the
+	// baseline `make bench` compares against).
+	RandomKeys bool `json:",omitempty"`
+	// TraceAll saves the traces of every scenario in TraceDir, passed or
+	// not (to compare two runs).
+	TraceAll bool `json:",omitempty"`
 	// Timeout bounds one scenario (default 5 minutes).
 	Timeout time.Duration
 	// Progress receives one line per finished scenario (nil: none).
@@ -45,10 +52,22 @@ type Options struct {
 	// TraceSecrets keeps PINs and key material in APDU traces (default:
 	// masked, vcard/trace).
 	TraceSecrets bool
+	// PIN and AdminKey (48 hex digits) are what the card in the reader
+	// uses (--reader; default: the GIDS defaults 123456 and all zero);
+	// ResetCmd, if set, resets the card before every scenario instead of
+	// cleaning it with the admin key (reader.go).
+	PIN      string `json:",omitempty"`
+	AdminKey string `json:",omitempty"`
+	ResetCmd string `json:",omitempty"`
 	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
 	// or /usr/sbin).
-	Pcscd string       `json:",omitempty"`
-	Log   *slog.Logger `json:"-"`
+	Pcscd string `json:",omitempty"`
+	// HostKnobs set knobs on every host that does not set them itself (a
+	// sweep's variant; knob name as in scenario files -> value).
+	HostKnobs map[string]string `json:",omitempty"`
+	// Variant names the sweep variant, for reports ("" outside sweeps).
+	Variant string       `json:",omitempty"`
+	Log     *slog.Logger `json:"-"`
 }
 
 // Progress says where a run is: scenario Scenario of Scenarios (counted
@@ -89,12 +108,22 @@ type Result struct {
 	Status   string        `json:"status"`
 	Seed     int64         `json:"seed"`
 	Stack    string        `json:"stack"`
+	Variant  string        `json:"variant,omitempty"`
 	Failure  string        `json:"failure,omitempty"`
 	Diff     string        `json:"diff,omitempty"`
 	Steps    []StepResult  `json:"steps"`
 	Skipped  []string      `json:"skipped,omitempty"`
 	Traces   []string      `json:"traces,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+
+	// SkipReason says why a skipped scenario does not apply (reader.go).
+	SkipReason string `json:"skip_reason,omitempty"`
+	// NotChecked lists the invariants that could not be checked (a real
+	// card's insides cannot be read).
+	NotChecked []string `json:"not_checked,omitempty"`
+	// APDUs is the number of APDUs the scenario sent to its cards (tools
+	// run as subprocesses not counted).
+	APDUs int64 `json:"apdus"`
 
 	// Report fields (timeline.go, report.go).
 	Faults   []string       `json:"faults,omitempty"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -52,12 +53,17 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a scenario that runs longer than this")
 	runRE := fs.String("run", "", "run only scenarios whose name or path matches this regular expression")
 	traceDir := fs.String("trace-dir", "", "where APDU traces of failed scenarios go (default: the run's directory, --out)")
+	traceAll := fs.Bool("trace-all", false, "save the APDU traces of every scenario, not only of failed ones")
 	traceSecrets := fs.Bool("trace-secrets", false, "keep PINs and key material in the saved APDU traces (default: masked)")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	shardFlag := fs.String("shard", "", "run only slice K of N of the scenarios (K/N, e.g. 2/4; a CI matrix job), balanced by cost")
 	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
+	pin := fs.String("pin", "", "with --reader: the card's PIN (default 123456); it is reset to this before every scenario")
+	adminKey := fs.String("admin-key", "", "with --reader: the card's 3DES admin key, 48 hex digits; cleans the card before every scenario")
+	resetCmd := fs.String("reset-cmd", "", "with --reader: run this command (sh -c) before every scenario instead of cleaning with the admin key")
 	var faults, tags, skipTags, includePath multiFlag
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
 	fs.Var(&tags, "tag", "run only scenarios with one of these tags (repeatable, or comma-separated)")
@@ -110,10 +116,49 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if len(refs) == 0 {
 		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
+	if *shardFlag != "" {
+		sh, err := scenarios.ParseShard(*shardFlag)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		// Every job of the matrix selects its slice of the same list: an
+		// empty slice (more shards than scenarios) is a pass, not an error.
+		refs = scenarios.ShardRefs(refs, sh, *stackKind)
+	}
+	parallelSet := false
+	fs.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "parallel" })
+	if *reader != "" {
+		// One card, one scenario at a time: the default of 2 becomes 1,
+		// an explicit value above 1 is refused by the preflight.
+		if !parallelSet {
+			*parallel = 1
+		}
+		ropts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, CardFaults: faults,
+			PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
+		if err := scenarios.ReaderPreflight(ropts); err != nil {
+			return usageError{err.Error()}
+		}
+		if *list {
+			lines, err := scenarios.ReaderApplicability(refs, ropts)
+			if err != nil {
+				return err
+			}
+			for _, l := range lines {
+				fmt.Fprintln(stdout, l)
+			}
+			return nil
+		}
+	} else if *pin != "" || *adminKey != "" || *resetCmd != "" {
+		return usageError{"--pin, --admin-key and --reset-cmd describe the card in --reader; virtual cards take theirs from the scenario"}
+	}
 	if *list {
 		for _, r := range refs {
 			fmt.Fprintln(stdout, r)
 		}
+		return nil
+	}
+	if len(refs) == 0 {
+		fmt.Fprintf(stdout, "cardharness run: shard %s has no scenarios\n", *shardFlag)
 		return nil
 	}
 	if err := scenarios.Check(refs); err != nil {
@@ -124,7 +169,8 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
+		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr),
+		PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
 	// A missing pcscd is said once, before any scenario, not once per
 	// scenario.
 	if err := scenarios.Preflight(opts); err != nil {
@@ -135,7 +181,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts.TraceDir = *traceDir
+	opts.TraceDir, opts.TraceAll = *traceDir, *traceAll
 	if opts.TraceDir == "" {
 		opts.TraceDir = filepath.Join(outDir, "traces")
 	}
@@ -160,6 +206,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if len(faults) > 0 {
 			where += ", injected faults: " + strings.Join(faults, ", ")
+		}
+		if *shardFlag != "" {
+			where += ", shard " + *shardFlag
 		}
 		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}
