@@ -12,6 +12,7 @@ import (
 	"math/big"
 
 	"github.com/cardharness/cardharness/harness/cardio"
+	"github.com/cardharness/cardharness/internal/pkcs1"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
@@ -207,17 +208,6 @@ func checkSignPKCS1(t *T) error {
 	return nil
 }
 
-// emsaPKCS1 pads a DigestInfo to a k-byte block (RFC 8017 §9.2).
-func emsaPKCS1(k int, t []byte) []byte {
-	out := make([]byte, k)
-	out[1] = 0x01
-	for i := 2; i < k-len(t)-1; i++ {
-		out[i] = 0xFF
-	}
-	copy(out[k-len(t):], t)
-	return out
-}
-
 func checkSignRaw(t *T) error {
 	sizes, err := t.keysFor(2048, 4096, 3072)
 	if err != nil {
@@ -227,7 +217,7 @@ func checkSignRaw(t *T) error {
 	kref := t.st.keys[bits]
 	alg, _ := fs.AlgID(bits)
 	h := sha256.Sum256([]byte("raw"))
-	block := emsaPKCS1(bits/8, append(append([]byte{}, digestInfoSHA256...), h[:]...))
+	block := pkcs1.Type1(bits/8, append(append([]byte{}, digestInfoSHA256...), h[:]...))
 	if err := t.verifyPIN(); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/internal/pkcs1"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
@@ -131,7 +132,7 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 
 			// Raw signature of a host-padded block (alg 1?).
 			c.must(caseAPDU(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x10 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
-			block := pkcs1Type1(kLen, di)
+			block := pkcs1.Type1(kLen, di)
 			raw, sw := c.transceiveChain(0x2A, 0x9E, 0x9A, block)
 			if sw != apdu.SWOK {
 				t.Fatalf("raw sign: %v", sw)
@@ -193,16 +194,6 @@ func (c *testCard) sendChunks(ins, p1, p2 byte, data []byte, n int) ([]byte, apd
 		data = data[n:]
 	}
 	return c.transceive(caseAPDU(0, ins, p1, p2, data, true))
-}
-
-func pkcs1Type1(k int, t []byte) []byte {
-	b := make([]byte, k)
-	b[1] = 0x01
-	for i := 2; i < k-len(t)-1; i++ {
-		b[i] = 0xFF
-	}
-	copy(b[k-len(t):], t)
-	return b
 }
 
 // realKeys generates one key per size with the real generator, once per
