@@ -215,7 +215,9 @@ func (a *Action) field(name string) *Field {
 	return nil
 }
 
-func (a *Action) argNames() []string { return sortedNames(a.Args, func(x Arg) string { return x.Name }) }
+func (a *Action) argNames() []string {
+	return sortedNames(a.Args, func(x Arg) string { return x.Name })
+}
 
 func (a *Action) fieldNames() []string {
 	return sortedNames(a.Result, func(f Field) string { return f.Name })
