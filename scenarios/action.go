@@ -20,7 +20,10 @@ type Values map[string]any
 // fields drive parsing, `run --check`, `cardharness actions` and the
 // README's action table. Each actor has its own file (actions_clock.go,
 // actions_host.go, ...); adding an action is one register call there with a
-// named function that implements it.
+// named function that implements it. A function that needs the step's host,
+// card, process or a minidriver client takes it as a parameter and is
+// registered through an adapter (Run: onHost(logon), onClient(checkPIN);
+// env.go), which looks it up and reports a bad argument.
 type Action struct {
 	Name  string
 	Actor Actor
