@@ -223,3 +223,21 @@ func TestResponse(t *testing.T) {
 		t.Errorf("Err(6A82).Bytes() = % X", got)
 	}
 }
+
+func TestShort(t *testing.T) {
+	tests := []struct {
+		data []byte
+		le   bool
+		want string
+	}{
+		{nil, false, "00 A4 04 00"},
+		{nil, true, "00 A4 04 00 00"},
+		{[]byte{0x3F, 0xFF}, false, "00 A4 04 00 02 3F FF"},
+		{[]byte{0x3F, 0xFF}, true, "00 A4 04 00 02 3F FF 00"},
+	}
+	for _, tt := range tests {
+		if got := Short(0x00, 0xA4, 0x04, 0x00, tt.data, tt.le); !bytes.Equal(got, testutil.Hex(t, tt.want)) {
+			t.Errorf("Short(% X, %v) = % X, want %s", tt.data, tt.le, got, tt.want)
+		}
+	}
+}

@@ -194,7 +194,7 @@ func (c *testCard) transceiveChain(ins, p1, p2 byte, data []byte) ([]byte, apdu.
 
 func (c *testCard) verifyPIN(pin string) {
 	c.t.Helper()
-	c.must(caseAPDU(0, 0x20, 0x00, 0x80, []byte(pin), false), apdu.SWOK)
+	c.must(apdu.Short(0, 0x20, 0x00, 0x80, []byte(pin), false), apdu.SWOK)
 }
 
 func des3(t testing.TB, key []byte) cipher.Block {
@@ -286,7 +286,7 @@ func sizeID(bits int) byte {
 // createKeyEF creates and activates key EF B0<kref> as OpenSC does.
 func (c *testCard) createKeyEF(kref byte, exchange bool, bits int) {
 	c.t.Helper()
-	c.must(caseAPDU(0, 0xE0, 0, 0, keyEFFCP(kref, exchange, sizeID(bits)), false), apdu.SWOK)
+	c.must(apdu.Short(0, 0xE0, 0, 0, keyEFFCP(kref, exchange, sizeID(bits)), false), apdu.SWOK)
 	c.must(h("00 44 00 00"), apdu.SWOK)
 }
 
