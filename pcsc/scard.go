@@ -228,26 +228,24 @@ func (k *Card) ATR() []byte {
 // (SCardBeginTransaction), as minidriver writers do around a counter bump
 // and the write it announces.
 func (k *Card) BeginTransaction(ctx context.Context) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.usable(); err != nil {
-		return &Error{Op: "begin transaction", Reader: k.reader, Err: err}
-	}
-	if err := bounded(ctx, k.card.BeginTransaction); err != nil {
-		return &Error{Op: "begin transaction", Reader: k.reader, Err: err}
-	}
-	return nil
+	return k.call(ctx, "begin transaction", k.card.BeginTransaction)
 }
 
 // EndTransaction releases the card, leaving it powered and its state as is.
 func (k *Card) EndTransaction(ctx context.Context) error {
+	return k.call(ctx, "end transaction", func() error { return k.card.EndTransaction(scard.LeaveCard) })
+}
+
+// call makes the PC/SC call f, bounded by ctx, on a connection still
+// usable; its errors are *Error naming op.
+func (k *Card) call(ctx context.Context, op string, f func() error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.usable(); err != nil {
-		return &Error{Op: "end transaction", Reader: k.reader, Err: err}
+		return &Error{Op: op, Reader: k.reader, Err: err}
 	}
-	if err := bounded(ctx, func() error { return k.card.EndTransaction(scard.LeaveCard) }); err != nil {
-		return &Error{Op: "end transaction", Reader: k.reader, Err: err}
+	if err := bounded(ctx, f); err != nil {
+		return &Error{Op: op, Reader: k.reader, Err: err}
 	}
 	return nil
 }

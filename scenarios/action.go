@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +20,10 @@ type Values map[string]any
 // fields drive parsing, `run --check`, `cardharness actions` and the
 // README's action table. Each actor has its own file (actions_clock.go,
 // actions_host.go, ...); adding an action is one register call there with a
-// named function that implements it.
+// named function that implements it. A function that needs the step's host,
+// card, process or a minidriver client takes it as a parameter and is
+// registered through an adapter (Run: onHost(logon), onClient(checkPIN);
+// env.go), which looks it up and reports a bad argument.
 type Action struct {
 	Name  string
 	Actor Actor
@@ -158,14 +163,7 @@ func register(as ...*Action) {
 }
 
 // ActionNames lists the actions, sorted.
-func ActionNames() []string {
-	out := make([]string, 0, len(actions))
-	for n := range actions {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func ActionNames() []string { return slices.Sorted(maps.Keys(actions)) }
 
 // Actions returns the action table in reference order (by actor, then
 // name).
@@ -221,18 +219,18 @@ func (a *Action) field(name string) *Field {
 }
 
 func (a *Action) argNames() []string {
-	out := make([]string, 0, len(a.Args))
-	for _, x := range a.Args {
-		out = append(out, x.Name)
-	}
-	sort.Strings(out)
-	return out
+	return sortedNames(a.Args, func(x Arg) string { return x.Name })
 }
 
 func (a *Action) fieldNames() []string {
-	out := make([]string, 0, len(a.Result))
-	for _, f := range a.Result {
-		out = append(out, f.Name)
+	return sortedNames(a.Result, func(f Field) string { return f.Name })
+}
+
+// sortedNames lists the names of xs, sorted.
+func sortedNames[T any](xs []T, name func(T) string) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, name(x))
 	}
 	sort.Strings(out)
 	return out

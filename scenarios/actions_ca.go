@@ -3,23 +3,27 @@ package scenarios
 import (
 	"crypto/x509/pkix"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/cardharness/cardharness/harness/ca"
+	"github.com/cardharness/cardharness/harness/winhost"
 )
+
+// caFields is the result of a request the test CA answered (caResult).
+var caFields = []Field{
+	{Name: "disposition", Type: String, Doc: "issued, denied or pending"},
+	{Name: "request_id", Type: Int, Doc: "the CA's request ID"},
+	{Name: "renewal", Type: Bool, Doc: "the CA treated the request as a renewal"},
+	{Name: "as_new_request", Type: Bool, Doc: "a renewal the CA processed under new-request rules"},
+	{Name: "cert", Type: Cert, Doc: "the issued certificate"},
+	{Name: "subject", Type: String, Doc: "its subject CN"},
+}
 
 // The test CA (harness/ca): issuance from a PKCS#10 and CMC renewal, with
 // the AD CS status codes.
 func init() {
-	caFields := []Field{
-		{Name: "disposition", Type: String, Doc: "issued, denied or pending"},
-		{Name: "request_id", Type: Int, Doc: "the CA's request ID"},
-		{Name: "renewal", Type: Bool, Doc: "the CA treated the request as a renewal"},
-		{Name: "as_new_request", Type: Bool, Doc: "a renewal the CA processed under new-request rules"},
-		{Name: "cert", Type: Cert, Doc: "the issued certificate"},
-		{Name: "subject", Type: String, Doc: "its subject CN"},
-	}
 	argTemplate := Arg{Name: "template", Type: String, Default: "User", Doc: "the certificate template (User renews on a valid existing certificate)"}
 	argRequester := Arg{Name: "requester", Type: String, Default: "user", Doc: "who submits the request"}
 	register(&Action{
@@ -41,21 +45,14 @@ func init() {
 		Result:  caFields,
 		Errors:  []string{"CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE", "CRYPT_E_SIGNER_NOT_FOUND", "NTE_BAD_SIGNATURE", "ERROR_INVALID_DATA", "CERT_E_EXPIRED", "CRYPT_E_REVOKED"},
 		Example: "{do: ca-renew, host: desktop, old-cert: $oldcert.cert, old-guid: $old.guid, new-guid: $new.guid, save: renewed}",
-		Run:     caRenew,
+		Run:     onProcess(caRenew),
 	})
 }
 
 func caIssue(e *env, s *stepCtx) (Values, error) {
-	v, err := s.obj("csr")
+	csr, err := savedAs[[]byte](s, "csr", "csr", "not a PKCS#10 (save the result of make-csr)")
 	if err != nil {
 		return nil, err
-	}
-	if r, ok := v.(Values); ok {
-		v = r["csr"]
-	}
-	csr, ok := v.([]byte)
-	if !ok {
-		return nil, s.argErr("csr", "not a PKCS#10 (save the result of make-csr)")
 	}
 	cca, err := e.getCA()
 	if err != nil {
@@ -65,24 +62,12 @@ func caIssue(e *env, s *stepCtx) (Values, error) {
 	return caResult(resp, err)
 }
 
-func caRenew(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
+func caRenew(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
+	req, err := renewalRequest(e, s, p)
 	if err != nil {
 		return nil, err
 	}
-	old, err := s.cert("old-cert")
-	if err != nil {
-		return nil, err
-	}
-	oldKey, err := p.Signer(e.ctx, s.str("old-guid"))
-	if err != nil {
-		return nil, err
-	}
-	newKey, err := p.Signer(e.ctx, s.str("new-guid"))
-	if err != nil {
-		return nil, err
-	}
-	req := ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey, Template: e.template(s.str("template"))}
+	req.Template = e.template(s.str("template"))
 	if fn, ok := renewalFaults[s.str("fault")]; ok {
 		fn(&req)
 	}
@@ -96,6 +81,25 @@ func caRenew(e *env, s *stepCtx) (Values, error) {
 	}
 	resp, err := cca.SubmitRenewal(der, s.str("requester"))
 	return caResult(resp, err)
+}
+
+// renewalRequest is the renewal the step asks for: the certificate being
+// renewed (old-cert), signed by its container's key (old-guid) and by the
+// new key (new-guid), both keys on the card behind the step's process.
+func renewalRequest(e *env, s *stepCtx, p *winhost.Process) (ca.RenewalRequest, error) {
+	old, err := s.cert("old-cert")
+	if err != nil {
+		return ca.RenewalRequest{}, err
+	}
+	oldKey, err := p.Signer(e.ctx, s.str("old-guid"))
+	if err != nil {
+		return ca.RenewalRequest{}, err
+	}
+	newKey, err := p.Signer(e.ctx, s.str("new-guid"))
+	if err != nil {
+		return ca.RenewalRequest{}, err
+	}
+	return ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey}, nil
 }
 
 // parseSubject reads "CN=...,O=...".
@@ -148,11 +152,4 @@ var renewalFaults = map[string]func(*ca.RenewalRequest){
 	"corrupt-csr":          func(r *ca.RenewalRequest) { r.CorruptCSRSignature = true },
 }
 
-func renewalFaultNames() []string {
-	names := make([]string, 0, len(renewalFaults))
-	for n := range renewalFaults {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func renewalFaultNames() []string { return slices.Sorted(maps.Keys(renewalFaults)) }

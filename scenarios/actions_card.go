@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/hex"
 
+	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 )
 
@@ -28,39 +29,26 @@ func init() {
 			{Name: "pin_tries_max", Type: Int, Doc: "the user PIN's try limit"},
 		},
 		Example: "{do: check-card, card: card, expect: {result: {containers: 1, pin_tries: 3}}}",
-		Run:     checkCard,
+		Run:     onClient(checkCard),
 	}, &Action{
 		Name: "reinitialize", Actor: ActorCard, Internals: true,
 		Doc:     "factory-reset and re-personalise the card (keep-cardid: the bug of S3)",
 		Args:    []Arg{argCard, {Name: "keep-cardid", Type: Bool, Default: "false", Doc: "keep the old cardid (what a sloppy re-personalisation does)"}},
 		Example: "{do: reinitialize, card: card, keep-cardid: true}",
-		Run:     reinitialize,
+		Run:     onCard(reinitialize),
 	})
 }
 
-func checkCard(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
-	return e.cardState(c)
+func checkCard(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
+	return e.cardState(md)
 }
 
-func reinitialize(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
+func reinitialize(e *env, s *stepCtx, c *cardEnv) (Values, error) {
 	return nil, e.reinitialize(c, s.bool("keep-cardid"))
 }
 
 // cardState reads a card directly, without any host cache.
-func (e *env) cardState(c *cardEnv) (Values, error) {
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func (e *env) cardState(md *minidriver.Card) (Values, error) {
 	cf, err := md.CardCF(e.ctx)
 	if err != nil {
 		return nil, err

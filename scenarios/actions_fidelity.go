@@ -40,7 +40,7 @@ func init() {
 		Args:    []Arg{argHost},
 		Result:  []Field{{Name: "pending", Type: Int, Doc: "propagations scheduled"}},
 		Example: "{do: restart-certprop-service, host: desktop}",
-		Run:     restartCertProp,
+		Run:     onHost(restartCertProp),
 	}, &Action{
 		Name: "acquire-cert-key", Actor: ActorProcess,
 		Doc:     "CryptAcquireCertificatePrivateKey with any dwFlags on a context found in My or REQUEST (ledger H-ACQ-API)",
@@ -71,7 +71,7 @@ func init() {
 		Doc:     "a tool unblocks the user PIN with the admin key (CardUnblockPin); the user PIN is never verified, so bump: none is what a writer that cannot write cardcf leaves (S6)",
 		Args:    []Arg{argCard, {Name: "new", Type: String, Required: true, Doc: "the new user PIN"}, argBump},
 		Example: "{do: writer-unblock-pin, card: card, new: \"111111\", bump: none}",
-		Run:     writerUnblockPIN,
+		Run:     onClient(writerUnblockPIN),
 	}, &Action{
 		Name: "writer-crash-create-container", Actor: ActorWriter, Internals: true,
 		Doc: "a tool creates a container and the card loses power between the keymap write and the cmapfile write (S13): the key file and keymap record exist, " +
@@ -93,14 +93,14 @@ func init() {
 		Args:    []Arg{argCard},
 		Result:  []Field{{Name: "tries_left", Type: Int, Doc: "tries left"}, {Name: "tries_limit", Type: Int, Doc: "the retry limit"}},
 		Example: "{do: check-pin, card: card, expect: {result: {tries_left: 3}}}",
-		Run:     checkPIN,
+		Run:     onClient(checkPIN),
 	}, &Action{
 		Name: "check-metadata", Actor: ActorCard, Internals: true,
 		Doc:     "compare the card's GIDS keymap with its cmapfile (consistent, or why not), read directly",
 		Args:    []Arg{argCard},
 		Result:  []Field{{Name: "consistent", Type: Bool, Doc: "keymap and cmapfile agree"}, {Name: "problem", Type: String, Doc: "why not"}},
 		Example: "{do: check-metadata, card: card, expect: {result: {consistent: true}}}",
-		Run:     checkMetadata,
+		Run:     onClient(checkMetadata),
 	}, &Action{
 		Name: "ca-set-template", Actor: ActorCA,
 		Doc: "an administrator edits the User template (S17): valid-existing (\"For reenrollment: Valid existing certificate\"), " +
@@ -119,25 +119,14 @@ func init() {
 			Arg{Name: "requester", Type: String, Required: true, Doc: "the submitting account"},
 			Arg{Name: "on-behalf-of", Type: String, Required: true, Doc: "the requestername (DOMAIN\\user)"},
 			Arg{Name: "agent", Type: Bool, Default: "false", Doc: "sign as an enrollment agent too (a Certificate Request Agent certificate the CA issues to the server on first use)"}),
-		Result: []Field{
-			{Name: "disposition", Type: String, Doc: "issued, denied or pending"},
-			{Name: "request_id", Type: Int, Doc: "the CA's request ID"},
-			{Name: "renewal", Type: Bool, Doc: "the CA treated the request as a renewal"},
-			{Name: "as_new_request", Type: Bool, Doc: "processed under new-request rules"},
-			{Name: "cert", Type: Cert, Doc: "the issued certificate"},
-			{Name: "subject", Type: String, Doc: "its subject CN"},
-		},
+		Result:  caFields,
 		Errors:  []string{"CERTSRV_E_BAD_RENEWAL_SUBJECT", "CERTSRV_E_SIGNATURE_COUNT"},
 		Example: "{do: ca-renew-on-behalf, host: desktop, old-cert: $oldcert.cert, old-guid: $old.guid, new-guid: $new.guid, requester: CONTOSO\\SRV01$, on-behalf-of: CONTOSO\\user}",
-		Run:     caRenewOnBehalf,
+		Run:     onProcess(caRenewOnBehalf),
 	})
 }
 
-func restartCertProp(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func restartCertProp(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	h.RestartCertPropService(e.ctx)
 	return Values{"pending": h.PendingPropagations()}, nil
 }
@@ -154,15 +143,8 @@ func acquireCertKey(e *env, s *stepCtx) (Values, error) {
 	if err != nil {
 		return nil, s.argErr("flags", "%v", err)
 	}
-	p, h, err := e.processHost(s)
+	p, _, cert, err := e.certOfUser(s)
 	if err != nil {
-		return nil, err
-	}
-	cert, err := s.cert("cert")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := signedIn(h); err != nil {
 		return nil, err
 	}
 	c, err := p.FindCertificateInStore(storeName(s.str("store")), winhost.Thumbprint(cert))
@@ -226,21 +208,12 @@ func keyValues(c *winhost.CertContext, k *winhost.KeyHandle, err error) (Values,
 }
 
 func writerBump(e *env, s *stepCtx) (Values, error) {
-	var cats fs.Category
-	for _, part := range strings.Split(s.str("counters"), "|") {
-		switch strings.TrimSpace(part) {
-		case "files":
-			cats |= fs.CategoryFiles
-		case "containers":
-			cats |= fs.CategoryContainers
-		case "pins":
-			cats |= fs.CategoryPins
-		default:
-			return nil, s.argErr("counters", "%q: want files, containers, pins (joined with |)", part)
-		}
+	cats, err := parseCounters(s.str("counters"))
+	if err != nil {
+		return nil, s.argErr("counters", "%v", err)
 	}
 	var cf fs.CardCF
-	err := e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
+	err = e.writer(s, func(md *minidriver.Card, _ minidriver.Bump) error {
 		var err error
 		if cf, err = md.CardCF(e.ctx); err != nil {
 			return err
@@ -262,16 +235,7 @@ func writerBump(e *env, s *stepCtx) (Values, error) {
 	return Values{"cardcf": fmt.Sprintf("%x", cf.Bytes())}, nil
 }
 
-func writerUnblockPIN(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func writerUnblockPIN(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
 	if err := md.UnblockPIN(e.ctx, c.admin, s.str("new"), s.bump()); err != nil {
 		return nil, err
 	}
@@ -314,16 +278,7 @@ func writerRepair(e *env, s *stepCtx) (Values, error) {
 	})
 }
 
-func checkPIN(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func checkPIN(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
 	left, limit, err := md.PINTries(e.ctx)
 	if err != nil {
 		return nil, err
@@ -331,16 +286,7 @@ func checkPIN(e *env, s *stepCtx) (Values, error) {
 	return Values{"tries_left": left, "tries_limit": limit}, nil
 }
 
-func checkMetadata(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func checkMetadata(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
 	cmap, err := md.Containers(e.ctx)
 	if err != nil {
 		return nil, err
@@ -366,28 +312,16 @@ func caSetTemplate(e *env, s *stepCtx) (Values, error) {
 	return nil, nil
 }
 
-func caRenewOnBehalf(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
+func caRenewOnBehalf(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
+	req, err := renewalRequest(e, s, p)
 	if err != nil {
 		return nil, err
 	}
-	old, err := s.cert("old-cert")
-	if err != nil {
-		return nil, err
-	}
-	oldKey, err := p.Signer(e.ctx, s.str("old-guid"))
-	if err != nil {
-		return nil, err
-	}
-	newKey, err := p.Signer(e.ctx, s.str("new-guid"))
-	if err != nil {
-		return nil, err
-	}
+	req.Template, req.OnBehalfOf = defaultTemplate, s.str("on-behalf-of")
 	cca, err := e.getCA()
 	if err != nil {
 		return nil, err
 	}
-	req := ca.RenewalRequest{OldCert: old, OldKey: oldKey, NewKey: newKey, Template: defaultTemplate, OnBehalfOf: s.str("on-behalf-of")}
 	if s.bool("agent") {
 		if req.Agent, req.AgentKey, err = enrollmentAgent(cca, s.str("requester")); err != nil {
 			return nil, err

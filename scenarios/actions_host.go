@@ -12,44 +12,44 @@ func init() {
 		Doc:     "insert a card into a host (triggers certificate propagation if a user is signed in)",
 		Args:    []Arg{argHost, argCard},
 		Example: "{do: insert, host: desktop, card: card}",
-		Run:     insert,
+		Run:     onHostCard(insert),
 	}, &Action{
 		Name: "remove", Actor: ActorHost,
 		Doc:     "remove a card from a host",
 		Args:    []Arg{argHost, argCard},
 		Errors:  []string{"SCARD_E_NO_SMARTCARD"},
 		Example: "{do: remove, host: desktop, card: card}",
-		Run:     remove,
+		Run:     onHostCard(remove),
 	}, &Action{
 		Name: "reinsert", Actor: ActorHost,
 		Doc:     "remove and insert a card again",
 		Args:    []Arg{argHost, argCard},
 		Example: "{do: reinsert, host: desktop, card: card}",
-		Run:     reinsert,
+		Run:     onHostCard(reinsert),
 	}, &Action{
 		Name: "logon", Actor: ActorHost,
 		Doc:     "sign the user in (triggers propagation for the inserted cards)",
 		Args:    []Arg{argHost, {Name: "user", Type: String, Default: "user", Doc: "the user's name (each user has own stores)"}},
 		Example: "{do: logon, host: desktop}",
-		Run:     logon,
+		Run:     onHost(logon),
 	}, &Action{
 		Name: "logoff", Actor: ActorHost,
 		Doc:     "sign the user out",
 		Args:    []Arg{argHost},
 		Example: "{do: logoff, host: desktop}",
-		Run:     logoff,
+		Run:     onHost(logoff),
 	}, &Action{
 		Name: "restart-card-service", Actor: ActorHost,
 		Doc:     "restart the smart-card service (the global cache survives per the global_cache_persistent knob)",
 		Args:    []Arg{argHost},
 		Example: "{do: restart-card-service, host: desktop}",
-		Run:     restartCardService,
+		Run:     onHost(restartCardService),
 	}, &Action{
 		Name: "set-user-pin", Actor: ActorHost,
 		Doc:     "change what the user types at the host's next PIN prompts (the PIN was changed elsewhere, or the user mistypes)",
 		Args:    []Arg{argHost, {Name: "pin", Type: String, Required: true, Doc: "the PIN the user will type"}},
 		Example: "{do: set-user-pin, host: desktop, pin: \"654321\"}",
-		Run:     setUserPIN,
+		Run:     onHost(setUserPIN),
 	}, &Action{
 		Name: "logon-enumeration", Actor: ActorHost,
 		Doc:  "logon-time enumeration of the inserted cards (default container, certificates)",
@@ -62,7 +62,7 @@ func init() {
 		},
 		Errors:  []string{"NTE_BAD_KEYSET", "SCARD_E_NO_KEY_CONTAINER", "CRYPT_E_NOT_FOUND"},
 		Example: "{do: logon-enumeration, host: desktop, expect: {result: {usable: true}}}",
-		Run:     logonEnumeration,
+		Run:     onHost(logonEnumeration),
 	}, &Action{
 		Name: "stats", Actor: ActorHost,
 		Doc:  "the host's (or one process's) counters: card reads, cache hits, stale and missed cache items, PIN prompts",
@@ -76,15 +76,11 @@ func init() {
 			{Name: "transactions", Type: Int, Doc: "card transactions"},
 		},
 		Example: "{do: stats, host: desktop, expect: {result: {pin_prompts: 1}}}",
-		Run:     stats,
+		Run:     onHost(stats),
 	})
 }
 
-func stats(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func stats(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	st := h.Stats()
 	if s.has("process") {
 		p, err := e.process(s)
@@ -97,55 +93,31 @@ func stats(e *env, s *stepCtx) (Values, error) {
 		"cache_misses": st.CacheMisses, "pin_prompts": st.PINPrompts, "transactions": st.Transactions}, nil
 }
 
-func insert(e *env, s *stepCtx) (Values, error) {
-	h, c, err := e.hostCard(s)
-	if err != nil {
-		return nil, err
-	}
+func insert(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error) {
 	return nil, h.InsertCard(e.ctx, c.reader, c.source, c.mdOpts)
 }
 
-func remove(e *env, s *stepCtx) (Values, error) {
-	h, c, err := e.hostCard(s)
-	if err != nil {
-		return nil, err
-	}
+func remove(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error) {
 	return nil, h.RemoveCard(c.reader)
 }
 
-func reinsert(e *env, s *stepCtx) (Values, error) {
-	h, c, err := e.hostCard(s)
-	if err != nil {
-		return nil, err
-	}
+func reinsert(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error) {
 	if err := h.RemoveCard(c.reader); err != nil {
 		return nil, err
 	}
 	return nil, h.InsertCard(e.ctx, c.reader, c.source, c.mdOpts)
 }
 
-func logon(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func logon(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	return nil, h.Logon(e.ctx, s.str("user"), winhost.LogonOptions{})
 }
 
-func logoff(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func logoff(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	h.Logoff()
 	return nil, nil
 }
 
-func restartCardService(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func restartCardService(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	h.RestartCardService()
 	return nil, nil
 }
@@ -153,20 +125,12 @@ func restartCardService(e *env, s *stepCtx) (Values, error) {
 // setUserPIN: later prompts on this host answer with pin; PINs already
 // cached by processes stay cached (that is what makes "PIN changed
 // elsewhere" interesting).
-func setUserPIN(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func setUserPIN(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	h.SetUserPIN(s.str("pin"))
 	return nil, nil
 }
 
-func logonEnumeration(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func logonEnumeration(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	cards := h.EnumerateLogonCards(e.ctx)
 	r := Values{"cards": len(cards)}
 	for _, lc := range cards {

@@ -21,13 +21,6 @@ import (
 // REQUEST carries the key's provider information until the response is
 // installed.
 func init() {
-	containerFields := []Field{
-		{Name: "guid", Type: GUID, Doc: "the new container's GUID"},
-		{Name: "index", Type: Int, Doc: "its cmapfile index"},
-		{Name: "default", Type: Bool, Doc: "it is the card's default container"},
-		{Name: "public_key", Type: Other, Doc: "the public key"},
-		{Name: "spki_sha256", Type: String, Doc: "the first 8 bytes of the SHA-256 of the public key (hex)"},
-	}
 	register(&Action{
 		Name: "generate-key", Actor: ActorProcess,
 		Doc:     "generate a key pair in a new GUID-named container through Base CSP (correct counter bumps)",
@@ -35,7 +28,7 @@ func init() {
 		Result:  containerFields,
 		Errors:  []string{"NTE_TOKEN_KEYSET_STORAGE_FULL", "NTE_EXISTS", "SCARD_W_WRONG_CHV", "NTE_SILENT_CONTEXT"},
 		Example: "{do: generate-key, host: desktop, card: card, bits: 2048, save: key}",
-		Run:     generateKey,
+		Run:     onProcessCard(generateKey),
 	}, &Action{
 		Name: "make-csr", Actor: ActorProcess,
 		Doc:     "build a PKCS#10 signed on the card by a container's key",
@@ -43,7 +36,7 @@ func init() {
 		Result:  []Field{{Name: "csr", Type: CSR, Doc: "the PKCS#10 (DER), for ca-issue"}},
 		Errors:  []string{"NTE_BAD_KEYSET", "SCARD_W_WRONG_CHV"},
 		Example: "{do: make-csr, host: desktop, guid: $key.guid, subject: CN=alice, save: req}",
-		Run:     makeCSRAction,
+		Run:     onProcess(makeCSRAction),
 	}, &Action{
 		Name: "create-request", Actor: ActorProcess,
 		Doc: "CertEnroll CreateRequest: put the dummy certificate for a container into REQUEST",
@@ -56,7 +49,7 @@ func init() {
 		},
 		Errors:  []string{"NTE_BAD_KEYSET"},
 		Example: "{do: create-request, host: desktop, guid: $key.guid, save: pending}",
-		Run:     createRequest,
+		Run:     onProcess(createRequest),
 	}, &Action{
 		Name: "install-response", Actor: ActorProcess,
 		Doc: "CertEnroll InstallResponse: the issued certificate replaces the REQUEST dummy (onto the card and into My with provinfo)",
@@ -68,13 +61,13 @@ func init() {
 		},
 		Errors:  []string{"CRYPT_E_NOT_FOUND", "NTE_BAD_PUBLIC_KEY"},
 		Example: "{do: install-response, host: desktop, cert: $issued.cert}",
-		Run:     installResponse,
+		Run:     onProcess(installResponse),
 	}, &Action{
 		Name: "abort-request", Actor: ActorProcess,
 		Doc:     "roll an enrollment back: delete the new container and the REQUEST dummy (idempotent)",
 		Args:    processArgs(Arg{Name: "dummy", Type: Dummy, Required: true, Doc: "the result of create-request"}),
 		Example: "{do: abort-request, host: desktop, dummy: $pending}",
-		Run:     abortRequest,
+		Run:     onProcess(abortRequest),
 	}, &Action{
 		Name: "install-certificate", Actor: ActorProcess,
 		Doc: "install an issued certificate: onto the card (kxcNN/kscNN) and into My with its key-provider property",
@@ -88,7 +81,7 @@ func init() {
 		},
 		Errors:  []string{"NTE_BAD_KEYSET", "NTE_BAD_PUBLIC_KEY", "SCARD_E_WRITE_TOO_MANY"},
 		Example: "{do: install-certificate, host: desktop, cert: $issued.cert}",
-		Run:     installCertificate,
+		Run:     onProcess(installCertificate),
 	}, &Action{
 		Name: "acquire-key", Actor: ActorProcess,
 		Doc: "CryptAcquireCertificatePrivateKey on a certificate from My (looked up by thumbprint)",
@@ -122,7 +115,7 @@ func init() {
 			Arg{Name: "move-default-to", Type: GUID, Doc: "the container that becomes the default"}),
 		Errors:  []string{"NTE_BAD_KEYSET"},
 		Example: "{do: delete-container, host: desktop, guid: $old.guid, move-default-to: $new.guid}",
-		Run:     deleteContainer,
+		Run:     onProcess(deleteContainer),
 	}, &Action{
 		Name: "change-pin", Actor: ActorProcess,
 		Doc: "change the user PIN through Base CSP (bumps the PIN counter per the change_pin_bumps_pins knob)",
@@ -130,7 +123,7 @@ func init() {
 			Arg{Name: "new", Type: String, Required: true, Doc: "the new PIN"}),
 		Errors:  []string{"SCARD_W_WRONG_CHV", "SCARD_W_CHV_BLOCKED"},
 		Example: "{do: change-pin, host: desktop, card: card, old: \"123456\", new: \"654321\"}",
-		Run:     changePIN,
+		Run:     onProcessCard(changePIN),
 	}, &Action{
 		Name: "read-card-certificates", Actor: ActorProcess,
 		Doc:  "read the card's certificates through the host's caches (what an application sees)",
@@ -142,7 +135,7 @@ func init() {
 			{Name: "guid", Type: GUID, Doc: "the container cert: is in"},
 		},
 		Example: "{do: read-card-certificates, host: desktop, card: card, expect: {result: {count: 1}}}",
-		Run:     readCardCertificates,
+		Run:     onProcessCard(readCardCertificates),
 	}, &Action{
 		Name: "read-containers", Actor: ActorProcess,
 		Doc:  "list the card's containers through the host's caches",
@@ -153,7 +146,7 @@ func init() {
 			{Name: "default", Type: GUID, Doc: "the default container's GUID (empty: none)"},
 		},
 		Example: "{do: read-containers, host: desktop, card: card, expect: {result: {count: 2}}}",
-		Run:     readContainers,
+		Run:     onProcessCard(readContainers),
 	}, &Action{
 		Name: "read-public-key", Actor: ActorProcess,
 		Doc: "read a container's public key through the host's caches and compare it with a certificate's",
@@ -164,15 +157,11 @@ func init() {
 			{Name: "matches_certificate", Type: Bool, Doc: "its public key is the certificate's"},
 		},
 		Example: "{do: read-public-key, host: desktop, card: card, guid: $key.guid, cert: $issued.cert}",
-		Run:     readPublicKey,
+		Run:     onProcessCard(readPublicKey),
 	})
 }
 
-func generateKey(e *env, s *stepCtx) (Values, error) {
-	p, c, err := e.processCard(s)
-	if err != nil {
-		return nil, err
-	}
+func generateKey(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error) {
 	guid := s.str("guid")
 	if guid == "" {
 		guid = e.newGUID()
@@ -185,11 +174,7 @@ func generateKey(e *env, s *stepCtx) (Values, error) {
 	return containerResult(ct.GUID, ct.Index, ct.PublicKey, ct.Default), nil
 }
 
-func makeCSRAction(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, err
-	}
+func makeCSRAction(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
 	signer, err := p.Signer(e.ctx, s.str("guid"))
 	if err != nil {
 		return nil, err
@@ -197,11 +182,7 @@ func makeCSRAction(e *env, s *stepCtx) (Values, error) {
 	return makeCSR(s, signer)
 }
 
-func createRequest(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, err
-	}
+func createRequest(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
 	name, err := parseSubject(s.str("subject"))
 	if err != nil {
 		return nil, s.argErr("subject", "%v", err)
@@ -214,11 +195,7 @@ func createRequest(e *env, s *stepCtx) (Values, error) {
 	return Values{"dummy": d, "cert": d.Cert, "thumbprint": d.Thumbprint()}, nil
 }
 
-func installResponse(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, err
-	}
+func installResponse(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
 	cert, err := s.cert("cert")
 	if err != nil {
 		return nil, err
@@ -230,30 +207,15 @@ func installResponse(e *env, s *stepCtx) (Values, error) {
 	return Values{"thumbprint": sc.Thumbprint(), "cert": cert}, nil
 }
 
-func abortRequest(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
+func abortRequest(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
+	d, err := savedAs[winhost.StoreCert](s, "dummy", "dummy", "not a REQUEST dummy (save the result of create-request)")
 	if err != nil {
 		return nil, err
-	}
-	v, err := s.obj("dummy")
-	if err != nil {
-		return nil, err
-	}
-	if r, ok := v.(Values); ok {
-		v = r["dummy"]
-	}
-	d, ok := v.(winhost.StoreCert)
-	if !ok {
-		return nil, s.argErr("dummy", "not a REQUEST dummy (save the result of create-request)")
 	}
 	return nil, p.AbortRequest(e.ctx, d)
 }
 
-func installCertificate(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, err
-	}
+func installCertificate(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
 	cert, err := s.cert("cert")
 	if err != nil {
 		return nil, err
@@ -267,15 +229,7 @@ func installCertificate(e *env, s *stepCtx) (Values, error) {
 }
 
 func acquireKey(e *env, s *stepCtx) (Values, error) {
-	p, h, err := e.processHost(s)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := s.cert("cert")
-	if err != nil {
-		return nil, err
-	}
-	store, err := signedIn(h)
+	p, store, cert, err := e.certOfUser(s)
 	if err != nil {
 		return nil, err
 	}
@@ -292,16 +246,9 @@ func acquireKey(e *env, s *stepCtx) (Values, error) {
 }
 
 func sign(e *env, s *stepCtx) (Values, error) {
-	kv, err := s.obj("key")
+	k, err := savedAs[*winhost.KeyHandle](s, "key", "key", "not a key handle (save the result of acquire-key)")
 	if err != nil {
 		return nil, err
-	}
-	if r, ok := kv.(Values); ok {
-		kv = r["key"]
-	}
-	k, ok := kv.(*winhost.KeyHandle)
-	if !ok {
-		return nil, s.argErr("key", "not a key handle (save the result of acquire-key)")
 	}
 	cert, err := s.cert("cert")
 	if err != nil {
@@ -318,19 +265,11 @@ func sign(e *env, s *stepCtx) (Values, error) {
 	return Values{"verified": true}, nil
 }
 
-func deleteContainer(e *env, s *stepCtx) (Values, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, err
-	}
+func deleteContainer(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
 	return nil, p.DeleteContainer(e.ctx, s.str("guid"), winhost.DeleteOptions{MoveDefaultTo: s.str("move-default-to"), Silent: s.bool("silent")})
 }
 
-func changePIN(e *env, s *stepCtx) (Values, error) {
-	p, c, err := e.processCard(s)
-	if err != nil {
-		return nil, err
-	}
+func changePIN(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error) {
 	if err := p.ChangePIN(e.ctx, c.reader, s.str("old"), s.str("new")); err != nil {
 		return nil, err
 	}
@@ -338,11 +277,7 @@ func changePIN(e *env, s *stepCtx) (Values, error) {
 	return nil, nil
 }
 
-func readCardCertificates(e *env, s *stepCtx) (Values, error) {
-	p, c, err := e.processCard(s)
-	if err != nil {
-		return nil, err
-	}
+func readCardCertificates(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error) {
 	certs, err := p.CardCertificates(e.ctx, c.reader)
 	if err != nil {
 		return nil, err
@@ -370,11 +305,7 @@ func readCardCertificates(e *env, s *stepCtx) (Values, error) {
 	return r, nil
 }
 
-func readContainers(e *env, s *stepCtx) (Values, error) {
-	p, c, err := e.processCard(s)
-	if err != nil {
-		return nil, err
-	}
+func readContainers(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error) {
 	cts, err := p.Containers(e.ctx, c.reader)
 	if err != nil {
 		return nil, err
@@ -391,11 +322,7 @@ func readContainers(e *env, s *stepCtx) (Values, error) {
 	return Values{"count": len(cts), "guids": guids, "default": def}, nil
 }
 
-func readPublicKey(e *env, s *stepCtx) (Values, error) {
-	p, c, err := e.processCard(s)
-	if err != nil {
-		return nil, err
-	}
+func readPublicKey(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error) {
 	cts, err := p.Containers(e.ctx, c.reader)
 	if err != nil {
 		return nil, err
@@ -411,6 +338,15 @@ func readPublicKey(e *env, s *stepCtx) (Values, error) {
 		}
 	}
 	return Values{"found": false}, nil
+}
+
+// containerFields is the result of a key generation (containerResult).
+var containerFields = []Field{
+	{Name: "guid", Type: GUID, Doc: "the new container's GUID"},
+	{Name: "index", Type: Int, Doc: "its cmapfile index"},
+	{Name: "default", Type: Bool, Doc: "it is the card's default container"},
+	{Name: "public_key", Type: Other, Doc: "the public key"},
+	{Name: "spki_sha256", Type: String, Doc: "the first 8 bytes of the SHA-256 of the public key (hex)"},
 }
 
 func containerResult(guid string, index int, pub *rsa.PublicKey, def bool) Values {

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,7 +24,7 @@ func init() {
 			{Name: "provider", Type: String, Doc: "the provider the property names"},
 		},
 		Example: "{do: check-store, host: desktop, cert: $issued.cert, expect: {result: {present: true, provinfo: true}}}",
-		Run:     checkStore,
+		Run:     onHost(checkStore),
 	}, &Action{
 		Name: "store-add", Actor: ActorStores,
 		Doc: "add a certificate to My or REQUEST by hand, with or without a key-provider property",
@@ -33,22 +34,18 @@ func init() {
 			{Name: "provider", Type: Enum, Default: "capi", Values: []string{"capi", "ksp"}, Doc: "the provider the property names"},
 			{Name: "request-id", Type: Int, Min: "0", Doc: "give it an enrollment property with this request ID"}},
 		Example: "{do: store-add, host: desktop, cert: $issued.cert}",
-		Run:     storeAdd,
+		Run:     onHost(storeAdd),
 	}, &Action{
 		Name: "store-delete", Actor: ActorStores,
 		Doc:     "delete a certificate from My or REQUEST",
 		Args:    []Arg{argHost, {Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}, argStore},
 		Result:  []Field{{Name: "deleted", Type: Bool, Doc: "it was in the store"}},
 		Example: "{do: store-delete, host: desktop, cert: $old.cert}",
-		Run:     storeDelete,
+		Run:     onHost(storeDelete),
 	})
 }
 
-func checkStore(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func checkStore(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	u, err := signedIn(h)
 	if err != nil {
 		return nil, err
@@ -77,11 +74,7 @@ func checkStore(e *env, s *stepCtx) (Values, error) {
 	return r, nil
 }
 
-func storeAdd(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func storeAdd(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	u, err := signedIn(h)
 	if err != nil {
 		return nil, err
@@ -105,11 +98,7 @@ func storeAdd(e *env, s *stepCtx) (Values, error) {
 	return nil, nil
 }
 
-func storeDelete(e *env, s *stepCtx) (Values, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, err
-	}
+func storeDelete(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
 	cert, err := s.cert("cert")
 	if err != nil {
 		return nil, err
@@ -119,6 +108,25 @@ func storeDelete(e *env, s *stepCtx) (Values, error) {
 		return nil, err
 	}
 	return Values{"deleted": storeOf(u, s.str("store")).Delete(winhost.Thumbprint(cert))}, nil
+}
+
+// certOfUser is what the acquire actions start from: the step's process,
+// the user signed in on its host (whose stores hold the certificate), and
+// the certificate (cert:).
+func (e *env) certOfUser(s *stepCtx) (*winhost.Process, *winhost.User, *x509.Certificate, error) {
+	p, h, err := e.processHost(s)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := s.cert("cert")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	u, err := signedIn(h)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, u, cert, nil
 }
 
 // signedIn returns the host's signed-in user (stores belong to a user).

@@ -14,14 +14,10 @@ func init() {
 			{Name: "output_contains", Type: String, ExpectOnly: true, Doc: "expect only: the output contains this text"},
 		},
 		Example: "{do: tool, card: card, run: [pkcs11-tool, --list-objects], expect: {result: {output_contains: alice}}}",
-		Run:     tool,
+		Run:     onCard(tool),
 	})
 }
 
-func tool(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
+func tool(e *env, s *stepCtx, c *cardEnv) (Values, error) {
 	return e.runTool(c, s)
 }

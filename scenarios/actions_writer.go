@@ -18,15 +18,9 @@ import (
 func init() {
 	register(&Action{
 		Name: "writer-generate-key", Actor: ActorWriter,
-		Doc:  "an enrollment tool generates a key in a GUID-named container, outside Base CSP",
-		Args: []Arg{argCard, argNewGUID, argKeySpec, argBits, argDefault, argBump, argWPIN},
-		Result: []Field{
-			{Name: "guid", Type: GUID, Doc: "the new container's GUID"},
-			{Name: "index", Type: Int, Doc: "its cmapfile index"},
-			{Name: "default", Type: Bool, Doc: "it is the card's default container"},
-			{Name: "public_key", Type: Other, Doc: "the public key"},
-			{Name: "spki_sha256", Type: String, Doc: "the first 8 bytes of the SHA-256 of the public key (hex)"},
-		},
+		Doc:     "an enrollment tool generates a key in a GUID-named container, outside Base CSP",
+		Args:    []Arg{argCard, argNewGUID, argKeySpec, argBits, argDefault, argBump, argWPIN},
+		Result:  containerFields,
 		Errors:  []string{"SCARD_E_WRITE_TOO_MANY", "SCARD_W_WRONG_CHV"},
 		Example: "{do: writer-generate-key, card: card, bits: 2048, bump: none, save: key}",
 		Run:     writerGenerateKey,
@@ -70,7 +64,7 @@ func init() {
 			{Name: "new", Type: String, Required: true, Doc: "the new PIN"}, argBump},
 		Errors:  []string{"SCARD_W_WRONG_CHV", "SCARD_W_CHV_BLOCKED"},
 		Example: "{do: writer-change-pin, card: card, old: \"123456\", new: \"654321\", bump: correct}",
-		Run:     writerChangePIN,
+		Run:     onClient(writerChangePIN),
 	})
 }
 
@@ -164,16 +158,7 @@ func writerDeleteContainer(e *env, s *stepCtx) (Values, error) {
 	})
 }
 
-func writerChangePIN(e *env, s *stepCtx) (Values, error) {
-	c, err := e.card(s)
-	if err != nil {
-		return nil, err
-	}
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
+func writerChangePIN(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error) {
 	if err := md.ChangePIN(e.ctx, s.str("old"), s.str("new"), s.bump()); err != nil {
 		return nil, err
 	}

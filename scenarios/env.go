@@ -215,20 +215,33 @@ func (s *stepCtx) obj(name string) (any, error) {
 	return v, nil
 }
 
-// cert resolves a certificate argument: $x.cert, or $x where x holds one.
-func (s *stepCtx) cert(name string) (*x509.Certificate, error) {
+// savedAs resolves an object argument to a T: $x.field, or $x where x's
+// result holds a T under field. notT is the argument's error otherwise
+// (what to save instead).
+func savedAs[T any](s *stepCtx, name, field, notT string) (T, error) {
+	var zero T
 	v, err := s.obj(name)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if r, ok := v.(Values); ok {
-		v = r["cert"]
+		v = r[field]
 	}
-	c, ok := v.(*x509.Certificate)
-	if !ok || c == nil {
-		return nil, s.argErr(name, "not a certificate (save the result of ca-issue or ca-renew)")
+	t, ok := v.(T)
+	if !ok {
+		return zero, s.argErr(name, "%s", notT)
 	}
-	return c, nil
+	return t, nil
+}
+
+// cert resolves a certificate argument: $x.cert, or $x where x holds one.
+func (s *stepCtx) cert(name string) (*x509.Certificate, error) {
+	const notCert = "not a certificate (save the result of ca-issue or ca-renew)"
+	c, err := savedAs[*x509.Certificate](s, name, "cert", notCert)
+	if err == nil && c == nil {
+		return nil, s.argErr(name, notCert)
+	}
+	return c, err
 }
 
 func (e *env) newGUID() string {
@@ -242,31 +255,20 @@ func (e *env) newGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func (e *env) card(s *stepCtx) (*cardEnv, error) {
-	name := s.str("card")
-	c, ok := e.cards[name]
-	if !ok {
-		return nil, s.argErr("card", "no card %q", name)
-	}
-	return c, nil
-}
+func (e *env) card(s *stepCtx) (*cardEnv, error) { return declared(s, "card", e.cards) }
 
-func (e *env) host(s *stepCtx) (*winhost.Host, error) {
-	name := s.str("host")
-	h, ok := e.hosts[name]
-	if !ok {
-		return nil, s.argErr("host", "no host %q", name)
-	}
-	return h, nil
-}
+func (e *env) host(s *stepCtx) (*winhost.Host, error) { return declared(s, "host", e.hosts) }
 
-func (e *env) hostCard(s *stepCtx) (*winhost.Host, *cardEnv, error) {
-	h, err := e.host(s)
-	if err != nil {
-		return nil, nil, err
+// declared is what the step's argument arg (card or host) names among the
+// scenario's declarations m.
+func declared[T any](s *stepCtx, arg string, m map[string]T) (T, error) {
+	name := s.str(arg)
+	v, ok := m[name]
+	if !ok {
+		var zero T
+		return zero, s.argErr(arg, "no %s %q", arg, name)
 	}
-	c, err := e.card(s)
-	return h, c, err
+	return v, nil
 }
 
 // process returns (starting it on first use) the named process of the
@@ -299,13 +301,62 @@ func (e *env) processHost(s *stepCtx) (*winhost.Process, *winhost.Host, error) {
 	return p, h, nil
 }
 
-func (e *env) processCard(s *stepCtx) (*winhost.Process, *cardEnv, error) {
-	p, err := e.process(s)
-	if err != nil {
-		return nil, nil, err
+// The Run functions of most actions start by looking up what the step
+// names: its host, card or process, or a minidriver client on its card.
+// These adapters do that look-up (failing with the argument's error), so an
+// action's function starts with what the action does.
+
+// runFunc is an action's Run.
+type runFunc = func(e *env, s *stepCtx) (Values, error)
+
+// given adapts f, an action that needs what get looks up for the step.
+func given[T any](get func(*env, *stepCtx) (T, error), f func(e *env, s *stepCtx, x T) (Values, error)) runFunc {
+	return func(e *env, s *stepCtx) (Values, error) {
+		x, err := get(e, s)
+		if err != nil {
+			return nil, err
+		}
+		return f(e, s, x)
 	}
-	c, err := e.card(s)
-	return p, c, err
+}
+
+func onHost(f func(e *env, s *stepCtx, h *winhost.Host) (Values, error)) runFunc {
+	return given((*env).host, f)
+}
+
+func onCard(f func(e *env, s *stepCtx, c *cardEnv) (Values, error)) runFunc {
+	return given((*env).card, f)
+}
+
+func onProcess(f func(e *env, s *stepCtx, p *winhost.Process) (Values, error)) runFunc {
+	return given((*env).process, f)
+}
+
+// onHostCard: the host, then the card (the first argument error wins).
+func onHostCard(f func(e *env, s *stepCtx, h *winhost.Host, c *cardEnv) (Values, error)) runFunc {
+	return onHost(func(e *env, s *stepCtx, h *winhost.Host) (Values, error) {
+		return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) { return f(e, s, h, c) })(e, s)
+	})
+}
+
+// onProcessCard: the process (on the step's host), then the card.
+func onProcessCard(f func(e *env, s *stepCtx, p *winhost.Process, c *cardEnv) (Values, error)) runFunc {
+	return onProcess(func(e *env, s *stepCtx, p *winhost.Process) (Values, error) {
+		return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) { return f(e, s, p, c) })(e, s)
+	})
+}
+
+// onClient runs f with a minidriver client on the step's card, no PIN
+// verified (writer steps that authenticate themselves, and readers).
+func onClient(f func(e *env, s *stepCtx, c *cardEnv, md *minidriver.Card) (Values, error)) runFunc {
+	return onCard(func(e *env, s *stepCtx, c *cardEnv) (Values, error) {
+		md, closeFn, err := e.mdClient(c)
+		if err != nil {
+			return nil, err
+		}
+		defer closeFn()
+		return f(e, s, c, md)
+	})
 }
 
 // mdClient opens a minidriver context on a card for an out-of-band step.

@@ -202,6 +202,23 @@ func snake(s string) string {
 	return b.String()
 }
 
+// counterNames are the cardcf counters as scenarios name them (a knob's
+// value, writer-bump's counters:).
+var counterNames = map[string]fs.Category{"pins": fs.CategoryPins, "containers": fs.CategoryContainers, "files": fs.CategoryFiles}
+
+// parseCounters reads counters joined with |, such as files|containers.
+func parseCounters(v string) (fs.Category, error) {
+	var c fs.Category
+	for _, part := range strings.Split(v, "|") {
+		cat, ok := counterNames[strings.TrimSpace(part)]
+		if !ok {
+			return 0, fmt.Errorf("counter %s: want pins, containers, files (joined with |)%s", quote(part), didYouMean(part, []string{"pins", "containers", "files"}))
+		}
+		c |= cat
+	}
+	return c, nil
+}
+
 func setKnob(f reflect.Value, v string) error {
 	switch f.Interface().(type) {
 	case time.Duration:
@@ -219,18 +236,9 @@ func setKnob(f reflect.Value, v string) error {
 		f.SetUint(uint64(c))
 		return nil
 	case fs.Category:
-		var c fs.Category
-		for _, part := range strings.Split(v, "|") {
-			switch strings.TrimSpace(part) {
-			case "pins":
-				c |= fs.CategoryPins
-			case "containers":
-				c |= fs.CategoryContainers
-			case "files":
-				c |= fs.CategoryFiles
-			default:
-				return fmt.Errorf("counter %s: want pins, containers, files (joined with |)%s", quote(part), didYouMean(part, []string{"pins", "containers", "files"}))
-			}
+		c, err := parseCounters(v)
+		if err != nil {
+			return err
 		}
 		f.SetUint(uint64(c))
 		return nil

@@ -1,6 +1,11 @@
 package scenarios
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cardharness/cardharness/internal/suggest"
+)
 
 // didYouMean returns " (did you mean X?)" for the known name closest to v,
 // or "" when none is close: a suggestion should be a likely typo, not a
@@ -24,34 +29,14 @@ func didYouMean(v string, known []string) string {
 	return " (did you mean " + best + "?)"
 }
 
-// editDistance is the Levenshtein distance, with an adjacent swap counted
-// as one edit (the commonest typo).
+// editDistance is suggest.Distance (Levenshtein, with an adjacent swap
+// counted as one edit), except that a long string is no typo of a name:
+// the cap keeps hostile scenario files cheap.
 func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		return 1 << 30 // not a typo of a name; and keeps this cheap
+	if utf8.RuneCountInString(a) > 64 || utf8.RuneCountInString(b) > 64 {
+		return 1 << 30
 	}
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
+	return suggest.Distance(a, b)
 }
 
 // DidYouMean is didYouMean for the command line: " (did you mean X?)" or

@@ -149,23 +149,23 @@ func (k *cleaner) step(name string, cmd []byte) ([]byte, error) {
 }
 
 func selectAID() []byte {
-	return cardio.Short(0x00, 0xA4, 0x04, 0x00, []byte{0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59}, true)
+	return apdu.Short(0x00, 0xA4, 0x04, 0x00, []byte{0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59}, true)
 }
 
 func selectFID(fid uint16) []byte {
-	return cardio.Short(0x00, 0xA4, 0x00, 0x0C, []byte{byte(fid >> 8), byte(fid)}, false)
+	return apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{byte(fid >> 8), byte(fid)}, false)
 }
 
 func getDO(ef, tag uint16) []byte {
-	return cardio.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x02, byte(tag >> 8), byte(tag)}, true)
+	return apdu.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x02, byte(tag >> 8), byte(tag)}, true)
 }
 
 func putDO(ef, tag uint16, value []byte) []byte {
-	return cardio.Short(0x00, 0xDB, byte(ef>>8), byte(ef), ber.Encode(uint32(tag), value), false)
+	return apdu.Short(0x00, 0xDB, byte(ef>>8), byte(ef), ber.Encode(uint32(tag), value), false)
 }
 
 func verifyPIN(pin string) []byte {
-	return cardio.Short(0x00, 0x20, 0x00, 0x80, []byte(pin), false)
+	return apdu.Short(0x00, 0x20, 0x00, 0x80, []byte(pin), false)
 }
 
 // Clean brings the card in t to the clean state and verifies it. The card
@@ -197,7 +197,7 @@ func (k *cleaner) clean() error {
 		return &StepError{Step: "admin mutual authentication (is --admin-key right?)", Err: err}
 	}
 	if _, err := k.step("RESET RETRY COUNTER (set PIN, reset tries)",
-		cardio.Short(0x00, 0x2C, 0x02, 0x80, []byte(k.cfg.PIN), false)); err != nil {
+		apdu.Short(0x00, 0x2C, 0x02, 0x80, []byte(k.cfg.PIN), false)); err != nil {
 		return err
 	}
 	if _, err := k.step("VERIFY PIN", verifyPIN(k.cfg.PIN)); err != nil {
@@ -267,7 +267,7 @@ func (k *cleaner) deleteKeys() error {
 // them all (§2.3). A card that cannot list falls back to the tags the
 // masterfile references plus the keymap.
 func listDOs(ctx context.Context, c *cardio.Conn, ef uint16) ([]uint16, error) {
-	cmd := cardio.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x00}, true)
+	cmd := apdu.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x00}, true)
 	data, sw, err := c.Send(ctx, cmd)
 	if err != nil {
 		return nil, &StepError{Step: fmt.Sprintf("list DOs of %04X", ef), Cmd: cmd, Err: err}
@@ -429,7 +429,7 @@ func verify(ctx context.Context, c *cardio.Conn, cfg Config) error {
 		}
 	}
 	// Tries before VERIFY: a correct VERIFY would hide a lowered counter.
-	resp, sw, err := c.Send(ctx, cardio.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x5C, 0x02, 0x7F, 0x71}, true))
+	resp, sw, err := c.Send(ctx, apdu.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x5C, 0x02, 0x7F, 0x71}, true))
 	if err != nil {
 		return &StepError{Step: "PIN status", Err: err}
 	}

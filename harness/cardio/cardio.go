@@ -134,20 +134,7 @@ func (c *Conn) Chained(ctx context.Context, cla, ins, p1, p2 byte, data []byte, 
 		}
 		data = data[chunk:]
 	}
-	return c.Send(ctx, Short(cla, ins, p1, p2, data, le))
-}
-
-// Short encodes a short APDU: header, Lc and data if any, Le=00 if le.
-func Short(cla, ins, p1, p2 byte, data []byte, le bool) []byte {
-	out := []byte{cla, ins, p1, p2}
-	if len(data) > 0 {
-		out = append(out, byte(len(data)))
-		out = append(out, data...)
-	}
-	if le {
-		out = append(out, 0x00)
-	}
-	return out
+	return c.Send(ctx, apdu.Short(cla, ins, p1, p2, data, le))
 }
 
 // Mark returns the position in the log, for Since.

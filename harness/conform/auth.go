@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"fmt"
 
-	"github.com/cardharness/cardharness/harness/cardio"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
@@ -29,7 +28,7 @@ func cbcWith(key []byte, encrypt bool, in []byte) []byte {
 }
 
 func gaCmd(tag byte, v []byte) []byte {
-	return cardio.Short(0x00, 0x87, 0x00, 0x00, ber.Encode(0x7C, ber.Encode(uint32(tag), v)), true)
+	return apdu.Short(0x00, 0x87, 0x00, 0x00, ber.Encode(0x7C, ber.Encode(uint32(tag), v)), true)
 }
 
 // inner returns the value of tag inside a 7C answer.
@@ -136,7 +135,7 @@ func checkAdminExternal(t *T) error {
 	return err
 }
 
-func verifyCmd(pin string) []byte { return cardio.Short(0x00, 0x20, 0x00, 0x80, []byte(pin), false) }
+func verifyCmd(pin string) []byte { return apdu.Short(0x00, 0x20, 0x00, 0x80, []byte(pin), false) }
 
 // wrongPIN is a PIN of the configured length that differs from it.
 func (t *T) wrongPIN() string {
@@ -191,13 +190,13 @@ func checkPINLockUnblock(t *T) error {
 	if _, err := t.refuse("VERIFY with the right PIN once blocked", verifyCmd(t.opts.PIN), apdu.SWAuthMethodBlocked); err != nil {
 		return err
 	}
-	if _, err := t.refuse("RESET RETRY COUNTER without admin", cardio.Short(0x00, 0x2C, 0x02, 0x80, []byte(t.opts.PIN), false), apdu.SWSecurityStatusNotSatisfied); err != nil {
+	if _, err := t.refuse("RESET RETRY COUNTER without admin", apdu.Short(0x00, 0x2C, 0x02, 0x80, []byte(t.opts.PIN), false), apdu.SWSecurityStatusNotSatisfied); err != nil {
 		return err
 	}
 	if _, err := t.adminAuth(); err != nil {
 		return fmt.Errorf("cannot unblock: %w", err)
 	}
-	if _, err := t.expect("RESET RETRY COUNTER (unblock, same PIN)", cardio.Short(0x00, 0x2C, 0x02, 0x80, []byte(t.opts.PIN), false), apdu.SWOK); err != nil {
+	if _, err := t.expect("RESET RETRY COUNTER (unblock, same PIN)", apdu.Short(0x00, 0x2C, 0x02, 0x80, []byte(t.opts.PIN), false), apdu.SWOK); err != nil {
 		return err
 	}
 	if l, _, err := t.pinStatus(); err != nil || l != limit {

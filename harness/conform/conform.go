@@ -190,7 +190,7 @@ func (t *T) runOne(ch check) Result {
 var gidsAID9 = []byte{0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59}
 
 func (t *T) selectGIDS() error {
-	data, err := t.expect("SELECT GIDS AID", cardio.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, true), apdu.SWOK)
+	data, err := t.expect("SELECT GIDS AID", apdu.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, true), apdu.SWOK)
 	if err == nil && t.st.fci == nil {
 		t.st.fci = data
 	}
@@ -251,6 +251,6 @@ func swList(ws []apdu.Status) string {
 }
 
 func (t *T) verifyPIN() error {
-	_, err := t.expect("VERIFY PIN", cardio.Short(0x00, 0x20, 0x00, 0x80, []byte(t.opts.PIN), false), apdu.SWOK)
+	_, err := t.expect("VERIFY PIN", apdu.Short(0x00, 0x20, 0x00, 0x80, []byte(t.opts.PIN), false), apdu.SWOK)
 	return err
 }

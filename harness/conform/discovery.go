@@ -19,11 +19,11 @@ func (t *T) stillGIDS(after string) error {
 }
 
 func getDO(ef, tag uint16) []byte {
-	return cardio.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x02, byte(tag >> 8), byte(tag)}, true)
+	return apdu.Short(0x00, 0xCB, byte(ef>>8), byte(ef), []byte{0x5C, 0x02, byte(tag >> 8), byte(tag)}, true)
 }
 
 func putDO(ef, tag uint16, v []byte) []byte {
-	return cardio.Short(0x00, 0xDB, byte(ef>>8), byte(ef), ber.Encode(uint32(tag), v), false)
+	return apdu.Short(0x00, 0xDB, byte(ef>>8), byte(ef), ber.Encode(uint32(tag), v), false)
 }
 
 func checkPIVRefused(t *T) error {
@@ -71,7 +71,7 @@ func fciAID(fci []byte) ([]byte, error) {
 }
 
 func checkSelectLe(t *T) error {
-	data, err := t.expect("SELECT GIDS AID with Le", cardio.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, true), apdu.SWOK)
+	data, err := t.expect("SELECT GIDS AID with Le", apdu.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, true), apdu.SWOK)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func checkSelectLe(t *T) error {
 }
 
 func checkSelectNoLe(t *T) error {
-	cmd := cardio.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, false)
+	cmd := apdu.Short(0x00, 0xA4, 0x04, 0x00, gidsAID9, false)
 	data, sw, err := t.c.Raw(t.ctx, cmd)
 	if err != nil {
 		return err
@@ -96,25 +96,25 @@ func checkSelectNoLe(t *T) error {
 }
 
 func checkSelectVariants(t *T) error {
-	if _, err := t.expect("SELECT AID, P2=0C (gids-tool)", cardio.Short(0x00, 0xA4, 0x04, 0x0C, gidsAID9, false), apdu.SWOK); err != nil {
+	if _, err := t.expect("SELECT AID, P2=0C (gids-tool)", apdu.Short(0x00, 0xA4, 0x04, 0x0C, gidsAID9, false), apdu.SWOK); err != nil {
 		return err
 	}
 	full := append(append([]byte{}, gidsAID9...), 0x02, 0x01)
-	data, err := t.expect("SELECT full 11-byte AID", cardio.Short(0x00, 0xA4, 0x04, 0x00, full, true), apdu.SWOK)
+	data, err := t.expect("SELECT full 11-byte AID", apdu.Short(0x00, 0xA4, 0x04, 0x00, full, true), apdu.SWOK)
 	if err != nil {
 		// A v1 card has ..59 01 01; accept the AID it announces.
 		aid, ferr := fciAID(t.st.fci)
 		if ferr != nil || bytes.Equal(aid, full) {
 			return err
 		}
-		if data, err = t.expect("SELECT the card's own AID", cardio.Short(0x00, 0xA4, 0x04, 0x00, aid, true), apdu.SWOK); err != nil {
+		if data, err = t.expect("SELECT the card's own AID", apdu.Short(0x00, 0xA4, 0x04, 0x00, aid, true), apdu.SWOK); err != nil {
 			return err
 		}
 	}
 	if _, err := fciAID(data); err != nil {
 		return err
 	}
-	if _, err := t.expect("SELECT application FID 3FFF", cardio.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false), apdu.SWOK); err != nil {
+	if _, err := t.expect("SELECT application FID 3FFF", apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false), apdu.SWOK); err != nil {
 		return err
 	}
 	return t.stillGIDS("SELECT 3FFF")
@@ -124,14 +124,14 @@ func checkImplicitSelect(t *T) error {
 	if err := t.c.Reset(t.ctx); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
-	if _, err := t.expect("SELECT 3FFF right after reset", cardio.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false), apdu.SWOK); err != nil {
+	if _, err := t.expect("SELECT 3FFF right after reset", apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false), apdu.SWOK); err != nil {
 		return err
 	}
 	return t.stillGIDS("a reset without SELECT by AID")
 }
 
 func checkEFATR(t *T) error {
-	data, sw, err := t.c.Send(t.ctx, cardio.Short(0x00, 0xCB, 0x2F, 0x01, []byte{0x5C, 0x00}, true))
+	data, sw, err := t.c.Send(t.ctx, apdu.Short(0x00, 0xCB, 0x2F, 0x01, []byte{0x5C, 0x00}, true))
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func checkEFATR(t *T) error {
 func checkMasterFileProbes(t *T) error {
 	// Windows Plug and Play selects the MF; an error is fine, a 9000 with
 	// an MF would be too, as long as the GIDS application survives.
-	if _, _, err := t.c.Send(t.ctx, cardio.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0x00}, false)); err != nil {
+	if _, _, err := t.c.Send(t.ctx, apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0x00}, false)); err != nil {
 		return err
 	}
 	if err := t.selectGIDS(); err != nil {
@@ -159,7 +159,7 @@ func checkMasterFileProbes(t *T) error {
 	// OpenSC's PKCS#15 bind probes: a 9000 would make OpenSC parse a
 	// PKCS#15 file system that is not there (§1.5).
 	for _, path := range [][]byte{{0x2F, 0x00}, {0x50, 0x15}, {0x50, 0x31}, {0x50, 0x15, 0x49, 0x46}} {
-		if _, err := t.refuse("SELECT by path "+cardio.Hex(path), cardio.Short(0x00, 0xA4, 0x08, 0x00, path, true)); err != nil {
+		if _, err := t.refuse("SELECT by path "+cardio.Hex(path), apdu.Short(0x00, 0xA4, 0x08, 0x00, path, true)); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/cardharness/cardharness/harness/cardio"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
@@ -134,7 +133,7 @@ func checkKeymap(t *T) error {
 
 // pinStatus reads 7F71 (§2.3).
 func (t *T) pinStatus() (left, limit int, err error) {
-	data, err := t.expect("GET DATA PIN status 7F71", cardio.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x5C, 0x02, 0x7F, 0x71}, true), apdu.SWOK)
+	data, err := t.expect("GET DATA PIN status 7F71", apdu.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x5C, 0x02, 0x7F, 0x71}, true), apdu.SWOK)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -12,6 +12,7 @@ import (
 	"math/big"
 
 	"github.com/cardharness/cardharness/harness/cardio"
+	"github.com/cardharness/cardharness/internal/pkcs1"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
@@ -31,7 +32,7 @@ const (
 )
 
 func selectEF(fid uint16) []byte {
-	return cardio.Short(0x00, 0xA4, 0x00, 0x0C, []byte{byte(fid >> 8), byte(fid)}, false)
+	return apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{byte(fid >> 8), byte(fid)}, false)
 }
 
 var (
@@ -55,7 +56,7 @@ func keyFCP(kref, alg byte) []byte {
 	return ber.Encode(0x62, fcp)
 }
 
-func createFile(fcp []byte) []byte { return cardio.Short(0x00, 0xE0, 0x00, 0x00, fcp, false) }
+func createFile(fcp []byte) []byte { return apdu.Short(0x00, 0xE0, 0x00, 0x00, fcp, false) }
 
 // absent checks that an EF the check wants to create does not exist.
 func (t *T) absent(fid uint16) error {
@@ -82,7 +83,7 @@ func parsePublicKey(data []byte) (*rsa.PublicKey, error) {
 }
 
 func readPubCmd(kref byte) []byte {
-	return cardio.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x70, 0x08, 0x84, 0x01, kref, 0xA5, 0x03, 0x7F, 0x49, 0x80}, true)
+	return apdu.Short(0x00, 0xCB, 0x3F, 0xFF, []byte{0x70, 0x08, 0x84, 0x01, kref, 0xA5, 0x03, 0x7F, 0x49, 0x80}, true)
 }
 
 func generate(bits int) func(*T) error {
@@ -172,7 +173,7 @@ func (t *T) keysFor(sizes ...int) ([]int, error) {
 
 func (t *T) mse(tmpl byte, alg byte, kref byte) error {
 	_, err := t.expect(fmt.Sprintf("MSE %02X alg %02X key %02X", tmpl, alg, kref),
-		cardio.Short(0x00, 0x22, 0x41, tmpl, []byte{0x80, 0x01, alg, 0x84, 0x01, kref}, false), apdu.SWOK)
+		apdu.Short(0x00, 0x22, 0x41, tmpl, []byte{0x80, 0x01, alg, 0x84, 0x01, kref}, false), apdu.SWOK)
 	return err
 }
 
@@ -207,17 +208,6 @@ func checkSignPKCS1(t *T) error {
 	return nil
 }
 
-// emsaPKCS1 pads a DigestInfo to a k-byte block (RFC 8017 §9.2).
-func emsaPKCS1(k int, t []byte) []byte {
-	out := make([]byte, k)
-	out[1] = 0x01
-	for i := 2; i < k-len(t)-1; i++ {
-		out[i] = 0xFF
-	}
-	copy(out[k-len(t):], t)
-	return out
-}
-
 func checkSignRaw(t *T) error {
 	sizes, err := t.keysFor(2048, 4096, 3072)
 	if err != nil {
@@ -227,7 +217,7 @@ func checkSignRaw(t *T) error {
 	kref := t.st.keys[bits]
 	alg, _ := fs.AlgID(bits)
 	h := sha256.Sum256([]byte("raw"))
-	block := emsaPKCS1(bits/8, append(append([]byte{}, digestInfoSHA256...), h[:]...))
+	block := pkcs1.Type1(bits/8, append(append([]byte{}, digestInfoSHA256...), h[:]...))
 	if err := t.verifyPIN(); err != nil {
 		return err
 	}
@@ -367,7 +357,7 @@ func checkCryptoNeedsPIN(t *T) error {
 	}
 	bits := sizes[0]
 	alg, _ := fs.AlgID(bits)
-	_, err = t.refuse("MSE sign without PIN", cardio.Short(0x00, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | alg, 0x84, 0x01, t.st.keys[bits]}, false), apdu.SWSecurityStatusNotSatisfied)
+	_, err = t.refuse("MSE sign without PIN", apdu.Short(0x00, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | alg, 0x84, 0x01, t.st.keys[bits]}, false), apdu.SWSecurityStatusNotSatisfied)
 	return err
 }
 
@@ -519,7 +509,7 @@ func checkOwnKeyNotAdmin(t *T) error {
 	own := []byte("own key of the PIN holdr")
 	kut := ber.Append(nil, 0x84, []byte{refAdminLike})
 	kut = ber.Append(kut, 0xA5, append(ber.Encode(0x87, own), 0x88, 0x03, 0xB0, 0x73, 0xDC))
-	_, sw, err = t.c.Send(t.ctx, cardio.Short(0x00, 0xDB, 0x3F, 0xFF, ber.Encode(0x70, kut), false))
+	_, sw, err = t.c.Send(t.ctx, apdu.Short(0x00, 0xDB, 0x3F, 0xFF, ber.Encode(0x70, kut), false))
 	if err != nil {
 		return err
 	}

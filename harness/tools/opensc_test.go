@@ -86,22 +86,24 @@ func mustContain(t testing.TB, step, out string, want ...string) {
 
 func (p *peer) cmap() fs.ContainerMap {
 	p.t.Helper()
-	b, _ := p.card.DO(fs.EFEveryoneReadUserWriteAc, fs.DOCmapFile)
-	m, err := fs.ParseContainerMap(b)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return m
+	return cardFile(p, fs.EFEveryoneReadUserWriteAc, fs.DOCmapFile, fs.ParseContainerMap)
 }
 
 func (p *peer) masterfile() fs.MasterFile {
 	p.t.Helper()
-	b, _ := p.card.DO(fs.EFUserCreateDeleteDirAc, fs.DOMasterFile)
-	m, err := fs.ParseMasterFile(b)
+	return cardFile(p, fs.EFUserCreateDeleteDirAc, fs.DOMasterFile, fs.ParseMasterFile)
+}
+
+// cardFile reads the minidriver file in data object do of EF ef straight
+// from p's card and parses it, failing the test if it does not parse.
+func cardFile[T any](p *peer, ef, do uint16, parse func([]byte) (T, error)) T {
+	p.t.Helper()
+	b, _ := p.card.DO(ef, do)
+	v, err := parse(b)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	return m
+	return v
 }
 
 func (p *peer) cardcf() []byte {

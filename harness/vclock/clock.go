@@ -71,16 +71,24 @@ func (c *Clock) AdvanceTo(t time.Time) {
 			c.mu.Unlock()
 			return
 		}
-		tm := heap.Pop(&c.pending).(*Timer)
-		tm.index = -1
-		tm.fired = true
-		if tm.when.After(c.now) {
-			c.now = tm.when
-		}
-		f := tm.f
+		f := c.popDue()
 		c.mu.Unlock()
 		f()
 	}
+}
+
+// popDue takes the earliest pending callback off the queue, marks it
+// fired and moves the clock to its due time (never back); the caller holds
+// c.mu and runs the callback after releasing it, so that the callback may
+// use the clock.
+func (c *Clock) popDue() func() {
+	tm := heap.Pop(&c.pending).(*Timer)
+	tm.index = -1
+	tm.fired = true
+	if tm.when.After(c.now) {
+		c.now = tm.when
+	}
+	return tm.f
 }
 
 // RunDue runs the callbacks that are already due, without moving the clock:
@@ -132,13 +140,7 @@ func (c *Clock) RunAll(limit int) int {
 			c.mu.Unlock()
 			return n
 		}
-		tm := heap.Pop(&c.pending).(*Timer)
-		tm.index = -1
-		tm.fired = true
-		if tm.when.After(c.now) {
-			c.now = tm.when
-		}
-		f := tm.f
+		f := c.popDue()
 		c.mu.Unlock()
 		f()
 		n++

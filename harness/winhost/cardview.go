@@ -58,73 +58,72 @@ func (t *txn) certificates(provider string) ([]CardCertificate, []error) {
 // their provider info (CryptGetProvParam(PP_USER_CERTSTORE)), the provider
 // being the process's API's.
 func (p *Process) CardCertificates(ctx context.Context, reader string) ([]CardCertificate, error) {
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	const op = "CryptGetProvParam(PP_USER_CERTSTORE)"
-	if p.exited {
-		return nil, fmt.Errorf("%s: %w", op, ErrProcessExited)
-	}
-	t, err := p.begin(ctx, op, reader)
-	if err != nil {
-		return nil, err
-	}
-	defer t.end()
-	out, errs := t.certificates(p.opts.API.Provider())
-	if len(errs) > 0 {
-		return out, errs[0]
-	}
-	return out, nil
+	var out []CardCertificate
+	err := p.inTxn(ctx, "CryptGetProvParam(PP_USER_CERTSTORE)", reader, func(t *txn) error {
+		var errs []error
+		if out, errs = t.certificates(p.opts.API.Provider()); len(errs) > 0 {
+			return errs[0]
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Containers lists the valid containers of the card in reader
 // (CryptGetProvParam(PP_ENUMCONTAINERS) plus each container's key).
 func (p *Process) Containers(ctx context.Context, reader string) ([]Container, error) {
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	const op = "CryptGetProvParam(PP_ENUMCONTAINERS)"
-	if p.exited {
-		return nil, fmt.Errorf("%s: %w", op, ErrProcessExited)
-	}
-	t, err := p.begin(ctx, op, reader)
-	if err != nil {
-		return nil, err
-	}
-	defer t.end()
-	m, err := t.cmap()
-	if err != nil {
-		return nil, err
-	}
 	var out []Container
-	for i := range m {
-		if !m.Valid(i) {
-			continue
-		}
-		c, err := t.container(i)
+	err := p.inTxn(ctx, "CryptGetProvParam(PP_ENUMCONTAINERS)", reader, func(t *txn) error {
+		m, err := t.cmap()
 		if err != nil {
-			return out, err
+			return err
 		}
-		out = append(out, c)
-	}
-	return out, nil
+		for i := range m {
+			if !m.Valid(i) {
+				continue
+			}
+			c, err := t.container(i)
+			if err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ReadFile is CardReadFile through the host's cache: what Base CSP hands a
 // caller asking for a card file.
 func (p *Process) ReadFile(ctx context.Context, reader, path string) ([]byte, error) {
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
 	op := "CardReadFile " + path
-	if p.exited {
-		return nil, fmt.Errorf("%s: %w", op, ErrProcessExited)
-	}
-	t, err := p.begin(ctx, op, reader)
+	var b []byte
+	err := p.inTxn(ctx, op, reader, func(t *txn) error {
+		var err error
+		if b, err = t.get(fileItem(t.knobs(), path)); err != nil {
+			return newErr(op, cardCode(err, winerr.SCARD_F_INTERNAL_ERROR), err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer t.end()
-	b, err := t.get(fileItem(t.knobs(), path))
-	if err != nil {
-		return nil, newErr(op, cardCode(err, winerr.SCARD_F_INTERNAL_ERROR), err)
-	}
 	return b, nil
+}
+
+// inTxn runs f in one transaction on the card in reader, with the host
+// locked, for a call op of a process still running (op names it in the
+// errors).
+func (p *Process) inTxn(ctx context.Context, op, reader string, f func(t *txn) error) error {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	if p.exited {
+		return fmt.Errorf("%s: %w", op, ErrProcessExited)
+	}
+	t, err := p.begin(ctx, op, reader)
+	if err != nil {
+		return err
+	}
+	defer t.end()
+	return f(t)
 }

@@ -395,3 +395,40 @@ func (e *env) statsOfRead(p *winhost.Process) winhost.Stats {
 	e.cardCerts(p)
 	return delta(before, p.Stats())
 }
+
+// propagated is the opening of the propagation tests: a fresh host with
+// the user signed in and a card holding cn's certificate in container
+// guidA (enrolled with a correct bump), inserted and propagated into My.
+func propagated(t *testing.T, cn string) (*env, int, *x509.Certificate) {
+	t.Helper()
+	e := newEnv(t)
+	e.logon()
+	idx, cert := e.card.enroll(t, guidA, cn, minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	e.settle()
+	return e, idx, cert
+}
+
+// signsWith acquires sc's key in p with flags and checks that it signs
+// under cert, failing the test otherwise.
+func (e *env) signsWith(p *winhost.Process, sc winhost.StoreCert, flags winhost.AcquireFlags, cert *x509.Certificate) {
+	e.t.Helper()
+	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, flags)
+	if err != nil {
+		e.t.Fatalf("acquire: %v", err)
+	}
+	if err := signAndVerify(e.t, e.ctx, k, cert); err != nil {
+		e.t.Fatalf("sign under %q: %v", cert.Subject.CommonName, err)
+	}
+}
+
+// enrolledAndInserted is the opening of the one-card transition tests: a fresh host
+// (nobody signed in) and a card holding alice's certificate in container
+// guidA (enrolled with a correct bump), inserted.
+func enrolledAndInserted(t *testing.T) (*env, int, *x509.Certificate) {
+	t.Helper()
+	e := newEnv(t)
+	idx, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	return e, idx, cert
+}

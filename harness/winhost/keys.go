@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/winerr"
 )
@@ -75,13 +76,11 @@ func (k *KeyHandle) API() API { return k.api }
 // cache if the container info was cached).
 func (k *KeyHandle) Public() *rsa.PublicKey { return k.pub }
 
-// withContainer finds the container named guid on the inserted cards and
-// runs f inside the transaction on its card. Readers the process already
-// holds a handle on are searched first (Base CSP's card-handle cache), then
-// the others in name order (SCardUIDlgSelectCard filtered on the
-// container), §2.7 step 2. It reports whether some card had the container;
-// card errors on cards without it are returned only if no card had it.
-func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *txn, idx int, m fs.ContainerMap) error) (bool, error) {
+// searchOrder is the order in which Base CSP looks for a card: the
+// readers the process already holds a handle on first (its card-handle
+// cache), then the other inserted readers in name order
+// (docs/reference/minidriver-semantics.md §2.7 step 2).
+func (p *Process) searchOrder() []string {
 	var order []string
 	for _, r := range p.h.insertedReaders() {
 		if p.handles[r] != nil {
@@ -93,8 +92,18 @@ func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *
 			order = append(order, r)
 		}
 	}
+	return order
+}
+
+// withContainer finds the container named guid on the inserted cards and
+// runs f inside the transaction on its card. Readers the process already
+// holds a handle on are searched first (Base CSP's card-handle cache), then
+// the others in name order (SCardUIDlgSelectCard filtered on the
+// container), §2.7 step 2. It reports whether some card had the container;
+// card errors on cards without it are returned only if no card had it.
+func (p *Process) withContainer(ctx context.Context, op, guid string, f func(t *txn, idx int, m fs.ContainerMap) error) (bool, error) {
 	var firstErr error
-	for _, r := range order {
+	for _, r := range p.searchOrder() {
 		t, err := p.begin(ctx, op, r)
 		if err != nil {
 			firstErr = cmpErr(firstErr, err)
@@ -218,27 +227,14 @@ func (k *KeyHandle) Sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 }
 
 func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
-	op := "CryptSignHash"
-	if k.api == CNG {
-		op = "NCryptSignHash"
-	}
+	op := k.opName("CryptSignHash", "NCryptSignHash")
 	di, err := digestInfo(hash, digest)
 	if err != nil {
 		return nil, newErr(op, winerr.NTE_BAD_ALGID, err)
 	}
-	t, idx, err := k.keyTxn(ctx, op)
-	if err != nil {
-		return nil, err
-	}
-	defer t.end()
-	if err := t.authenticate(k.api, k.silent); err != nil {
-		return nil, err
-	}
-	sig, err := t.card().SignData(ctx, idx, di)
-	if err != nil {
-		return nil, cryptoErr(op, err)
-	}
-	return sig, nil
+	return k.withKey(ctx, op, func(md *minidriver.Card, idx int) ([]byte, error) {
+		return md.SignData(ctx, idx, di)
+	})
 }
 
 // Decrypt decrypts a PKCS#1 v1.5 ciphertext on the card (CryptDecrypt /
@@ -246,10 +242,24 @@ func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 func (k *KeyHandle) Decrypt(ctx context.Context, ciphertext []byte) ([]byte, error) {
 	k.p.h.mu.Lock()
 	defer k.p.h.mu.Unlock()
-	op := "CryptDecrypt"
+	return k.withKey(ctx, k.opName("CryptDecrypt", "NCryptDecrypt"), func(md *minidriver.Card, idx int) ([]byte, error) {
+		return md.Decrypt(ctx, idx, ciphertext)
+	})
+}
+
+// opName is the name of an operation in k's API: capi's under Base CSP,
+// cng's under the KSP (errors name the call the application made).
+func (k *KeyHandle) opName(capi, cng string) string {
 	if k.api == CNG {
-		op = "NCryptDecrypt"
+		return cng
 	}
+	return capi
+}
+
+// withKey runs the private-key operation f on k's container in one card
+// transaction, once t.authenticate has the PIN verified as k's API and
+// silent flag allow; f's card errors are reported as cryptoErr.
+func (k *KeyHandle) withKey(ctx context.Context, op string, f func(md *minidriver.Card, idx int) ([]byte, error)) ([]byte, error) {
 	t, idx, err := k.keyTxn(ctx, op)
 	if err != nil {
 		return nil, err
@@ -258,11 +268,11 @@ func (k *KeyHandle) Decrypt(ctx context.Context, ciphertext []byte) ([]byte, err
 	if err := t.authenticate(k.api, k.silent); err != nil {
 		return nil, err
 	}
-	pt, err := t.card().Decrypt(ctx, idx, ciphertext)
+	out, err := f(t.card(), idx)
 	if err != nil {
 		return nil, cryptoErr(op, err)
 	}
-	return pt, nil
+	return out, nil
 }
 
 // Signer returns k as a crypto.Signer bound to ctx (PKCS#1 v1.5 only).

@@ -17,6 +17,18 @@ const (
 	ProviderKSP  = "Microsoft Smart Card Key Storage Provider"
 )
 
+// The knobs' enumerations print (and scenarios spell them) by the names in
+// their tables; scenarios/knobs.go lists a knob's values from String.
+
+// enumName is the String of a small enumeration: its name in names, or
+// Type(n) for a value out of range.
+func enumName[E ~int](names []string, v E) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%T(%d)", v, int(v))
+}
+
 // Granularity says which cardcf counters decide whether a cached item is
 // still fresh (docs/reference/minidriver-semantics.md §2.2 "Knob", §7 question 1).
 type Granularity int
@@ -31,12 +43,9 @@ const (
 	WholeSnapshot
 )
 
-func (g Granularity) String() string {
-	if g == WholeSnapshot {
-		return "whole-snapshot"
-	}
-	return "per-category"
-}
+var granularityNames = [...]string{PerCategory: "per-category", WholeSnapshot: "whole-snapshot"}
+
+func (g Granularity) String() string { return enumName(granularityNames[:], g) }
 
 // NoDefaultPolicy is what the host does with a card whose cmapfile has no
 // valid default container (§2.6, T11).
@@ -51,12 +60,9 @@ const (
 	NoDefaultPickFirst
 )
 
-func (p NoDefaultPolicy) String() string {
-	if p == NoDefaultPickFirst {
-		return "pick-first"
-	}
-	return "fail"
-}
+var noDefaultPolicyNames = [...]string{NoDefaultFails: "fail", NoDefaultPickFirst: "pick-first"}
+
+func (p NoDefaultPolicy) String() string { return enumName(noDefaultPolicyNames[:], p) }
 
 // CertFileNaming is how the host names a container's certificate file
 // (docs/reference/minidriver-semantics.md §1.1, §7 q6: Base CSP's own spelling past
@@ -73,12 +79,9 @@ const (
 	CertNamesDecimal
 )
 
-func (n CertFileNaming) String() string {
-	if n == CertNamesDecimal {
-		return "decimal"
-	}
-	return "hex"
-}
+var certFileNamingNames = [...]string{CertNamesHex: "hex", CertNamesDecimal: "decimal"}
+
+func (n CertFileNaming) String() string { return enumName(certFileNamingNames[:], n) }
 
 // file returns the certificate file name of container idx.
 func (n CertFileNaming) file(idx int, spec fs.KeySpec) string {
@@ -107,12 +110,9 @@ const (
 	ProviderCSPForRSA
 )
 
-func (r ProviderRule) String() string {
-	if r == ProviderCSPForRSA {
-		return "csp-for-rsa"
-	}
-	return "ksp-for-all"
-}
+var providerRuleNames = [...]string{ProviderKSPForAll: "ksp-for-all", ProviderCSPForRSA: "csp-for-rsa"}
+
+func (r ProviderRule) String() string { return enumName(providerRuleNames[:], r) }
 
 // HealSource is where CryptAcquireCertificatePrivateKey looks when it
 // re-creates a missing CERT_KEY_PROV_INFO (ledger row H-ACQ-HEAL).
@@ -128,12 +128,9 @@ const (
 	HealByKeySearch
 )
 
-func (s HealSource) String() string {
-	if s == HealByKeySearch {
-		return "key-search"
-	}
-	return "my-store"
-}
+var healSourceNames = [...]string{HealFromMyStore: "my-store", HealByKeySearch: "key-search"}
+
+func (s HealSource) String() string { return enumName(healSourceNames[:], s) }
 
 // NewDefaultPolicy is which container Base CSP makes the default when the
 // default one is deleted (ledger row H-CSP-NEWDEFAULT).
@@ -149,15 +146,9 @@ const (
 	NewDefaultNone
 )
 
-func (p NewDefaultPolicy) String() string {
-	switch p {
-	case NewDefaultLastValid:
-		return "last-valid"
-	case NewDefaultNone:
-		return "none"
-	}
-	return "first-valid"
-}
+var newDefaultPolicyNames = [...]string{NewDefaultFirstValid: "first-valid", NewDefaultLastValid: "last-valid", NewDefaultNone: "none"}
+
+func (p NewDefaultPolicy) String() string { return enumName(newDefaultPolicyNames[:], p) }
 
 // FreshnessRule is how a cached item's counters are compared with the
 // card's (ledger row H-CACHE-FRESHNESS).
@@ -173,12 +164,9 @@ const (
 	FreshnessCardNewer
 )
 
-func (r FreshnessRule) String() string {
-	if r == FreshnessCardNewer {
-		return "card-newer"
-	}
-	return "counters-differ"
-}
+var freshnessRuleNames = [...]string{FreshnessCountersDiffer: "counters-differ", FreshnessCardNewer: "card-newer"}
+
+func (r FreshnessRule) String() string { return enumName(freshnessRuleNames[:], r) }
 
 // Knobs are the host behaviours that differ between Windows versions or
 // that the sources leave open (docs/reference/minidriver-semantics.md §2.8 "Knobs to

@@ -25,9 +25,7 @@ const (
 
 // T1: Gc == Cc, host read → served from G.
 func TestT1_ReadServedFromGlobalCache(t *testing.T) {
-	e := newEnv(t)
-	_, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-	e.insert(minidriver.Options{})
+	e, _, cert := enrolledAndInserted(t)
 	p := e.proc("app.exe", winhost.ProcessOptions{})
 	first := e.cardCerts(p)
 	if !sameCert(first[guidA], cert) {
@@ -88,13 +86,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				if err := signAndVerify(t, e.ctx, k, cert); !errors.Is(err, winerr.NTE_SILENT_CONTEXT) {
 					t.Fatalf("silent sign without a cached PIN: %v, want NTE_SILENT_CONTEXT", err)
 				}
-				k, err = p.AcquireCertificatePrivateKey(e.ctx, withProv(cert, guidB), winhost.AcquireFlags{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-					t.Fatalf("sign: %v", err)
-				}
+				e.signsWith(p, withProv(cert, guidB), winhost.AcquireFlags{}, cert)
 				return
 			}
 			if !errors.Is(err, winerr.NTE_BAD_KEYSET) {
@@ -106,11 +98,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 		// the next insertion. Propagation reads through the stale cache
 		// and never sees the certificate → CRYPT_E_NO_KEY_PROPERTY.
 		t.Run("not propagated/"+v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			e.card.enroll(t, guidA, "alice old", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			e.settle()
+			e, _, _ := propagated(t, "alice old")
 			_, cert := e.card.enroll(t, guidB, "alice new", v.pol)
 			e.my().Add(winhost.StoreCert{Cert: cert}, winhost.AddReplaceExisting)
 			e.reinsert()
@@ -137,11 +125,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 		// relying party checks under the old certificate →
 		// NTE_BAD_SIGNATURE.
 		t.Run("re-keyed container/"+v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			e.settle()
+			e, idx, oldCert := propagated(t, "alice")
 			if _, ok := e.my().FindCert(oldCert); !ok {
 				t.Fatal("first certificate not propagated")
 			}
@@ -163,13 +147,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 					t.Fatal("new certificate not propagated")
 				}
 				sc, _ := e.my().FindCert(newCert)
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
-					t.Fatalf("sign with the new certificate: %v", err)
-				}
+				e.signsWith(p, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true}, newCert)
 				return
 			}
 			if newInMy {
@@ -188,9 +166,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 // that reads in between caches the old data under the new counter.
 func TestT3_BumpAndWriteInSeparateTransactions(t *testing.T) {
 	variants(t, func(t *testing.T, faulty bool) {
-		e := newEnv(t)
-		idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-		e.insert(minidriver.Options{})
+		e, idx, oldCert := enrolledAndInserted(t)
 		p := e.proc("app.exe", winhost.ProcessOptions{})
 		e.cardCerts(p)
 		newCert := issue(t, e.card.publicKey(t, idx), "alice reissued")
@@ -312,9 +288,7 @@ func TestT6_PINChangedOutOfBand(t *testing.T) {
 	const newPIN = "654321"
 	for _, v := range bumpVariants {
 		t.Run(v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
+			e, _, _ := enrolledAndInserted(t)
 			var keys []*winhost.KeyHandle
 			var certs []winhost.StoreCert
 			for i := range 3 {
@@ -376,9 +350,7 @@ func TestT7_AdminUnblockWithoutUserPIN(t *testing.T) {
 	const newPIN = "24682468"
 	for _, v := range bumpVariants {
 		t.Run(v.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
+			e, _, _ := enrolledAndInserted(t)
 			p := e.proc("app.exe", winhost.ProcessOptions{})
 			cs, err := p.CardCertificates(e.ctx, readerName)
 			if err != nil {
@@ -491,13 +463,7 @@ func TestT9_ContainerDeletedCertificateLeftInMy(t *testing.T) {
 				t.Fatal("old certificate still in My")
 			}
 			nc, _ := e.my().FindCert(newCert)
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, nc, winhost.AcquireFlags{Silent: true, CompareKey: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
-				t.Fatal(err)
-			}
+			e.signsWith(p, nc, winhost.AcquireFlags{Silent: true, CompareKey: true}, newCert)
 			return
 		}
 		if !ok {
@@ -574,13 +540,7 @@ func TestT10_CertificateWithoutProvInfo(t *testing.T) {
 		t.Errorf("REQUEST still holds %d certificates", n)
 	}
 	sc, _ := e.my().FindCert(cert)
-	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-		t.Fatal(err)
-	}
+	e.signsWith(p, sc, winhost.AcquireFlags{CompareKey: true}, cert)
 	// No outstanding request: InstallResponse refuses unless allowed.
 	cert2 := issue(t, c.PublicKey, "alice again")
 	if _, err := p.InstallResponse(e.ctx, cert2, winhost.InstallResponseOptions{}); !errors.Is(err, winerr.CRYPT_E_NOT_FOUND) {
@@ -723,13 +683,7 @@ func TestT13_ContainerRecordWithoutKey(t *testing.T) {
 			}
 		})
 		cert := issue(t, c.PublicKey, "alice")
-		k, err := p.AcquireCertificatePrivateKey(e.ctx, withProv(cert, c.GUID), winhost.AcquireFlags{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signAndVerify(t, e.ctx, k, cert); err != nil {
-			t.Fatal(err)
-		}
+		e.signsWith(p, withProv(cert, c.GUID), winhost.AcquireFlags{}, cert)
 	})
 	t.Run("faulty", func(t *testing.T) {
 		e := newEnv(t)

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/cardharness/cardharness/minidriver"
@@ -146,16 +145,7 @@ func (p *Process) pickCardForNewContainer(ctx context.Context, op, reader, guid 
 		}
 		order = []string{reader}
 	} else {
-		for _, r := range p.h.insertedReaders() {
-			if p.handles[r] != nil {
-				order = append(order, r)
-			}
-		}
-		for _, r := range p.h.insertedReaders() {
-			if !slices.Contains(order, r) {
-				order = append(order, r)
-			}
-		}
+		order = p.searchOrder()
 		if len(order) == 0 {
 			return nil, newErr(op, winerr.SCARD_E_NO_SMARTCARD, errors.New("no card is inserted"))
 		}

@@ -28,7 +28,7 @@ func Closest(word string, candidates []string) string {
 		if strings.HasPrefix(lc, w) {
 			prefixed = append(prefixed, c)
 		}
-		if d := distance(w, lc); bestD < 0 || d < bestD {
+		if d := Distance(w, lc); bestD < 0 || d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -65,9 +65,9 @@ func allowed(n int) int {
 	}
 }
 
-// distance is the optimal string alignment distance (Levenshtein plus
+// Distance is the optimal string alignment distance (Levenshtein plus
 // transposition of adjacent characters, the commonest typo), on runes.
-func distance(a, b string) int {
+func Distance(a, b string) int {
 	r, s := []rune(a), []rune(b)
 	prev2 := make([]int, len(s)+1)
 	prev := make([]int, len(s)+1)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func TestCardCFVectors(t *testing.T) {
@@ -27,7 +29,7 @@ func TestCardCFVectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := mustHex(t, tt.hex)
+			in := testutil.Hex(t, tt.hex)
 			got, err := ParseCardCF(in)
 			if err != nil {
 				t.Fatal(err)
@@ -43,7 +45,7 @@ func TestCardCFVectors(t *testing.T) {
 }
 
 func TestCardCFExtraIsCopied(t *testing.T) {
-	in := mustHex(t, "00 00 00 00 00 00 11 22 33 44")
+	in := testutil.Hex(t, "00 00 00 00 00 00 11 22 33 44")
 	c, err := ParseCardCF(in)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +70,7 @@ func TestCardCFErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseCardCF(mustHex(t, tt.hex))
+			_, err := ParseCardCF(testutil.Hex(t, tt.hex))
 			checkFormatErr(t, err, tt.want, tt.msg)
 		})
 	}
@@ -88,12 +90,12 @@ func TestCardCFBumpWraps(t *testing.T) {
 	s.BumpFiles()
 	s.BumpContainers()
 	s.BumpFiles()
-	if got := s.Bytes(); !bytes.Equal(got, mustHex(t, "00 00 01 00 02 00")) {
+	if got := s.Bytes(); !bytes.Equal(got, testutil.Hex(t, "00 00 01 00 02 00")) {
 		t.Errorf("after key generation % X", got)
 	}
 	s.Bump(CategoryFiles)
 	s.Bump(CategoryFiles)
-	if got := s.Bytes(); !bytes.Equal(got, mustHex(t, "00 00 01 00 04 00")) {
+	if got := s.Bytes(); !bytes.Equal(got, testutil.Hex(t, "00 00 01 00 04 00")) {
 		t.Errorf("after certificate store % X", got)
 	}
 	s.Bump(AllCategories)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 var (
@@ -88,7 +90,7 @@ func TestCertObservedHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mustHex(t, "01 00 B1 02 78 9C"); !bytes.HasPrefix(enc, want) {
+	if want := testutil.Hex(t, "01 00 B1 02 78 9C"); !bytes.HasPrefix(enc, want) {
 		t.Errorf("header % X, want % X (observed)", enc[:6], want)
 	}
 	got, err := DecodeCert(enc)
@@ -120,7 +122,7 @@ func zlibStream(t testing.TB, data []byte, level int) []byte {
 func certFile(n uint16, stream []byte) []byte {
 	h := []byte{0x01, 0x00, 0, 0}
 	binary.LittleEndian.PutUint16(h[2:], n)
-	return cat(h, stream)
+	return testutil.Cat(h, stream)
 }
 
 func TestDecodeCertWriters(t *testing.T) {
@@ -136,7 +138,7 @@ func TestDecodeCertWriters(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := certFile(uint16(len(der)), zlibStream(t, der, tt.level))
-			if !bytes.Equal(f[4:6], mustHex(t, tt.header)) {
+			if !bytes.Equal(f[4:6], testutil.Hex(t, tt.header)) {
 				t.Fatalf("stream header % X", f[4:6])
 			}
 			got, err := DecodeCert(f)
@@ -156,7 +158,7 @@ func TestEncodeCertLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(enc[:4], mustHex(t, "01 00 FF FF")) {
+	if !bytes.Equal(enc[:4], testutil.Hex(t, "01 00 FF FF")) {
 		t.Errorf("header % X", enc[:4])
 	}
 	if got, err := DecodeCert(enc); err != nil || !bytes.Equal(got, max) {
@@ -189,11 +191,11 @@ func TestDecodeCertErrors(t *testing.T) {
 		msg  string
 	}{
 		{"empty", nil, FormatError{File: "certificate", Offset: 0}, "0 bytes, shorter than the 4-byte header"},
-		{"header only, three bytes", mustHex(t, "01 00 B1"), FormatError{File: "certificate", Offset: 0}, "3 bytes"},
+		{"header only, three bytes", testutil.Hex(t, "01 00 B1"), FormatError{File: "certificate", Offset: 0}, "3 bytes"},
 		{"uncompressed DER", der, FormatError{File: "certificate", Offset: 0}, "unknown compression method"},
-		{"method 00 00", cat(mustHex(t, "00 00"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0000"},
-		{"method 02 00", cat(mustHex(t, "02 00 B1 02"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0002"},
-		{"method 01 01", cat(mustHex(t, "01 01 B1 02"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0101"},
+		{"method 00 00", testutil.Cat(testutil.Hex(t, "00 00"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0000"},
+		{"method 02 00", testutil.Cat(testutil.Hex(t, "02 00 B1 02"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0002"},
+		{"method 01 01", testutil.Cat(testutil.Hex(t, "01 01 B1 02"), good), FormatError{File: "certificate", Offset: 0}, "unknown compression method 0101"},
 		{"length zero", certFile(0, zlibStream(t, nil, zlib.DefaultCompression)), FormatError{File: "certificate", Offset: 2}, "uncompressed length is 0"},
 		{"header length one short", certFile(n-1, good), FormatError{File: "certificate", Offset: 2}, "more than the 688 bytes"},
 		{"header length one long", certFile(n+1, good), FormatError{File: "certificate", Offset: 2}, "inflates to 689 bytes, header announces 690"},
@@ -202,7 +204,7 @@ func TestDecodeCertErrors(t *testing.T) {
 		{"gzip", certFile(n, gz.Bytes()), FormatError{File: "certificate", Offset: 4}, "zlib header"},
 		{"truncated stream", certFile(n, good[:len(good)-10]), FormatError{File: "certificate", Offset: 4}, "zlib stream"},
 		{"bad checksum", certFile(n, corrupt), FormatError{File: "certificate", Offset: 4}, "checksum"},
-		{"trailing bytes", cat(certFile(n, good), []byte{0, 0, 0}), FormatError{File: "certificate", Offset: 4 + len(good)}, "3 bytes after the end of the zlib stream"},
+		{"trailing bytes", testutil.Cat(certFile(n, good), []byte{0, 0, 0}), FormatError{File: "certificate", Offset: 4 + len(good)}, "3 bytes after the end of the zlib stream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

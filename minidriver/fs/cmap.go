@@ -79,12 +79,11 @@ type ContainerMap []ContainerRecord
 // Code units after the terminator are ignored, as every C reader does;
 // Bytes writes zeros there.
 func ParseContainerMap(b []byte) (ContainerMap, error) {
-	if len(b)%ContainerRecordSize != 0 {
-		return nil, formatErr("cmapfile", len(b)-len(b)%ContainerRecordSize,
-			"%d bytes is not a multiple of the %d-byte record (%d trailing bytes)",
-			len(b), ContainerRecordSize, len(b)%ContainerRecordSize)
+	n, err := wholeRecords("cmapfile", b, 0, ContainerRecordSize)
+	if err != nil {
+		return nil, err
 	}
-	m := make(ContainerMap, len(b)/ContainerRecordSize)
+	m := make(ContainerMap, n)
 	for i := range m {
 		base := i * ContainerRecordSize
 		rec := b[base : base+ContainerRecordSize]

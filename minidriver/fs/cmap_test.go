@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // asciiGUID lays out an ASCII name as wszGuid by hand (each character
@@ -22,12 +24,12 @@ func asciiGUID(s string) []byte {
 func TestContainerMapVectors(t *testing.T) {
 	// docs/reference/gids-protocol.md §5.2 step 6: "… 03 00 00 00 00 08" = flags 03,
 	// sig 0, kx 2048, for the key labelled key2048 in the peer suite.
-	opensc2048 := cat(asciiGUID("key2048"), mustHex(t, "03 00 00 00 00 08"))
+	opensc2048 := testutil.Cat(asciiGUID("key2048"), testutil.Hex(t, "03 00 00 00 00 08"))
 	// A Windows-created container name (GA MinidriverTest, §3.6), a
 	// signature key of 1024 bits, valid but not default.
-	windows := cat(asciiGUID("257f0362-2ee7-44f5-9885-36fa490f30c1"), mustHex(t, "01 00 00 04 00 00"))
+	windows := testutil.Cat(asciiGUID("257f0362-2ee7-44f5-9885-36fa490f30c1"), testutil.Hex(t, "01 00 00 04 00 00"))
 	// Non-ASCII name with a surrogate pair (U+1F511 KEY), to pin UTF-16.
-	nonASCII := cat(mustHex(t, "6B 00 E9 00 3D D8 11 DD"), zeros(72), mustHex(t, "01 00 00 08 00 00"))
+	nonASCII := testutil.Cat(testutil.Hex(t, "6B 00 E9 00 3D D8 11 DD"), zeros(72), testutil.Hex(t, "01 00 00 08 00 00"))
 
 	tests := []struct {
 		name string
@@ -38,37 +40,22 @@ func TestContainerMapVectors(t *testing.T) {
 		{"2048-bit exchange key, flags 03", opensc2048,
 			ContainerMap{{GUID: "key2048", Flags: 0x03, KeyExchangeKeySizeBits: 2048}}},
 		{"reserved zeroed record (§5.2 step 3)", zeros(86), ContainerMap{{}}},
-		{"deleted first, Windows second", cat(zeros(86), windows),
+		{"deleted first, Windows second", testutil.Cat(zeros(86), windows),
 			ContainerMap{{}, {GUID: "257f0362-2ee7-44f5-9885-36fa490f30c1", Flags: 0x01, SigKeySizeBits: 1024}}},
-		{"39-character name fills the field", cat(asciiGUID(strings.Repeat("x", 39)), mustHex(t, "01 00 00 08 00 00")),
+		{"39-character name fills the field", testutil.Cat(asciiGUID(strings.Repeat("x", 39)), testutil.Hex(t, "01 00 00 08 00 00")),
 			ContainerMap{{GUID: strings.Repeat("x", 39), Flags: 1, SigKeySizeBits: 2048}}},
 		{"UTF-16 with a surrogate pair", nonASCII,
 			ContainerMap{{GUID: "ké\U0001F511", Flags: 1, SigKeySizeBits: 2048}}},
-		{"unknown flag bits and bReserved are kept", cat(asciiGUID("a"), mustHex(t, "F1 5A 00 00 00 08")),
+		{"unknown flag bits and bReserved are kept", testutil.Cat(asciiGUID("a"), testutil.Hex(t, "F1 5A 00 00 00 08")),
 			ContainerMap{{GUID: "a", Flags: 0xF1, Reserved: 0x5A, KeyExchangeKeySizeBits: 2048}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseContainerMap(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
-				t.Errorf("ParseContainerMap (-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() =\n% X\nwant\n% X", enc, tt.in)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseContainerMap, tt.in, tt.want) })
 	}
 }
 
 func TestContainerMapIgnoresUnitsAfterTerminator(t *testing.T) {
-	rec := cat(asciiGUID("ab"), mustHex(t, "01 00 00 08 00 00"))
+	rec := testutil.Cat(asciiGUID("ab"), testutil.Hex(t, "01 00 00 08 00 00"))
 	rec[10] = 'Z' // after the NUL at unit 2
 	m, err := ParseContainerMap(rec)
 	if err != nil {
@@ -84,12 +71,12 @@ func TestContainerMapIgnoresUnitsAfterTerminator(t *testing.T) {
 }
 
 func TestContainerMapParseErrors(t *testing.T) {
-	tail := mustHex(t, "01 00 00 08 00 00")
-	noNUL := cat(bytes.Repeat([]byte{'A', 0}, 40), tail)
-	backslash := cat(asciiGUID(`ab\c`), tail)
-	loneHigh := cat(mustHex(t, "61 00 3D D8 62 00"), zeros(74), tail)
-	loneLow := cat(mustHex(t, "61 00 62 00 11 DD"), zeros(74), tail)
-	highAtEnd := cat(mustHex(t, "3D D8"), zeros(78), tail)
+	tail := testutil.Hex(t, "01 00 00 08 00 00")
+	noNUL := testutil.Cat(bytes.Repeat([]byte{'A', 0}, 40), tail)
+	backslash := testutil.Cat(asciiGUID(`ab\c`), tail)
+	loneHigh := testutil.Cat(testutil.Hex(t, "61 00 3D D8 62 00"), zeros(74), tail)
+	loneLow := testutil.Cat(testutil.Hex(t, "61 00 62 00 11 DD"), zeros(74), tail)
+	highAtEnd := testutil.Cat(testutil.Hex(t, "3D D8"), zeros(78), tail)
 	tests := []struct {
 		name string
 		in   []byte
@@ -99,8 +86,8 @@ func TestContainerMapParseErrors(t *testing.T) {
 		{"85 bytes", zeros(85), FormatError{File: "cmapfile", Offset: 0}, "85 trailing bytes"},
 		{"one record and one byte", zeros(87), FormatError{File: "cmapfile", Offset: 86}, "1 trailing bytes"},
 		{"no terminator in record 0", noNUL, FormatError{File: "cmapfile", Offset: 0}, "record 0 wszGuid: no NUL terminator"},
-		{"no terminator in record 1", cat(zeros(86), noNUL), FormatError{File: "cmapfile", Offset: 86}, "record 1 wszGuid: no NUL terminator"},
-		{"backslash", cat(zeros(86), zeros(86), backslash), FormatError{File: "cmapfile", Offset: 172 + 4}, `record 2 wszGuid: '\' at code unit 2`},
+		{"no terminator in record 1", testutil.Cat(zeros(86), noNUL), FormatError{File: "cmapfile", Offset: 86}, "record 1 wszGuid: no NUL terminator"},
+		{"backslash", testutil.Cat(zeros(86), zeros(86), backslash), FormatError{File: "cmapfile", Offset: 172 + 4}, `record 2 wszGuid: '\' at code unit 2`},
 		{"unpaired high surrogate", loneHigh, FormatError{File: "cmapfile", Offset: 2}, "record 0 wszGuid: unpaired high surrogate D83D"},
 		{"unpaired low surrogate", loneLow, FormatError{File: "cmapfile", Offset: 4}, "record 0 wszGuid: unpaired low surrogate DD11"},
 		{"high surrogate before the terminator", highAtEnd, FormatError{File: "cmapfile", Offset: 0}, "unpaired high surrogate"},

@@ -38,3 +38,29 @@ func (e *ConsistencyError) Error() string {
 	}
 	return fmt.Sprintf("fs: cmapfile/keymap: container %d: %s", e.Container, e.Msg)
 }
+
+// wholeRecords checks that body, which starts at offset start of file, is
+// a whole number of size-byte records, and returns how many. The error's
+// offset is the first trailing byte.
+func wholeRecords(file string, body []byte, start, size int) (int, error) {
+	if rem := len(body) % size; rem != 0 {
+		what := "bytes"
+		if start > 0 {
+			what = "record bytes" // after a header
+		}
+		return 0, formatErr(file, start+len(body)-rem,
+			"%d %s is not a multiple of the %d-byte record (%d trailing bytes)", len(body), what, size, rem)
+	}
+	return len(body) / size, nil
+}
+
+// versionedRecords checks a file that is a version byte (it must be
+// version) followed by whole size-byte records; it returns the records'
+// bytes and how many there are. b must not be empty.
+func versionedRecords(file string, b []byte, version byte, size int) ([]byte, int, error) {
+	if b[0] != version {
+		return nil, 0, formatErr(file, 0, "version %02X, want %02X", b[0], version)
+	}
+	n, err := wholeRecords(file, b[1:], 1, size)
+	return b[1:], n, err
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // checkFuzzErr requires a parser error to be a *FormatError for the right
@@ -48,7 +50,7 @@ func roundTrip[T interface{ Bytes() ([]byte, error) }](t *testing.T, in []byte, 
 
 func FuzzCardCF(f *testing.F) {
 	for _, s := range []string{"000000000000", "000001000200", "000019004B00", "010734127856AABBCCDD", "02", "020000000000"} {
-		f.Add(mustHex(f, s))
+		f.Add(testutil.Hex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := ParseCardCF(in)
@@ -81,10 +83,10 @@ func FuzzCardCF(f *testing.F) {
 
 func FuzzContainerMap(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(cat(asciiGUID("key2048"), mustHex(f, "03 00 00 00 00 08")))
-	f.Add(cat(zeros(86), asciiGUID("257f0362-2ee7-44f5-9885-36fa490f30c1"), mustHex(f, "01 00 00 04 00 00")))
-	f.Add(cat(mustHex(f, "6B 00 E9 00 3D D8 11 DD"), zeros(72), mustHex(f, "01 00 00 08 00 00")))
-	f.Add(cat(mustHex(f, "61 00 3D D8 62 00"), zeros(74), mustHex(f, "01 00 00 08 00 00")))
+	f.Add(testutil.Cat(asciiGUID("key2048"), testutil.Hex(f, "03 00 00 00 00 08")))
+	f.Add(testutil.Cat(zeros(86), asciiGUID("257f0362-2ee7-44f5-9885-36fa490f30c1"), testutil.Hex(f, "01 00 00 04 00 00")))
+	f.Add(testutil.Cat(testutil.Hex(f, "6B 00 E9 00 3D D8 11 DD"), zeros(72), testutil.Hex(f, "01 00 00 08 00 00")))
+	f.Add(testutil.Cat(testutil.Hex(f, "61 00 3D D8 62 00"), zeros(74), testutil.Hex(f, "01 00 00 08 00 00")))
 	f.Add(zeros(85))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := ParseContainerMap(in)
@@ -110,12 +112,12 @@ func FuzzContainerMap(f *testing.F) {
 }
 
 func FuzzMasterFile(f *testing.F) {
-	f.Add(mustHex(f, hexInitialMasterFile))
-	f.Add(cat(mustHex(f, hexInitialMasterFile), mustHex(f, hexKxc00Record)))
+	f.Add(testutil.Hex(f, hexInitialMasterFile))
+	f.Add(testutil.Cat(testutil.Hex(f, hexInitialMasterFile), testutil.Hex(f, hexKxc00Record)))
 	f.Add([]byte{1})
 	f.Add([]byte{2})
 	f.Add([]byte{})
-	f.Add(cat([]byte{1}, []byte("abcdefghi"), zeros(19)))
+	f.Add(testutil.Cat([]byte{1}, []byte("abcdefghi"), zeros(19)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := ParseMasterFile(in)
 		if err != nil {
@@ -140,9 +142,9 @@ func FuzzMasterFile(f *testing.F) {
 func FuzzKeyMap(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1})
-	f.Add(mustHex(f, hexKeyMapOne))
-	f.Add(cat([]byte{1}, mustHex(f, hexKeyRecordDeleted), mustHex(f, "01 00 00 00 06 9C 82 B0 FF FF 00 00")))
-	f.Add(mustHex(f, "02 01 00 00 00 07 9A 81 B0 FF FF 00"))
+	f.Add(testutil.Hex(f, hexKeyMapOne))
+	f.Add(testutil.Cat([]byte{1}, testutil.Hex(f, hexKeyRecordDeleted), testutil.Hex(f, "01 00 00 00 06 9C 82 B0 FF FF 00 00")))
+	f.Add(testutil.Hex(f, "02 01 00 00 00 07 9A 81 B0 FF FF 00"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := ParseKeyMap(in)
 		if err != nil {
@@ -179,9 +181,9 @@ func FuzzDecodeCert(f *testing.F) {
 	w.Close()
 	f.Add(certFile(uint16(len(der)), best.Bytes()))
 	f.Add(certFile(uint16(len(der)+1), best.Bytes()))
-	f.Add(cat(enc, []byte{0}))
-	f.Add(mustHex(f, "02 00 B1 02 78 9C"))
-	f.Add(mustHex(f, "01 00 00 00 78 9C 03 00 00 00 00 01"))
+	f.Add(testutil.Cat(enc, []byte{0}))
+	f.Add(testutil.Hex(f, "02 00 B1 02 78 9C"))
+	f.Add(testutil.Hex(f, "01 00 00 00 78 9C 03 00 00 00 00 01"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		got, err := DecodeCert(in)

@@ -1,21 +1,13 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-
-	"github.com/cardharness/cardharness/internal/testutil"
-)
-
-// The hex and concatenation helpers are internal/testutil's (one copy for
-// the module); the short names keep the vectors readable.
-var (
-	mustHex = testutil.Hex
-	cat     = testutil.Cat
 )
 
 func zeros(n int) []byte { return make([]byte, n) }
@@ -73,5 +65,27 @@ func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	}
 	if !strings.HasPrefix(fe.Error(), "fs: "+want.File+": ") {
 		t.Errorf("Error() = %q", fe.Error())
+	}
+}
+
+// checkVector checks a quoted vector: parse reads in as want, and the
+// parsed value writes in back byte for byte (the files a writer rewrites
+// must not change what it did not touch). roundTrip (fuzz_test.go) is the
+// weaker check for any input: parse, write, parse again agree.
+func checkVector[T interface{ Bytes() ([]byte, error) }](t *testing.T, parse func([]byte) (T, error), in []byte, want T) {
+	t.Helper()
+	got, err := parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, equateEmpty); d != "" {
+		t.Errorf("parse (-want +got):\n%s", d)
+	}
+	enc, err := got.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, in) {
+		t.Errorf("Bytes() =\n% X\nwant\n% X", enc, in)
 	}
 }

@@ -71,30 +71,26 @@ var ErrKeySize = errors.New("fs: unsupported key size")
 // 0A..0E exist as constants in OpenSC but no implementation the harness
 // talks to can use them, so they are not offered.
 func AlgID(bits int) (byte, error) {
-	switch bits {
-	case 1024:
-		return 0x06, nil
-	case 2048:
-		return 0x07, nil
-	case 3072:
-		return 0x08, nil
-	case 4096:
-		return 0x09, nil
+	for _, a := range rsaAlgIDs {
+		if a.bits == bits {
+			return a.id, nil
+		}
 	}
 	return 0, fmt.Errorf("%w: RSA %d bits (GIDS knows 1024, 2048, 3072, 4096)", ErrKeySize, bits)
 }
 
 // AlgIDBits is the inverse of AlgID.
 func AlgIDBits(id byte) (int, error) {
-	switch id {
-	case 0x06:
-		return 1024, nil
-	case 0x07:
-		return 2048, nil
-	case 0x08:
-		return 3072, nil
-	case 0x09:
-		return 4096, nil
+	for _, a := range rsaAlgIDs {
+		if a.id == id {
+			return a.bits, nil
+		}
 	}
 	return 0, fmt.Errorf("%w: size identifier %02X (GIDS RSA identifiers are 06..09)", ErrKeySize, id)
 }
+
+// rsaAlgIDs are the RSA key sizes GIDS knows, with their identifiers.
+var rsaAlgIDs = []struct {
+	bits int
+	id   byte
+}{{1024, 0x06}, {2048, 0x07}, {3072, 0x08}, {4096, 0x09}}

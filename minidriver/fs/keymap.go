@@ -93,16 +93,11 @@ func ParseKeyMap(b []byte) (KeyMap, error) {
 	if len(b) == 0 {
 		return KeyMap{}, nil
 	}
-	if b[0] != KeyMapVersion {
-		return nil, formatErr("keymap", 0, "version %02X, want 01", b[0])
+	body, n, err := versionedRecords("keymap", b, KeyMapVersion, KeyRecordSize)
+	if err != nil {
+		return nil, err
 	}
-	body := b[1:]
-	if len(body)%KeyRecordSize != 0 {
-		return nil, formatErr("keymap", len(b)-len(body)%KeyRecordSize,
-			"%d record bytes is not a multiple of the %d-byte record (%d trailing bytes)",
-			len(body), KeyRecordSize, len(body)%KeyRecordSize)
-	}
-	m := make(KeyMap, len(body)/KeyRecordSize)
+	m := make(KeyMap, n)
 	for i := range m {
 		rec := body[i*KeyRecordSize:]
 		m[i] = KeyRecord{

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func TestKeyMapVectors(t *testing.T) {
@@ -18,14 +20,14 @@ func TestKeyMapVectors(t *testing.T) {
 	}{
 		{"zero-length DO written by Windows (DF20 00)", nil, KeyMap{}, true},
 		{"version byte only", []byte{0x01}, KeyMap{}, false},
-		{"one 2048-bit exchange key (§3.6)", mustHex(t, hexKeyMapOne), KeyMap{valid0}, true},
-		{"deleted record (§5.5)", cat([]byte{1}, mustHex(t, hexKeyRecordDeleted)), KeyMap{DeletedKeyRecord()}, true},
+		{"one 2048-bit exchange key (§3.6)", testutil.Hex(t, hexKeyMapOne), KeyMap{valid0}, true},
+		{"deleted record (§5.5)", testutil.Cat([]byte{1}, testutil.Hex(t, hexKeyRecordDeleted)), KeyMap{DeletedKeyRecord()}, true},
 		{"deleted, then a 1024-bit signature key at index 1",
-			cat([]byte{1}, mustHex(t, hexKeyRecordDeleted), mustHex(t, "01 00 00 00 06 9C 82 B0 FF FF 00 00")),
+			testutil.Cat([]byte{1}, testutil.Hex(t, hexKeyRecordDeleted), testutil.Hex(t, "01 00 00 00 06 9C 82 B0 FF FF 00 00")),
 			KeyMap{DeletedKeyRecord(), {State: 1, AlgID: 0x06, KeyType: 0x9C, KeyRef: 0xB082, Unknown: 0xFFFF}}, true},
-		{"odd values are kept", mustHex(t, "01 FE FF FF FF 0E 01 34 12 78 56 00 00"),
+		{"odd values are kept", testutil.Hex(t, "01 FE FF FF FF 0E 01 34 12 78 56 00 00"),
 			KeyMap{{State: -2, AlgID: 0x0E, KeyType: 0x01, KeyRef: 0x1234, Unknown: 0x5678}}, true},
-		{"padding bytes are ignored", mustHex(t, "01 01 00 00 00 07 9A 81 B0 FF FF AA BB"), KeyMap{valid0}, false},
+		{"padding bytes are ignored", testutil.Hex(t, "01 01 00 00 00 07 9A 81 B0 FF FF AA BB"), KeyMap{valid0}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,7 +51,7 @@ func TestKeyMapVectors(t *testing.T) {
 			}
 		})
 	}
-	if n := len(mustHex(t, hexKeyMapOne)); n != 0x0D {
+	if n := len(testutil.Hex(t, hexKeyMapOne)); n != 0x0D {
 		t.Errorf("keymap vector is %d bytes, trace says DF 20 0D", n)
 	}
 }
@@ -59,10 +61,10 @@ func TestNewKeyRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := (KeyMap{r}).Bytes(); !bytes.Equal(got, mustHex(t, hexKeyMapOne)) {
+	if got := (KeyMap{r}).Bytes(); !bytes.Equal(got, testutil.Hex(t, hexKeyMapOne)) {
 		t.Errorf("NewKeyRecord(0, kx, 2048) encodes as % X", got)
 	}
-	if got := (KeyMap{DeletedKeyRecord()}).Bytes(); !bytes.Equal(got[1:], mustHex(t, hexKeyRecordDeleted)) {
+	if got := (KeyMap{DeletedKeyRecord()}).Bytes(); !bytes.Equal(got[1:], testutil.Hex(t, hexKeyRecordDeleted)) {
 		t.Errorf("DeletedKeyRecord encodes as % X", got)
 	}
 	r, err = NewKeyRecord(MaxContainerIndex, AT_SIGNATURE, 4096)
@@ -87,17 +89,17 @@ func TestNewKeyRecord(t *testing.T) {
 }
 
 func TestKeyMapParseErrors(t *testing.T) {
-	one := mustHex(t, hexKeyMapOne)
+	one := testutil.Hex(t, hexKeyMapOne)
 	tests := []struct {
 		name string
 		in   []byte
 		want FormatError
 		msg  string
 	}{
-		{"version 00", cat([]byte{0}, one[1:]), FormatError{File: "keymap", Offset: 0}, "version 00, want 01"},
+		{"version 00", testutil.Cat([]byte{0}, one[1:]), FormatError{File: "keymap", Offset: 0}, "version 00, want 01"},
 		{"version 02 alone", []byte{2}, FormatError{File: "keymap", Offset: 0}, "version 02"},
 		{"record short by one", one[:12], FormatError{File: "keymap", Offset: 1}, "11 trailing bytes"},
-		{"one byte too many", cat(one, []byte{0}), FormatError{File: "keymap", Offset: 13}, "1 trailing bytes"},
+		{"one byte too many", testutil.Cat(one, []byte{0}), FormatError{File: "keymap", Offset: 13}, "1 trailing bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,13 +228,13 @@ func TestOpenSCKeyLifecycle(t *testing.T) {
 	cf.BumpFiles()
 	cm[i] = ContainerRecord{GUID: "key2048", Flags: ContainerValid | ContainerDefault, KeyExchangeKeySizeBits: 2048}
 
-	if got := cf.Bytes(); !bytes.Equal(got, mustHex(t, "00 00 01 00 02 00")) {
+	if got := cf.Bytes(); !bytes.Equal(got, testutil.Hex(t, "00 00 01 00 02 00")) {
 		t.Errorf("cardcf % X", got)
 	}
-	if got := km.Bytes(); !bytes.Equal(got, mustHex(t, hexKeyMapOne)) {
+	if got := km.Bytes(); !bytes.Equal(got, testutil.Hex(t, hexKeyMapOne)) {
 		t.Errorf("keymap % X", got)
 	}
-	if got, _ := cm.Bytes(); !bytes.Equal(got[80:], mustHex(t, "03 00 00 00 00 08")) {
+	if got, _ := cm.Bytes(); !bytes.Equal(got[80:], testutil.Hex(t, "03 00 00 00 00 08")) {
 		t.Errorf("cmapfile record tail % X", got[80:])
 	}
 	if err := CheckConsistent(cm, km); err != nil {
@@ -249,7 +251,7 @@ func TestOpenSCKeyLifecycle(t *testing.T) {
 	if err := cm.Zero(0); err != nil {
 		t.Fatal(err)
 	}
-	if got := km.Bytes(); !bytes.Equal(got, cat([]byte{1}, mustHex(t, hexKeyRecordDeleted))) {
+	if got := km.Bytes(); !bytes.Equal(got, testutil.Cat([]byte{1}, testutil.Hex(t, hexKeyRecordDeleted))) {
 		t.Errorf("keymap after delete % X", got)
 	}
 	if got, _ := cm.Bytes(); !bytes.Equal(got, zeros(86)) {

@@ -63,16 +63,11 @@ func ParseMasterFile(b []byte) (MasterFile, error) {
 	if len(b) == 0 {
 		return nil, formatErr("masterfile", 0, "empty (a masterfile has at least its version byte)")
 	}
-	if b[0] != MasterFileVersion {
-		return nil, formatErr("masterfile", 0, "version %02X, want 01", b[0])
+	_, n, err := versionedRecords("masterfile", b, MasterFileVersion, MasterRecordSize)
+	if err != nil {
+		return nil, err
 	}
-	body := b[1:]
-	if len(body)%MasterRecordSize != 0 {
-		return nil, formatErr("masterfile", len(b)-len(body)%MasterRecordSize,
-			"%d record bytes is not a multiple of the %d-byte record (%d trailing bytes)",
-			len(body), MasterRecordSize, len(body)%MasterRecordSize)
-	}
-	m := make(MasterFile, len(body)/MasterRecordSize)
+	m := make(MasterFile, n)
 	for i := range m {
 		base := 1 + i*MasterRecordSize
 		rec := b[base : base+MasterRecordSize]

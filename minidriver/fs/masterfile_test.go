@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func TestInitialMasterFile(t *testing.T) {
-	want := mustHex(t, hexInitialMasterFile)
+	want := testutil.Hex(t, hexInitialMasterFile)
 	if len(want) != 141 {
 		t.Fatalf("vector is %d bytes", len(want))
 	}
@@ -20,14 +22,14 @@ func TestInitialMasterFile(t *testing.T) {
 		t.Errorf("InitialMasterFile().Bytes() =\n% X\nwant\n% X", got, want)
 	}
 	// Record 2 as spelled out in §3.3.
-	if rec := want[1+28 : 1+56]; !bytes.Equal(rec, mustHex(t, hexCardIDRecord)) {
+	if rec := want[1+28 : 1+56]; !bytes.Equal(rec, testutil.Hex(t, hexCardIDRecord)) {
 		t.Errorf("vector record 2 = % X", rec)
 	}
 }
 
 func TestMasterFileVectors(t *testing.T) {
-	initial := mustHex(t, hexInitialMasterFile)
-	withCert := cat(initial, mustHex(t, hexKxc00Record))
+	initial := testutil.Hex(t, hexInitialMasterFile)
+	withCert := testutil.Cat(initial, testutil.Hex(t, hexKxc00Record))
 	tests := []struct {
 		name string
 		in   []byte
@@ -37,26 +39,11 @@ func TestMasterFileVectors(t *testing.T) {
 		{"initial 141 bytes (§3.3)", initial, InitialMasterFile()},
 		{"169 bytes after one certificate (§3.3)", withCert,
 			append(InitialMasterFile(), MasterRecord{Dir: "mscp", Name: "kxc00", DO: 0xDF24, EF: 0xA010})},
-		{"eight-character names", cat([]byte{1}, []byte("abcdefgh\x0012345678\x00\x00\x00\x30\xDF\x00\x00\x10\xA0\x00\x00")),
+		{"eight-character names", testutil.Cat([]byte{1}, []byte("abcdefgh\x0012345678\x00\x00\x00\x30\xDF\x00\x00\x10\xA0\x00\x00")),
 			MasterFile{{Dir: "abcdefgh", Name: "12345678", DO: 0xDF30, EF: 0xA010}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMasterFile(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
-				t.Errorf("ParseMasterFile (-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() =\n% X\nwant\n% X", enc, tt.in)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseMasterFile, tt.in, tt.want) })
 	}
 	if n := len(withCert); n != 0xA9 {
 		t.Errorf("masterfile after one certificate is %d bytes, the trace says DF 1F 81 A9", n)
@@ -75,7 +62,7 @@ func TestMasterFileCreateCertificate(t *testing.T) {
 		t.Errorf("Create (-want +got):\n%s", d)
 	}
 	got, _ := m.Bytes()
-	if want := cat(mustHex(t, hexInitialMasterFile), mustHex(t, hexKxc00Record)); !bytes.Equal(got, want) {
+	if want := testutil.Cat(testutil.Hex(t, hexInitialMasterFile), testutil.Hex(t, hexKxc00Record)); !bytes.Equal(got, want) {
 		t.Errorf("masterfile =\n% X\nwant\n% X", got, want)
 	}
 }
@@ -177,7 +164,7 @@ func TestMasterFileRemoveShifts(t *testing.T) {
 	m.Remove("mscp", "kxc00")
 	m.Remove("mscp", "kxc02")
 	got, _ := m.Bytes()
-	if !bytes.Equal(got, mustHex(t, hexInitialMasterFile)) {
+	if !bytes.Equal(got, testutil.Hex(t, hexInitialMasterFile)) {
 		t.Errorf("after removing all certificates: % X", got)
 	}
 }
@@ -220,9 +207,9 @@ func TestMasterFileAddErrors(t *testing.T) {
 }
 
 func TestMasterFileParseErrors(t *testing.T) {
-	initial := mustHex(t, hexInitialMasterFile)
+	initial := testutil.Hex(t, hexInitialMasterFile)
 	rec := func(mod func([]byte)) []byte {
-		b := cat([]byte{1}, mustHex(t, hexCardIDRecord), mustHex(t, hexKxc00Record))
+		b := testutil.Cat([]byte{1}, testutil.Hex(t, hexCardIDRecord), testutil.Hex(t, hexKxc00Record))
 		mod(b)
 		return b
 	}
@@ -233,10 +220,10 @@ func TestMasterFileParseErrors(t *testing.T) {
 		msg  string
 	}{
 		{"empty", nil, FormatError{File: "masterfile", Offset: 0}, "empty"},
-		{"version 00", cat([]byte{0}, initial[1:]), FormatError{File: "masterfile", Offset: 0}, "version 00, want 01"},
+		{"version 00", testutil.Cat([]byte{0}, initial[1:]), FormatError{File: "masterfile", Offset: 0}, "version 00, want 01"},
 		{"version 02", []byte{2}, FormatError{File: "masterfile", Offset: 0}, "version 02"},
 		{"partial record", initial[:140], FormatError{File: "masterfile", Offset: 113}, "27 trailing bytes"},
-		{"one extra byte", cat(initial, []byte{0}), FormatError{File: "masterfile", Offset: 141}, "1 trailing bytes"},
+		{"one extra byte", testutil.Cat(initial, []byte{0}), FormatError{File: "masterfile", Offset: 141}, "1 trailing bytes"},
 		{"directory without NUL", rec(func(b []byte) { copy(b[29:], "abcdefghi") }),
 			FormatError{File: "masterfile", Offset: 29}, "record 1 directory: no NUL terminator in 9 bytes"},
 		{"file name without NUL", rec(func(b []byte) { copy(b[1+9:], "cardidxyz") }),
@@ -259,7 +246,7 @@ func TestMasterFileParseErrors(t *testing.T) {
 }
 
 func TestMasterFileIgnoresPaddingAndTail(t *testing.T) {
-	b := cat([]byte{1}, mustHex(t, hexKxc00Record))
+	b := testutil.Cat([]byte{1}, testutil.Hex(t, hexKxc00Record))
 	b[1+7] = 'x'   // after the NUL of "mscp"
 	b[1+18] = 0xAA // alignment bytes
 	b[1+19] = 0xBB
@@ -271,7 +258,7 @@ func TestMasterFileIgnoresPaddingAndTail(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 	enc, _ := m.Bytes()
-	if !bytes.Equal(enc, cat([]byte{1}, mustHex(t, hexKxc00Record))) {
+	if !bytes.Equal(enc, testutil.Cat([]byte{1}, testutil.Hex(t, hexKxc00Record))) {
 		t.Errorf("Bytes() = % X", enc)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func TestCardAppsVectors(t *testing.T) {
@@ -15,29 +15,14 @@ func TestCardAppsVectors(t *testing.T) {
 		want CardApps
 	}{
 		{"empty", nil, CardApps{}},
-		{"after initialize (§3.2)", mustHex(t, hexCardApps), CardApps{"mscp"}},
+		{"after initialize (§3.2)", testutil.Hex(t, hexCardApps), CardApps{"mscp"}},
 		{"two apps, one filling the record", []byte("mscp\x00\x00\x00\x00abcdefgh"), CardApps{"mscp", "abcdefgh"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseCardApps(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got, equateEmpty); d != "" {
-				t.Errorf("(-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() = % X", enc)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseCardApps, tt.in, tt.want) })
 	}
 	enc, _ := InitialCardApps().Bytes()
-	if !bytes.Equal(enc, mustHex(t, hexCardApps)) {
+	if !bytes.Equal(enc, testutil.Hex(t, hexCardApps)) {
 		t.Errorf("InitialCardApps = % X", enc)
 	}
 	if got := (CardApps{"mscp", "other"}).Index("MSCP"); got != 0 {
@@ -55,9 +40,9 @@ func TestCardAppsErrors(t *testing.T) {
 		want FormatError
 		msg  string
 	}{
-		{"seven bytes", mustHex(t, "6D 73 63 70 00 00 00"), FormatError{File: "cardapps", Offset: 0}, "7 bytes"},
-		{"nine bytes", mustHex(t, "6D 73 63 70 00 00 00 00 00"), FormatError{File: "cardapps", Offset: 8}, "9 bytes"},
-		{"empty record", cat(mustHex(t, hexCardApps), zeros(8)), FormatError{File: "cardapps", Offset: 8}, "record 1 name: empty"},
+		{"seven bytes", testutil.Hex(t, "6D 73 63 70 00 00 00"), FormatError{File: "cardapps", Offset: 0}, "7 bytes"},
+		{"nine bytes", testutil.Hex(t, "6D 73 63 70 00 00 00 00 00"), FormatError{File: "cardapps", Offset: 8}, "9 bytes"},
+		{"empty record", testutil.Cat(testutil.Hex(t, hexCardApps), zeros(8)), FormatError{File: "cardapps", Offset: 8}, "record 1 name: empty"},
 		{"non-ASCII", []byte("ms\xe9p\x00\x00\x00\x00"), FormatError{File: "cardapps", Offset: 2}, "record 0 name: byte E9"},
 	}
 	for _, tt := range parse {
@@ -73,7 +58,7 @@ func TestCardAppsErrors(t *testing.T) {
 }
 
 func TestCardID(t *testing.T) {
-	in := mustHex(t, "00112233445566778899AABBCCDDEEFF")
+	in := testutil.Hex(t, "00112233445566778899AABBCCDDEEFF")
 	id, err := ParseCardID(in)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +71,7 @@ func TestCardID(t *testing.T) {
 	}
 	_, err = ParseCardID(in[:15])
 	checkFormatErr(t, err, FormatError{File: "cardid", Offset: 15}, "15 bytes, want 16")
-	_, err = ParseCardID(cat(in, []byte{0}))
+	_, err = ParseCardID(testutil.Cat(in, []byte{0}))
 	checkFormatErr(t, err, FormatError{File: "cardid", Offset: 16}, "17 bytes, want 16")
 	a, b := RandomCardID(), RandomCardID()
 	if a == b || a == (CardID{}) {

@@ -140,6 +140,22 @@ func extLe(hi, lo byte) int {
 	return n
 }
 
+// Short encodes a short command APDU the way traces and personalisation
+// scripts write one: header, then Lc and the data if there are any (case
+// 3), then Le=00 if le (case 2 or 4). data must be at most 255 bytes; it
+// is not checked, so that tests can build the odd APDU Bytes refuses.
+func Short(cla, ins, p1, p2 byte, data []byte, le bool) []byte {
+	out := []byte{cla, ins, p1, p2}
+	if len(data) > 0 {
+		out = append(out, byte(len(data)))
+		out = append(out, data...)
+	}
+	if le {
+		out = append(out, 0x00)
+	}
+	return out
+}
+
 // Bytes encodes the command. The short form is used when Nc <= 255 and
 // Ne <= 256 unless Extended is set. Le is written when Ne > 0; HasLe with
 // Ne == 0 is rejected because no Le value means "Le present, nothing

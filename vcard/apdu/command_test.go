@@ -12,10 +12,6 @@ import (
 	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-// The hex and concatenation helpers are internal/testutil's (one copy for
-// the module); the short names keep the vectors readable.
-var mustHex = testutil.Hex
-
 func seq(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -33,36 +29,36 @@ func TestParseCommandVectors(t *testing.T) {
 		in   []byte
 		want Command
 	}{
-		{"case 1 logout", mustHex(t, "00 20 00 82"),
+		{"case 1 logout", testutil.Hex(t, "00 20 00 82"),
 			Command{INS: 0x20, P2: 0x82}},
-		{"case 1 activate", mustHex(t, "00 44 00 00"),
+		{"case 1 activate", testutil.Hex(t, "00 44 00 00"),
 			Command{INS: 0x44}},
-		{"case 2S Le=00 is 256", mustHex(t, "00 C0 00 00 00"),
+		{"case 2S Le=00 is 256", testutil.Hex(t, "00 C0 00 00 00"),
 			Command{INS: 0xC0, Ne: 256, HasLe: true}},
-		{"case 2S Le=0E", mustHex(t, "00 C0 00 00 0E"),
+		{"case 2S Le=0E", testutil.Hex(t, "00 C0 00 00 0E"),
 			Command{INS: 0xC0, Ne: 14, HasLe: true}},
-		{"case 3S verify", mustHex(t, "00 20 00 80 06 31 32 33 34 35 36"),
+		{"case 3S verify", testutil.Hex(t, "00 20 00 80 06 31 32 33 34 35 36"),
 			Command{INS: 0x20, P2: 0x80, Data: []byte("123456")}},
-		{"case 3S generate (no Le)", mustHex(t, "00 47 00 00 08 AC 06 80 01 07 83 01 81"),
-			Command{INS: 0x47, Data: mustHex(t, "AC 06 80 01 07 83 01 81")}},
-		{"case 4S select GIDS", mustHex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"),
-			Command{INS: 0xA4, P1: 4, Data: mustHex(t, "A0 00 00 03 97 42 54 46 59"), Ne: 256, HasLe: true}},
-		{"case 4S windows generate Le=8C", mustHex(t, "00 47 00 00 08 AC 06 80 01 06 83 01 81 8C"),
-			Command{INS: 0x47, Data: mustHex(t, "AC 06 80 01 06 83 01 81"), Ne: 0x8C, HasLe: true}},
-		{"case 4S Lc=FF", append(append(mustHex(t, "10 DB A0 10 FF"), seq(255)...), 0x00),
+		{"case 3S generate (no Le)", testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 07 83 01 81"),
+			Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 07 83 01 81")}},
+		{"case 4S select GIDS", testutil.Hex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"),
+			Command{INS: 0xA4, P1: 4, Data: testutil.Hex(t, "A0 00 00 03 97 42 54 46 59"), Ne: 256, HasLe: true}},
+		{"case 4S windows generate Le=8C", testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 06 83 01 81 8C"),
+			Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 06 83 01 81"), Ne: 0x8C, HasLe: true}},
+		{"case 4S Lc=FF", append(append(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)...), 0x00),
 			Command{CLA: 0x10, INS: 0xDB, P1: 0xA0, P2: 0x10, Data: seq(255), Ne: 256, HasLe: true}},
-		{"case 2E Le=0000 is 65536", mustHex(t, "00 CB 3F FF 00 00 00"),
+		{"case 2E Le=0000 is 65536", testutil.Hex(t, "00 CB 3F FF 00 00 00"),
 			Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 65536, HasLe: true, Extended: true}},
-		{"case 2E Le=0100", mustHex(t, "00 CB 3F FF 00 01 00"),
+		{"case 2E Le=0100", testutil.Hex(t, "00 CB 3F FF 00 01 00"),
 			Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 256, HasLe: true, Extended: true}},
-		{"case 3E Lc=0003", mustHex(t, "00 DB A0 10 00 00 03 DF 23 00"),
-			Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: mustHex(t, "DF 23 00"), Extended: true}},
-		{"case 3E Lc=012C", append(mustHex(t, "00 2A 80 86 00 01 2C"), long...),
+		{"case 3E Lc=0003", testutil.Hex(t, "00 DB A0 10 00 00 03 DF 23 00"),
+			Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Hex(t, "DF 23 00"), Extended: true}},
+		{"case 3E Lc=012C", append(testutil.Hex(t, "00 2A 80 86 00 01 2C"), long...),
 			Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: long, Extended: true}},
-		{"case 4E Le=0000", append(append(mustHex(t, "00 2A 9E 9A 00 01 2C"), long...), 0, 0),
+		{"case 4E Le=0000", append(append(testutil.Hex(t, "00 2A 9E 9A 00 01 2C"), long...), 0, 0),
 			Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: long, Ne: 65536, HasLe: true, Extended: true}},
-		{"case 4E Le=0200", mustHex(t, "00 2A 9E 9A 00 00 02 AB CD 02 00"),
-			Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: mustHex(t, "AB CD"), Ne: 512, HasLe: true, Extended: true}},
+		{"case 4E Le=0200", testutil.Hex(t, "00 2A 9E 9A 00 00 02 AB CD 02 00"),
+			Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: testutil.Hex(t, "AB CD"), Ne: 512, HasLe: true, Extended: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,7 +81,7 @@ func TestParseCommandVectors(t *testing.T) {
 }
 
 func TestParseCommandDataIsCopy(t *testing.T) {
-	in := mustHex(t, "00 20 00 80 02 31 32")
+	in := testutil.Hex(t, "00 20 00 80 02 31 32")
 	c, err := ParseCommand(in)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +113,7 @@ func TestParseCommandErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := mustHex(t, tt.in)
+			in := testutil.Hex(t, tt.in)
 			c, err := ParseCommand(in)
 			var pe *ParseError
 			if !errors.As(err, &pe) {
@@ -156,7 +152,7 @@ func TestCommandBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := mustHex(t, tt.want); !bytes.Equal(got, want) {
+			if want := testutil.Hex(t, tt.want); !bytes.Equal(got, want) {
 				t.Errorf("Bytes() = % X, want % X", got, want)
 			}
 		})
@@ -198,12 +194,12 @@ func TestResponse(t *testing.T) {
 		want Response
 	}{
 		{"SW only", "90 00", Response{SW: SWOK}},
-		{"data", "DF 23 00 90 00", Response{Data: mustHex(t, "DF 23 00"), SW: SWOK}},
+		{"data", "DF 23 00 90 00", Response{Data: testutil.Hex(t, "DF 23 00"), SW: SWOK}},
 		{"61xx", "01 02 61 0E", Response{Data: []byte{1, 2}, SW: 0x610E}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := mustHex(t, tt.in)
+			in := testutil.Hex(t, tt.in)
 			got, err := ParseResponse(in)
 			if err != nil {
 				t.Fatal(err)
@@ -225,5 +221,23 @@ func TestResponse(t *testing.T) {
 	}
 	if got := Err(SWFileNotFound).Bytes(); !bytes.Equal(got, []byte{0x6A, 0x82}) {
 		t.Errorf("Err(6A82).Bytes() = % X", got)
+	}
+}
+
+func TestShort(t *testing.T) {
+	tests := []struct {
+		data []byte
+		le   bool
+		want string
+	}{
+		{nil, false, "00 A4 04 00"},
+		{nil, true, "00 A4 04 00 00"},
+		{[]byte{0x3F, 0xFF}, false, "00 A4 04 00 02 3F FF"},
+		{[]byte{0x3F, 0xFF}, true, "00 A4 04 00 02 3F FF 00"},
+	}
+	for _, tt := range tests {
+		if got := Short(0x00, 0xA4, 0x04, 0x00, tt.data, tt.le); !bytes.Equal(got, testutil.Hex(t, tt.want)) {
+			t.Errorf("Short(% X, %v) = % X, want %s", tt.data, tt.le, got, tt.want)
+		}
 	}
 }

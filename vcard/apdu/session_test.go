@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // testCard is a handler whose answers are derived from the command so
@@ -69,7 +71,7 @@ func runSteps(t *testing.T, s *Session, tc *testCard, steps []step) {
 
 // getData builds "00 CB hi lo 02 5C 00 Le" asking testCard for n bytes.
 func getData(t *testing.T, n int, le byte) []byte {
-	return b([]byte{0x00, 0xCB, byte(n >> 8), byte(n)}, mustHex(t, "02 5C 00"), []byte{le})
+	return b([]byte{0x00, 0xCB, byte(n >> 8), byte(n)}, testutil.Hex(t, "02 5C 00"), []byte{le})
 }
 
 func getResponse(le byte) []byte { return []byte{0x00, 0xC0, 0x00, 0x00, le} }
@@ -84,95 +86,95 @@ func TestSessionGetResponse(t *testing.T) {
 			{getData(t, 256, 0x00), b(seq(256), sw(SWOK))},
 		}},
 		{"300 Le=00", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x2C), b(d300[256:], sw(SWOK))},
 		}},
 		{"300 Le=00, GET RESPONSE Le=00 asks for more than is left", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x00), b(d300[256:], sw(SWOK))},
 		}},
 		{"300 Le=00, GET RESPONSE with smaller Le", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
-			{getResponse(0x10), b(d300[256:272], mustHex(t, "61 1C"))},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
+			{getResponse(0x10), b(d300[256:272], testutil.Hex(t, "61 1C"))},
 			{getResponse(0x1C), b(d300[272:], sw(SWOK))},
 		}},
 		{"300 Le=80", []step{
-			{getData(t, 300, 0x80), b(d300[:128], mustHex(t, "61 AC"))},
+			{getData(t, 300, 0x80), b(d300[:128], testutil.Hex(t, "61 AC"))},
 			{getResponse(0xAC), b(d300[128:], sw(SWOK))},
 		}},
 		{"512 Le=00", []step{
-			{getData(t, 512, 0x00), b(d512[:256], mustHex(t, "61 00"))},
+			{getData(t, 512, 0x00), b(d512[:256], testutil.Hex(t, "61 00"))},
 			{getResponse(0x00), b(d512[256:], sw(SWOK))},
 		}},
 		{"600 Le=00", []step{
-			{getData(t, 600, 0x00), b(d600[:256], mustHex(t, "61 00"))},
-			{getResponse(0x00), b(d600[256:512], mustHex(t, "61 58"))},
+			{getData(t, 600, 0x00), b(d600[:256], testutil.Hex(t, "61 00"))},
+			{getResponse(0x00), b(d600[256:512], testutil.Hex(t, "61 58"))},
 			{getResponse(0x58), b(d600[512:], sw(SWOK))},
 		}},
 		{"600 Le=80 then Le=00", []step{
-			{getData(t, 600, 0x80), b(d600[:128], mustHex(t, "61 00"))},
-			{getResponse(0x00), b(d600[128:384], mustHex(t, "61 D8"))},
+			{getData(t, 600, 0x80), b(d600[:128], testutil.Hex(t, "61 00"))},
+			{getResponse(0x00), b(d600[128:384], testutil.Hex(t, "61 D8"))},
 			{getResponse(0xD8), b(d600[384:], sw(SWOK))},
 		}},
 		{"684-byte certificate DO as observed with OpenSC (§2.3)", []step{
-			{getData(t, 684, 0x00), b(d684[:256], mustHex(t, "61 00"))},
-			{getResponse(0x00), b(d684[256:512], mustHex(t, "61 AC"))},
+			{getData(t, 684, 0x00), b(d684[:256], testutil.Hex(t, "61 00"))},
+			{getResponse(0x00), b(d684[256:512], testutil.Hex(t, "61 AC"))},
 			{getResponse(0xAC), b(d684[512:], sw(SWOK))},
 		}},
 		{"GET RESPONSE without Le serves 256", []step{
-			{getData(t, 600, 0x00), b(d600[:256], mustHex(t, "61 00"))},
-			{mustHex(t, "00 C0 00 00"), b(d600[256:512], mustHex(t, "61 58"))},
-			{mustHex(t, "00 C0 00 00"), b(d600[512:], sw(SWOK))},
+			{getData(t, 600, 0x00), b(d600[:256], testutil.Hex(t, "61 00"))},
+			{testutil.Hex(t, "00 C0 00 00"), b(d600[256:512], testutil.Hex(t, "61 58"))},
+			{testutil.Hex(t, "00 C0 00 00"), b(d600[512:], sw(SWOK))},
 		}},
 		{"extended Le=0000 gets everything", []step{
-			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 00 00"), b(d600, sw(SWOK))},
+			{testutil.Hex(t, "00 CB 02 58 00 00 02 5C 00 00 00"), b(d600, sw(SWOK))},
 		}},
 		{"extended Le=0000 never exceeds a vpcd frame (issue 8 finding 3)", []step{
-			{mustHex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(seq(65535)[:MaxResponseData], mustHex(t, "61 02"))},
-			{mustHex(t, "00 C0 00 00 00 00 00"), b(seq(65535)[MaxResponseData:], sw(SWOK))},
+			{testutil.Hex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(seq(65535)[:MaxResponseData], testutil.Hex(t, "61 02"))},
+			{testutil.Hex(t, "00 C0 00 00 00 00 00"), b(seq(65535)[MaxResponseData:], sw(SWOK))},
 		}},
 		{"extended Le=0100 is chunked like short", []step{
-			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 01 00"), b(d600[:256], mustHex(t, "61 00"))},
-			{mustHex(t, "00 C0 00 00 00 02 00"), b(d600[256:], sw(SWOK))},
+			{testutil.Hex(t, "00 CB 02 58 00 00 02 5C 00 01 00"), b(d600[:256], testutil.Hex(t, "61 00"))},
+			{testutil.Hex(t, "00 C0 00 00 00 02 00"), b(d600[256:], sw(SWOK))},
 		}},
 		{"case 3 GENERATE 1024 answers 61 8C (§2.10)", []step{
-			{mustHex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81"), mustHex(t, "61 8C")},
+			{testutil.Hex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81"), testutil.Hex(t, "61 8C")},
 			{getResponse(0x8C), b(seq(140), sw(SWOK))},
 		}},
 		{"case 3 GENERATE 2048 answers 61 00, then another command drops it", []step{
-			{mustHex(t, "00 47 01 0E 08 AC 06 80 01 07 83 01 81"), mustHex(t, "61 00")},
-			{mustHex(t, "00 CB 00 02 02 5C 00 00"), b(seq(2), sw(SWOK))},
+			{testutil.Hex(t, "00 47 01 0E 08 AC 06 80 01 07 83 01 81"), testutil.Hex(t, "61 00")},
+			{testutil.Hex(t, "00 CB 00 02 02 5C 00 00"), b(seq(2), sw(SWOK))},
 			{getResponse(0x00), sw(SWConditionsNotSatisfied)},
 		}},
 		{"case 4 GENERATE with Le=8C (Windows)", []step{
-			{mustHex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81 8C"), b(seq(140), sw(SWOK))},
+			{testutil.Hex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81 8C"), b(seq(140), sw(SWOK))},
 		}},
 		// Issue 11 §1: without Le the card answers as if Le were 256, as
 		// GidsApplet does (TransmitManager.sendData) and Windows expects
 		// for its SELECT, except GENERATE ASYMMETRIC KEY PAIR.
 		{"case 1 with response data gets it at once", []step{
-			{mustHex(t, "00 CB 00 05"), b(seq(5), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 00 05"), b(seq(5), sw(SWOK))},
 		}},
 		{"case 3 with 256 bytes of response data gets them at once", []step{
-			{mustHex(t, "00 CB 01 00 02 5C 00"), b(seq(256), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 01 00 02 5C 00"), b(seq(256), sw(SWOK))},
 		}},
 		{"case 3 with more than 256 bytes: 256 and 61xx", []step{
-			{mustHex(t, "00 CB 01 2C 02 5C 00"), b(d300[:256], mustHex(t, "61 2C"))},
+			{testutil.Hex(t, "00 CB 01 2C 02 5C 00"), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x2C), b(d300[256:], sw(SWOK))},
 		}},
 		{"case 3E without Le is served like short", []step{
-			{mustHex(t, "00 CB 01 2C 00 00 02 5C 00"), b(d300[:256], mustHex(t, "61 2C"))},
+			{testutil.Hex(t, "00 CB 01 2C 00 00 02 5C 00"), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x00), b(d300[256:], sw(SWOK))},
 		}},
 		{"case 3 PSO answers at once", []step{
-			{mustHex(t, "00 2A 9E 9A 03 01 02 03"), mustHex(t, "03 02 01 90 00")},
+			{testutil.Hex(t, "00 2A 9E 9A 03 01 02 03"), testutil.Hex(t, "03 02 01 90 00")},
 		}},
 		{"warning SW comes with the last part", []step{
-			{mustHex(t, "00 B0 01 2C 00"), b(d300[:256], mustHex(t, "61 2C"))},
+			{testutil.Hex(t, "00 B0 01 2C 00"), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x2C), b(d300[256:], sw(SWEndOfFile))},
 		}},
 		{"warning SW with data that fits", []step{
-			{mustHex(t, "00 B0 00 03 00"), b(seq(3), sw(SWEndOfFile))},
+			{testutil.Hex(t, "00 B0 00 03 00"), b(seq(3), sw(SWEndOfFile))},
 		}},
 	}
 	for _, tt := range tests {
@@ -197,28 +199,28 @@ func TestSessionGetResponseErrors(t *testing.T) {
 			{getResponse(0x00), sw(SWConditionsNotSatisfied)},
 		}, 0},
 		{"after everything was delivered", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
 			{getResponse(0x2C), b(d300[256:], sw(SWOK))},
 			{getResponse(0x00), sw(SWConditionsNotSatisfied)},
 		}, 0},
 		{"other command drops pending data", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
-			{mustHex(t, "00 20 00 82"), sw(SWINSNotSupported)},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
+			{testutil.Hex(t, "00 20 00 82"), sw(SWINSNotSupported)},
 			{getResponse(0x2C), sw(SWConditionsNotSatisfied)},
 		}, 0},
 		{"malformed APDU drops pending data", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
-			{mustHex(t, "00 C0 00"), sw(SWWrongLength)},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
+			{testutil.Hex(t, "00 C0 00"), sw(SWWrongLength)},
 			{getResponse(0x2C), sw(SWConditionsNotSatisfied)},
 		}, 0},
 		{"bad P1P2 keeps pending data", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
-			{mustHex(t, "00 C0 01 00 2C"), sw(SWIncorrectP1P2)},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
+			{testutil.Hex(t, "00 C0 01 00 2C"), sw(SWIncorrectP1P2)},
 			{getResponse(0x2C), b(d300[256:], sw(SWOK))},
 		}, 0},
 		{"data field keeps pending data", []step{
-			{getData(t, 300, 0x00), b(d300[:256], mustHex(t, "61 2C"))},
-			{mustHex(t, "00 C0 00 00 01 00 2C"), sw(SWWrongLength)},
+			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
+			{testutil.Hex(t, "00 C0 00 00 01 00 2C"), sw(SWWrongLength)},
 		}, 44},
 	}
 	for _, tt := range tests {
@@ -257,7 +259,7 @@ func chunks(hdr [4]byte, data []byte, size int, le int) [][]byte {
 func TestSessionChaining(t *testing.T) {
 	// The observed OpenSC certificate write: DF24 82 02A7 + 679 bytes =
 	// 684 bytes, sent as 255 + 255 + 174 (§2.4).
-	cert := b(mustHex(t, "DF 24 82 02 A7"), seq(679))
+	cert := b(testutil.Hex(t, "DF 24 82 02 A7"), seq(679))
 	putHdr := [4]byte{0x00, 0xDB, 0xA0, 0x10}
 	psoHdr := [4]byte{0x00, 0x2A, 0x80, 0x86}
 	ct2048, ct4096 := seq(256), seq(512)
@@ -283,15 +285,15 @@ func TestSessionChaining(t *testing.T) {
 		{"OpenSC decipher 2048 (255 + 1, Le on last)", chunks(psoHdr, ct2048, 255, 0), []int{255, 1},
 			b(rev(ct2048), sw(SWOK)), Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: ct2048, Ne: 256, HasLe: true}},
 		{"OpenSC decipher 4096 (255 + 255 + 2), answer needs GET RESPONSE", chunks(psoHdr, ct4096, 255, 0), []int{255, 255, 2},
-			b(rev(ct4096)[:256], mustHex(t, "61 00")), Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: ct4096, Ne: 256, HasLe: true}},
+			b(rev(ct4096)[:256], testutil.Hex(t, "61 00")), Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: ct4096, Ne: 256, HasLe: true}},
 		{"Windows decipher 240-byte chunks", chunks(psoHdr, ct2048, 240, 0), []int{240, 16},
 			b(rev(ct2048), sw(SWOK)), Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: ct2048, Ne: 256, HasLe: true}},
 		{"odd chunk sizes and an empty chunk", [][]byte{
-			mustHex(t, "10 DB A0 10 01 DF"), mustHex(t, "10 DB A0 10"), mustHex(t, "00 DB A0 10 02 23 00")}, nil,
-			sw(SWOK), Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: mustHex(t, "DF 23 00")}},
+			testutil.Hex(t, "10 DB A0 10 01 DF"), testutil.Hex(t, "10 DB A0 10"), testutil.Hex(t, "00 DB A0 10 02 23 00")}, nil,
+			sw(SWOK), Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Hex(t, "DF 23 00")}},
 		{"extended chunks", [][]byte{
-			mustHex(t, "10 DB A0 10 00 00 01 DF"), mustHex(t, "00 DB A0 10 00 00 02 23 00")}, nil,
-			sw(SWOK), Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: mustHex(t, "DF 23 00"), Extended: true}},
+			testutil.Hex(t, "10 DB A0 10 00 00 01 DF"), testutil.Hex(t, "00 DB A0 10 00 00 02 23 00")}, nil,
+			sw(SWOK), Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Hex(t, "DF 23 00"), Extended: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,7 +336,7 @@ func TestSessionChaining(t *testing.T) {
 }
 
 func TestSessionChainingErrors(t *testing.T) {
-	first := mustHex(t, "10 DB A0 10 02 DF 24")
+	first := testutil.Hex(t, "10 DB A0 10 02 DF 24")
 	tests := []struct {
 		name    string
 		session func() *Session
@@ -343,18 +345,18 @@ func TestSessionChainingErrors(t *testing.T) {
 	}{
 		{"interrupted by another INS", nil, []step{
 			{first, sw(SWOK)},
-			{mustHex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"), sw(SWCommandNotAllowed)},
+			{testutil.Hex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"), sw(SWCommandNotAllowed)},
 			// The chain is gone: the former last chunk is now a
 			// standalone command and reaches the handler on its own.
-			{mustHex(t, "00 DB A0 10 01 00"), sw(SWOK)},
+			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWOK)},
 		}, 1},
 		{"interrupted by other P1P2", nil, []step{
 			{first, sw(SWOK)},
-			{mustHex(t, "00 DB A0 11 01 00"), sw(SWCommandNotAllowed)},
+			{testutil.Hex(t, "00 DB A0 11 01 00"), sw(SWCommandNotAllowed)},
 		}, 0},
 		{"interrupted by a new chain on other P2", nil, []step{
 			{first, sw(SWOK)},
-			{mustHex(t, "10 DB A0 11 01 00"), sw(SWCommandNotAllowed)},
+			{testutil.Hex(t, "10 DB A0 11 01 00"), sw(SWCommandNotAllowed)},
 		}, 0},
 		{"interrupted by GET RESPONSE", nil, []step{
 			{first, sw(SWOK)},
@@ -364,28 +366,28 @@ func TestSessionChainingErrors(t *testing.T) {
 			return &Session{CheckCLA: func(byte) Status { return SWOK }}
 		}, []step{
 			{first, sw(SWOK)},
-			{mustHex(t, "01 DB A0 10 01 00"), sw(SWCommandNotAllowed)},
+			{testutil.Hex(t, "01 DB A0 10 01 00"), sw(SWCommandNotAllowed)},
 		}, 0},
 		{"interrupted by malformed APDU", nil, []step{
 			{first, sw(SWOK)},
-			{mustHex(t, "00 DB A0 10 05 00"), sw(SWWrongLength)},
-			{mustHex(t, "00 DB A0 10 01 00"), sw(SWOK)},
+			{testutil.Hex(t, "00 DB A0 10 05 00"), sw(SWWrongLength)},
+			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWOK)},
 		}, 1},
 		{"chaining SELECT not supported", nil, []step{
-			{mustHex(t, "10 A4 00 0C 02 3F FF"), sw(SWChainingNotSupported)},
+			{testutil.Hex(t, "10 A4 00 0C 02 3F FF"), sw(SWChainingNotSupported)},
 		}, 0},
 		{"chaining GET DATA not supported", nil, []step{
-			{mustHex(t, "10 CB 3F FF 02 5C 00"), sw(SWChainingNotSupported)},
+			{testutil.Hex(t, "10 CB 3F FF 02 5C 00"), sw(SWChainingNotSupported)},
 		}, 0},
 		{"chaining GET RESPONSE not supported", nil, []step{
-			{mustHex(t, "10 C0 00 00 00"), sw(SWChainingNotSupported)},
+			{testutil.Hex(t, "10 C0 00 00 00"), sw(SWChainingNotSupported)},
 		}, 0},
 		{"custom chainable set", func() *Session {
 			return &Session{ChainableINS: []byte{0xCB}}
 		}, []step{
-			{mustHex(t, "10 DB A0 10 01 00"), sw(SWChainingNotSupported)},
-			{mustHex(t, "10 CB 00 02 01 5C"), sw(SWOK)},
-			{mustHex(t, "00 CB 00 02 01 00 00"), b(seq(2), sw(SWOK))},
+			{testutil.Hex(t, "10 DB A0 10 01 00"), sw(SWChainingNotSupported)},
+			{testutil.Hex(t, "10 CB 00 02 01 5C"), sw(SWOK)},
+			{testutil.Hex(t, "00 CB 00 02 01 00 00"), b(seq(2), sw(SWOK))},
 		}, 1},
 		{"empty chainable set forbids chaining", func() *Session {
 			return &Session{ChainableINS: []byte{}}
@@ -395,25 +397,25 @@ func TestSessionChainingErrors(t *testing.T) {
 		{"cap exceeded", func() *Session {
 			return &Session{MaxChainData: 300}
 		}, []step{
-			{b(mustHex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
-			{b(mustHex(t, "10 DB A0 10 FF"), seq(255)), sw(SWNotEnoughMemory)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWNotEnoughMemory)},
 			// Dropped: the next chunk starts a new chain.
-			{b(mustHex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
-			{b(mustHex(t, "00 DB A0 10 2D"), seq(45)), sw(SWOK)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
+			{b(testutil.Hex(t, "00 DB A0 10 2D"), seq(45)), sw(SWOK)},
 		}, 1},
 		{"cap on the first chunk", func() *Session {
 			return &Session{MaxChainData: 10}
 		}, []step{
-			{b(mustHex(t, "10 DB A0 10 0B"), seq(11)), sw(SWNotEnoughMemory)},
+			{b(testutil.Hex(t, "10 DB A0 10 0B"), seq(11)), sw(SWNotEnoughMemory)},
 		}, 0},
 		{"default cap is 65535", nil, []step{
-			{b(mustHex(t, "10 DB A0 10 00 FF FF"), seq(65535)), sw(SWOK)},
-			{mustHex(t, "00 DB A0 10 01 00"), sw(SWNotEnoughMemory)},
+			{b(testutil.Hex(t, "10 DB A0 10 00 FF FF"), seq(65535)), sw(SWOK)},
+			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWNotEnoughMemory)},
 		}, 0},
 		{"chain start drops pending response", nil, []step{
-			{getData(t, 300, 0), b(seq(256), mustHex(t, "61 2C"))},
+			{getData(t, 300, 0), b(seq(256), testutil.Hex(t, "61 2C"))},
 			{first, sw(SWOK)},
-			{mustHex(t, "00 DB A0 10 01 00"), sw(SWOK)},
+			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWOK)},
 			{getResponse(0x2C), sw(SWConditionsNotSatisfied)},
 		}, 2},
 	}
@@ -456,8 +458,8 @@ func TestSessionCLA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.s.Process(mustHex(t, tt.in), (&testCard{}).handle)
-			if want := mustHex(t, tt.out); !bytes.Equal(got, want) {
+			got := tt.s.Process(testutil.Hex(t, tt.in), (&testCard{}).handle)
+			if want := testutil.Hex(t, tt.out); !bytes.Equal(got, want) {
 				t.Errorf("got % X, want % X", got, want)
 			}
 		})
@@ -481,8 +483,8 @@ func TestSessionHandlerHygiene(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var s Session
-			got := s.Process(mustHex(t, tt.in), tt.h)
-			if want := mustHex(t, tt.out); !bytes.Equal(got, want) {
+			got := s.Process(testutil.Hex(t, tt.in), tt.h)
+			if want := testutil.Hex(t, tt.out); !bytes.Equal(got, want) {
 				t.Errorf("got % X, want % X", got, want)
 			}
 		})
@@ -493,7 +495,7 @@ func TestSessionHandlerDataNotAliased(t *testing.T) {
 	buf := seq(300)
 	var s Session
 	h := func(Command) Response { return Response{Data: buf, SW: SWOK} }
-	s.Process(mustHex(t, "00 CB 00 00 00"), h)
+	s.Process(testutil.Hex(t, "00 CB 00 00 00"), h)
 	for i := range buf {
 		buf[i] = 0xEE
 	}
@@ -519,7 +521,7 @@ func TestSessionReset(t *testing.T) {
 		t.Errorf("GET RESPONSE after Reset = % X, want 69 85", got)
 	}
 
-	s.Process(mustHex(t, "10 DB A0 10 02 DF 24"), tc.handle)
+	s.Process(testutil.Hex(t, "10 DB A0 10 02 DF 24"), tc.handle)
 	if !s.Chaining() {
 		t.Fatal("chain not started")
 	}
@@ -528,7 +530,7 @@ func TestSessionReset(t *testing.T) {
 		t.Fatal("chain survived Reset")
 	}
 	tc.got = nil
-	if got := s.Process(mustHex(t, "00 DB A0 10 01 00"), tc.handle); !bytes.Equal(got, sw(SWOK)) {
+	if got := s.Process(testutil.Hex(t, "00 DB A0 10 01 00"), tc.handle); !bytes.Equal(got, sw(SWOK)) {
 		t.Fatalf("last chunk after Reset = % X", got)
 	}
 	want := []Command{{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: []byte{0}}}

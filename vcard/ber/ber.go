@@ -149,16 +149,12 @@ func ParseOne(b []byte) (tlv TLV, rest []byte, err error) {
 // into constructed values. An empty b yields no TLVs and no error.
 func Parse(b []byte) ([]TLV, error) {
 	var out []TLV
-	off := 0
-	for off < len(b) {
-		t, rest, err := ParseOne(b[off:])
-		if err != nil {
-			e := err.(*Error)
-			e.Offset += off
-			return nil, e
-		}
+	err := walk(b, func(t TLV) bool {
 		out = append(out, t)
-		off = len(b) - len(rest)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -168,20 +164,36 @@ func Parse(b []byte) ([]TLV, error) {
 // as OpenSC's sc_asn1_find_tag does, so malformed data after the match is
 // not reported; malformed data before it is.
 func Find(b []byte, tag uint32) (value []byte, ok bool, err error) {
+	err = walk(b, func(t TLV) bool {
+		if t.Tag == tag {
+			value, ok = t.Value, true
+		}
+		return !ok
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return value, ok, nil
+}
+
+// walk calls f on each TLV of the sequence b in turn, without descending
+// into constructed values, until f returns false or b ends. A malformed
+// TLV stops it with an *Error whose offset counts from the start of b.
+func walk(b []byte, f func(TLV) bool) error {
 	off := 0
 	for off < len(b) {
 		t, rest, err := ParseOne(b[off:])
 		if err != nil {
 			e := err.(*Error)
 			e.Offset += off
-			return nil, false, e
+			return e
 		}
-		if t.Tag == tag {
-			return t.Value, true, nil
+		if !f(t) {
+			return nil
 		}
 		off = len(b) - len(rest)
 	}
-	return nil, false, nil
+	return nil
 }
 
 // TagBytes returns the raw bytes of tag, i.e. tag without its leading

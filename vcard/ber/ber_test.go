@@ -12,13 +12,6 @@ import (
 	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-// The hex and concatenation helpers are internal/testutil's (one copy for
-// the module); the short names keep the vectors readable.
-var (
-	mustHex = testutil.Hex
-	cat     = testutil.Cat
-)
-
 func seq(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -32,7 +25,7 @@ var equateEmpty = cmpopts.EquateEmpty()
 // rsaPubKey builds the GIDS public-key template 7F49 { 81 modulus, 82
 // exponent } exactly as docs/reference/gids-protocol.md §2.10 shows it.
 func rsaPubKey(t *testing.T, hdr string, mod []byte, modHdr string) []byte {
-	return cat(mustHex(t, hdr), mustHex(t, modHdr), mod, mustHex(t, "82 03 01 00 01"))
+	return testutil.Cat(testutil.Hex(t, hdr), testutil.Hex(t, modHdr), mod, testutil.Hex(t, "82 03 01 00 01"))
 }
 
 func TestParseVectors(t *testing.T) {
@@ -48,29 +41,29 @@ func TestParseVectors(t *testing.T) {
 		canonical bool // Encode of the result reproduces the input
 	}{
 		{"empty input", nil, nil, true},
-		{"cardcf DO", mustHex(t, "DF 22 06 00 00 00 00 00 00"),
+		{"cardcf DO", testutil.Hex(t, "DF 22 06 00 00 00 00 00 00"),
 			[]TLV{{0xDF22, make([]byte, 6)}}, true},
-		{"empty DO", mustHex(t, "DF 23 00"), []TLV{{0xDF23, nil}}, true},
+		{"empty DO", testutil.Hex(t, "DF 23 00"), []TLV{{0xDF23, nil}}, true},
 		{"A010 after initialize: three DOs back to back",
-			mustHex(t, "DF 21 08 6D 73 63 70 00 00 00 00 DF 22 06 00 00 00 00 00 00 DF 23 00"),
-			[]TLV{{0xDF21, mustHex(t, "6D 73 63 70 00 00 00 00")}, {0xDF22, make([]byte, 6)}, {0xDF23, nil}}, true},
-		{"DF24 certificate with 82 length", cat(mustHex(t, "DF 24 82 02 A7"), cert),
+			testutil.Hex(t, "DF 21 08 6D 73 63 70 00 00 00 00 DF 22 06 00 00 00 00 00 00 DF 23 00"),
+			[]TLV{{0xDF21, testutil.Hex(t, "6D 73 63 70 00 00 00 00")}, {0xDF22, make([]byte, 6)}, {0xDF23, nil}}, true},
+		{"DF24 certificate with 82 length", testutil.Cat(testutil.Hex(t, "DF 24 82 02 A7"), cert),
 			[]TLV{{0xDF24, cert}}, true},
 		{"7F49 1024-bit key, 81 lengths", pk1024,
 			[]TLV{{0x7F49, pk1024[4:]}}, true},
 		{"7F49 2048-bit key, 82 lengths", pk2048,
 			[]TLV{{0x7F49, pk2048[5:]}}, true},
-		{"FMD with 5F2F", mustHex(t, "64 09 5F 2F 01 60 7F 65 02 80 00"),
-			[]TLV{{0x64, mustHex(t, "5F 2F 01 60 7F 65 02 80 00")}}, true},
-		{"FCI", mustHex(t, "61 12 4F 0B A0 00 00 03 97 42 54 46 59 02 01 73 03 40 01 C0"),
-			[]TLV{{0x61, mustHex(t, "4F 0B A0 00 00 03 97 42 54 46 59 02 01 73 03 40 01 C0")}}, true},
-		{"three-byte tag", mustHex(t, "9F 81 02 01 AA"), []TLV{{0x9F8102, []byte{0xAA}}}, true},
-		{"four-byte tag", mustHex(t, "DF 81 82 03 00"), []TLV{{0xDF818203, nil}}, true},
-		{"127-byte value, short length", cat(mustHex(t, "53 7F"), seq(127)), []TLV{{0x53, seq(127)}}, true},
-		{"non-minimal 81 05", mustHex(t, "DF 23 81 02 AA BB"), []TLV{{0xDF23, mustHex(t, "AA BB")}}, false},
-		{"non-minimal 82 0002", mustHex(t, "DF 23 82 00 02 AA BB"), []TLV{{0xDF23, mustHex(t, "AA BB")}}, false},
-		{"non-minimal 83", mustHex(t, "DF 23 83 00 00 02 AA BB"), []TLV{{0xDF23, mustHex(t, "AA BB")}}, false},
-		{"non-minimal 84", mustHex(t, "DF 23 84 00 00 00 02 AA BB"), []TLV{{0xDF23, mustHex(t, "AA BB")}}, false},
+		{"FMD with 5F2F", testutil.Hex(t, "64 09 5F 2F 01 60 7F 65 02 80 00"),
+			[]TLV{{0x64, testutil.Hex(t, "5F 2F 01 60 7F 65 02 80 00")}}, true},
+		{"FCI", testutil.Hex(t, "61 12 4F 0B A0 00 00 03 97 42 54 46 59 02 01 73 03 40 01 C0"),
+			[]TLV{{0x61, testutil.Hex(t, "4F 0B A0 00 00 03 97 42 54 46 59 02 01 73 03 40 01 C0")}}, true},
+		{"three-byte tag", testutil.Hex(t, "9F 81 02 01 AA"), []TLV{{0x9F8102, []byte{0xAA}}}, true},
+		{"four-byte tag", testutil.Hex(t, "DF 81 82 03 00"), []TLV{{0xDF818203, nil}}, true},
+		{"127-byte value, short length", testutil.Cat(testutil.Hex(t, "53 7F"), seq(127)), []TLV{{0x53, seq(127)}}, true},
+		{"non-minimal 81 05", testutil.Hex(t, "DF 23 81 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
+		{"non-minimal 82 0002", testutil.Hex(t, "DF 23 82 00 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
+		{"non-minimal 83", testutil.Hex(t, "DF 23 83 00 00 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
+		{"non-minimal 84", testutil.Hex(t, "DF 23 84 00 00 00 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +113,7 @@ func TestNestedPublicKey(t *testing.T) {
 		t.Errorf("exponent: % X ok=%v err=%v", e, ok, err)
 	}
 	// Built with Encode, the same template must come out byte for byte.
-	built := Encode(0x7F49, cat(Encode(0x81, mod), Encode(0x82, []byte{1, 0, 1})))
+	built := Encode(0x7F49, testutil.Cat(Encode(0x81, mod), Encode(0x82, []byte{1, 0, 1})))
 	if !bytes.Equal(built, pk) {
 		t.Errorf("Encode built\n % X\nwant\n % X", built, pk)
 	}
@@ -151,7 +144,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := mustHex(t, tt.in)
+			in := testutil.Hex(t, tt.in)
 			got, err := Parse(in)
 			var e *Error
 			if !errors.As(err, &e) {
@@ -165,7 +158,7 @@ func TestParseErrors(t *testing.T) {
 
 	// The GIDS public-key request: A5's value is a tag list (7F 49 80),
 	// not a TLV, so strict parsing of it must fail while ParseTag reads it.
-	req := mustHex(t, "70 08 84 01 81 A5 03 7F 49 80")
+	req := testutil.Hex(t, "70 08 84 01 81 A5 03 7F 49 80")
 	outer, err := Parse(req)
 	if err != nil || len(outer) != 1 || outer[0].Tag != 0x70 {
 		t.Fatalf("outer: %v %v", outer, err)
@@ -183,7 +176,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseOne(t *testing.T) {
-	in := mustHex(t, "DF 23 00 DF 22 01 AA")
+	in := testutil.Hex(t, "DF 23 00 DF 22 01 AA")
 	tlv, rest, err := ParseOne(in)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +193,7 @@ func TestParseOne(t *testing.T) {
 }
 
 func TestParseAppendDoesNotClobber(t *testing.T) {
-	in := mustHex(t, "DF 22 01 AA DF 23 00")
+	in := testutil.Hex(t, "DF 22 01 AA DF 23 00")
 	tlvs, err := Parse(in)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +205,7 @@ func TestParseAppendDoesNotClobber(t *testing.T) {
 }
 
 func TestFind(t *testing.T) {
-	seqIn := mustHex(t, "DF 21 01 11 DF 22 01 22 DF 22 01 33")
+	seqIn := testutil.Hex(t, "DF 21 01 11 DF 22 01 22 DF 22 01 33")
 	tests := []struct {
 		name    string
 		in      []byte
@@ -224,9 +217,9 @@ func TestFind(t *testing.T) {
 		{"first of duplicates", seqIn, 0xDF22, []byte{0x22}, true, false},
 		{"absent", seqIn, 0xDF24, nil, false, false},
 		{"empty input", nil, 0xDF24, nil, false, false},
-		{"found before garbage", mustHex(t, "DF 21 01 11 00 00"), 0xDF21, []byte{0x11}, true, false},
-		{"garbage before target", mustHex(t, "DF 21 09 11 DF 22 01 22"), 0xDF22, nil, false, true},
-		{"not recursive", mustHex(t, "70 03 84 01 81"), 0x84, nil, false, false},
+		{"found before garbage", testutil.Hex(t, "DF 21 01 11 00 00"), 0xDF21, []byte{0x11}, true, false},
+		{"garbage before target", testutil.Hex(t, "DF 21 09 11 DF 22 01 22"), 0xDF22, nil, false, true},
+		{"not recursive", testutil.Hex(t, "70 03 84 01 81"), 0x84, nil, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,7 +247,7 @@ func TestEncodeLength(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := EncodeLength(tt.n)
-		if want := mustHex(t, tt.want); !bytes.Equal(got, want) {
+		if want := testutil.Hex(t, tt.want); !bytes.Equal(got, want) {
 			t.Errorf("EncodeLength(%#x) = % X, want % X", tt.n, got, want)
 		}
 		n, used, err := ParseLength(got)
@@ -281,12 +274,12 @@ func TestEncode(t *testing.T) {
 		value []byte
 		want  []byte
 	}{
-		{"empty DO", 0xDF23, nil, mustHex(t, "DF 23 00")},
-		{"one-byte tag", 0x84, []byte{0x81}, mustHex(t, "84 01 81")},
-		{"5F2F", 0x5F2F, []byte{0x60}, mustHex(t, "5F 2F 01 60")},
-		{"128 bytes gets 81", 0xDF24, seq(128), cat(mustHex(t, "DF 24 81 80"), seq(128))},
-		{"256 bytes gets 82", 0x81, seq(256), cat(mustHex(t, "81 82 01 00"), seq(256))},
-		{"three-byte tag", 0x9F8102, []byte{0xAA}, mustHex(t, "9F 81 02 01 AA")},
+		{"empty DO", 0xDF23, nil, testutil.Hex(t, "DF 23 00")},
+		{"one-byte tag", 0x84, []byte{0x81}, testutil.Hex(t, "84 01 81")},
+		{"5F2F", 0x5F2F, []byte{0x60}, testutil.Hex(t, "5F 2F 01 60")},
+		{"128 bytes gets 81", 0xDF24, seq(128), testutil.Cat(testutil.Hex(t, "DF 24 81 80"), seq(128))},
+		{"256 bytes gets 82", 0x81, seq(256), testutil.Cat(testutil.Hex(t, "81 82 01 00"), seq(256))},
+		{"three-byte tag", 0x9F8102, []byte{0xAA}, testutil.Hex(t, "9F 81 02 01 AA")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,7 +287,7 @@ func TestEncode(t *testing.T) {
 				t.Errorf("Encode = % X, want % X", got, tt.want)
 			}
 			prefix := []byte{0xEE}
-			if got := Append(prefix, tt.tag, tt.value); !bytes.Equal(got, cat(prefix, tt.want)) {
+			if got := Append(prefix, tt.tag, tt.value); !bytes.Equal(got, testutil.Cat(prefix, tt.want)) {
 				t.Errorf("Append = % X", got)
 			}
 		})
@@ -324,7 +317,7 @@ func TestTags(t *testing.T) {
 		{0x1F2F3F, "1F 2F 3F", false, false},
 	}
 	for _, tt := range tests {
-		if got := TagBytes(tt.tag); !bytes.Equal(got, mustHex(t, tt.bytes)) {
+		if got := TagBytes(tt.tag); !bytes.Equal(got, testutil.Hex(t, tt.bytes)) {
 			t.Errorf("TagBytes(%X) = % X", tt.tag, got)
 		}
 		if got := IsConstructed(tt.tag); got != tt.constructed {

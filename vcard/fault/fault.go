@@ -5,7 +5,8 @@ package fault
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/cardharness/cardharness/vcard"
@@ -25,14 +26,7 @@ var known = map[string]string{
 }
 
 // Names lists the known faults.
-func Names() []string {
-	out := make([]string, 0, len(known))
-	for n := range known {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return slices.Sorted(maps.Keys(known)) }
 
 // Known reports whether name is a fault.
 func Known(name string) bool { _, ok := known[name]; return ok }

@@ -44,7 +44,7 @@ func TestAccessMatrix(t *testing.T) {
 	base.createKeyEF(0x81, true, 1024)
 	base.importKey(0x81, testKey(t, "rsa1024"), false)
 	base.must(h("00 DB A0 13 05 DF 20 02 01 02"), swOK)
-	base.must(caseAPDU(0, 0xE0, 0, 0, authKeyFCP(0x90), false), swOK)
+	base.must(apdu.Short(0, 0xE0, 0, 0, authKeyFCP(0x90), false), swOK)
 	base.must(h("00 44 00 00"), swOK)
 	base.mustAll(putDESKey(0x90, attackerKey), swOK)
 	base.must(h("00 E0 00 00 0E 62 0C 82 01 39 83 02 A0 20 8C 03 03 30 00"), swOK)
@@ -139,9 +139,9 @@ func TestAccessMatrix(t *testing.T) {
 		{"DELETE FILE B090", del("B0 90"), pinOrAd},
 		{"TERMINATE DF", one("00 E6 00 00"), admin},
 		// Escalation paths (issue 8 finding 1).
-		{"own auth key EF B091", cat([][]byte{caseAPDU(0, 0xE0, 0, 0, authKeyFCP(0x91), false)},
+		{"own auth key EF B091", cat([][]byte{apdu.Short(0, 0xE0, 0, 0, authKeyFCP(0x91), false)},
 			one("00 44 00 00"), putDESKey(0x91, attackerKey)), pinOnly},
-		{"replace B080 with own key", cat(del("B0 80"), [][]byte{caseAPDU(0, 0xE0, 0, 0, ownB080, false)},
+		{"replace B080 with own key", cat(del("B0 80"), [][]byte{apdu.Short(0, 0xE0, 0, 0, ownB080, false)},
 			one("00 44 00 00"), putDESKey(0x80, attackerKey)),
 			[numAuth]apdu.Status{swDeny, swDeny, swDeny, swOK, swDeny}},
 		{"re-create A012 open, write cardid", cat(del("A0 12"), [][]byte{createDOEF(0xA012, [3]byte{0x03, 0x00, 0x00})},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/internal/pkcs1"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
@@ -106,8 +107,8 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 			// OpenSC's CKM_SHA256_RSA_PKCS: DigestInfo + hash, card pads.
 			digest := sha256.Sum256([]byte("cardharness"))
 			di := append(h("30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20"), digest[:]...)
-			c.must(caseAPDU(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
-			sig, sw := c.transceive(caseAPDU(0, 0x2A, 0x9E, 0x9A, di, true))
+			c.must(apdu.Short(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
+			sig, sw := c.transceive(apdu.Short(0, 0x2A, 0x9E, 0x9A, di, true))
 			if sw != apdu.SWOK {
 				t.Fatalf("sign: %v", sw)
 			}
@@ -130,8 +131,8 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 			}
 
 			// Raw signature of a host-padded block (alg 1?).
-			c.must(caseAPDU(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x10 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
-			block := pkcs1Type1(kLen, di)
+			c.must(apdu.Short(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x10 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
+			block := pkcs1.Type1(kLen, di)
 			raw, sw := c.transceiveChain(0x2A, 0x9E, 0x9A, block)
 			if sw != apdu.SWOK {
 				t.Fatalf("raw sign: %v", sw)
@@ -147,7 +148,7 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.must(caseAPDU(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x40 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
+			c.must(apdu.Short(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x40 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
 			pt, sw := c.transceiveChain(0x2A, 0x80, 0x86, ct)
 			if sw != apdu.SWOK || !bytes.Equal(pt, msg) {
 				t.Errorf("decipher PKCS#1: %v % X", sw, pt)
@@ -167,7 +168,7 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.must(caseAPDU(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x80 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
+			c.must(apdu.Short(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x80 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
 			pt, sw = c.transceiveChain(0x2A, 0x80, 0x86, ct)
 			if sw != apdu.SWOK || !bytes.Equal(pt, msg) {
 				t.Errorf("decipher OAEP: %v % X", sw, pt)
@@ -176,7 +177,7 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 			// Raw decipher (alg 0?).
 			m := new(big.Int).SetBytes(bytes.Repeat([]byte{0x33}, kLen-1))
 			ct = new(big.Int).Exp(m, big.NewInt(int64(k.E)), k.N).FillBytes(make([]byte, kLen))
-			c.must(caseAPDU(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x00 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
+			c.must(apdu.Short(0, 0x22, 0x41, 0xB8, []byte{0x80, 0x01, 0x00 | id, 0x84, 0x01, kref}, false), apdu.SWOK)
 			pt, sw = c.transceiveChain(0x2A, 0x80, 0x86, ct)
 			if sw != apdu.SWOK || !bytes.Equal(pt, m.FillBytes(make([]byte, kLen))) {
 				t.Errorf("decipher raw: %v", sw)
@@ -189,20 +190,10 @@ func TestSignDecryptRoundTrips(t *testing.T) {
 func (c *testCard) sendChunks(ins, p1, p2 byte, data []byte, n int) ([]byte, apdu.Status) {
 	c.t.Helper()
 	for len(data) > n {
-		c.must(caseAPDU(0x10, ins, p1, p2, data[:n], false), apdu.SWOK)
+		c.must(apdu.Short(0x10, ins, p1, p2, data[:n], false), apdu.SWOK)
 		data = data[n:]
 	}
-	return c.transceive(caseAPDU(0, ins, p1, p2, data, true))
-}
-
-func pkcs1Type1(k int, t []byte) []byte {
-	b := make([]byte, k)
-	b[1] = 0x01
-	for i := 2; i < k-len(t)-1; i++ {
-		b[i] = 0xFF
-	}
-	copy(b[k-len(t):], t)
-	return b
+	return c.transceive(apdu.Short(0, ins, p1, p2, data, true))
 }
 
 // realKeys generates one key per size with the real generator, once per
@@ -229,7 +220,7 @@ func TestGenerateRealKeys(t *testing.T) {
 		kref := byte(0x81 + i)
 		c.createKeyEF(kref, true, bits)
 		// OpenSC's case 3 GENERATE: 61xx, treated as success.
-		_, sw := c.send(caseAPDU(0, 0x47, 0, 0, []byte{0xAC, 0x06, 0x80, 0x01, sizeID(bits), 0x83, 0x01, kref}, false))
+		_, sw := c.send(apdu.Short(0, 0x47, 0, 0, []byte{0xAC, 0x06, 0x80, 0x01, sizeID(bits), 0x83, 0x01, kref}, false))
 		if sw.SW1() != 0x61 {
 			t.Fatalf("RSA-%d: GENERATE answered %v", bits, sw)
 		}
@@ -248,14 +239,14 @@ func TestGenerateRealKeys(t *testing.T) {
 			t.Errorf("RSA-%d template (-want +got):\n%s", bits, diff)
 		}
 		// Sign with the generated key.
-		c.must(caseAPDU(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | sizeID(bits), 0x84, 0x01, kref}, false), apdu.SWOK)
-		sig, sw := c.transceive(caseAPDU(0, 0x2A, 0x9E, 0x9A, []byte("hello world"), true))
+		c.must(apdu.Short(0, 0x22, 0x41, 0xB6, []byte{0x80, 0x01, 0x50 | sizeID(bits), 0x84, 0x01, kref}, false), apdu.SWOK)
+		sig, sw := c.transceive(apdu.Short(0, 0x2A, 0x9E, 0x9A, []byte("hello world"), true))
 		if sw != apdu.SWOK || rsa.VerifyPKCS1v15(pub, 0, []byte("hello world"), sig) != nil {
 			t.Errorf("RSA-%d: signature %v", bits, sw)
 		}
 	}
 	// Windows' case 4 GENERATE returns the template directly (1024: 140 bytes).
-	tmpl, sw := c.transceive(caseAPDU(0, 0x47, 0, 0, []byte{0xAC, 0x06, 0x80, 0x01, 0x06, 0x83, 0x01, 0x81}, true))
+	tmpl, sw := c.transceive(apdu.Short(0, 0x47, 0, 0, []byte{0xAC, 0x06, 0x80, 0x01, 0x06, 0x83, 0x01, 0x81}, true))
 	if sw != apdu.SWOK || len(tmpl) != 140 {
 		t.Fatalf("case 4 GENERATE: %v, %d bytes", sw, len(tmpl))
 	}
@@ -287,10 +278,10 @@ func TestKeyImport(t *testing.T) {
 	// Windows' 240-byte chunks.
 	tmpl := importTemplate(0x81, testKey(t, "rsa2048b"), true)
 	for len(tmpl) > 240 {
-		c.must(caseAPDU(0x10, 0xDB, 0x3F, 0xFF, tmpl[:240], false), apdu.SWOK)
+		c.must(apdu.Short(0x10, 0xDB, 0x3F, 0xFF, tmpl[:240], false), apdu.SWOK)
 		tmpl = tmpl[240:]
 	}
-	c.must(caseAPDU(0, 0xDB, 0x3F, 0xFF, tmpl, false), apdu.SWOK)
+	c.must(apdu.Short(0, 0xDB, 0x3F, 0xFF, tmpl, false), apdu.SWOK)
 	if got, _ := c.PublicKey(0x81); !got.Equal(&testKey(t, "rsa2048b").PublicKey) {
 		t.Error("240-byte chunked import failed")
 	}

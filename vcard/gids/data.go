@@ -31,8 +31,7 @@ var efATR = []byte{
 // every DO of the EF, in ascending tag order. A DO container EF read this
 // way becomes the current EF, as in GA.
 func (c *Card) getData(cmd apdu.Command) ([]byte, error) {
-	fid := uint16(cmd.P1)<<8 | uint16(cmd.P2)
-	switch fid {
+	switch uint16(cmd.P1)<<8 | uint16(cmd.P2) {
 	case 0x3FFF:
 		return c.getDataApplication(cmd)
 	case 0x2F01:
@@ -41,23 +40,14 @@ func (c *Card) getData(cmd apdu.Command) ([]byte, error) {
 			return slices.Clone(efATR), nil
 		}
 		return nil, apdu.SWReferenceDataNotUsable
-	case 0xFFFF:
-		return nil, apdu.SWIncorrectP1P2
-	case 0x0000:
-		fid = c.sec.currentEF
-		if fid == 0 {
-			return nil, apdu.SWCommandNotAllowedNoCurrentEF
-		}
 	}
-	f, ok, err := loadEF(c.store, fid)
+	fid, err := c.doFID(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, apdu.SWFileNotFound
-	}
-	if f.kind != kindDO {
-		return nil, apdu.SWIncompatibleFileStructure
+	f, err := doEF(c.store, fid)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.allowed(f, opGetData); err != nil {
 		return nil, err
@@ -197,29 +187,18 @@ func (c *Card) getDataApplication(cmd apdu.Command) ([]byte, error) {
 // More than maxDOsPerEF DOs or maxEFContent bytes in the EF: 6A84. The EF
 // becomes the current EF once its access rule has passed.
 func (c *Card) putData(cmd apdu.Command) ([]byte, error) {
-	fid := uint16(cmd.P1)<<8 | uint16(cmd.P2)
-	switch fid {
-	case 0x3FFF:
+	if cmd.P1 == 0x3F && cmd.P2 == 0xFF {
 		return c.importKey(cmd)
-	case 0xFFFF:
-		return nil, apdu.SWIncorrectP1P2
-	case 0x0000:
-		fid = c.sec.currentEF
-		if fid == 0 {
-			return nil, apdu.SWCommandNotAllowedNoCurrentEF
-		}
+	}
+	fid, err := c.doFID(cmd)
+	if err != nil {
+		return nil, err
 	}
 	selected := false
-	err := c.update(func(tx *store.Tx) error {
-		f, ok, err := loadEF(tx, fid)
+	err = c.update(func(tx *store.Tx) error {
+		f, err := doEF(tx, fid)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return apdu.SWFileNotFound
-		}
-		if f.kind != kindDO {
-			return apdu.SWIncompatibleFileStructure
 		}
 		lc, err := loadLifeCycle(tx)
 		if err != nil {
@@ -262,4 +241,21 @@ func (c *Card) putData(cmd apdu.Command) ([]byte, error) {
 		c.sec.currentEF = fid
 	}
 	return nil, err
+}
+
+// doFID is the DO container EF that GET DATA's or PUT DATA's P1P2 names
+// (after 3FFF, the application, is handled): FFFF is refused (6A86), 0000
+// is the current EF (6986 if none).
+func (c *Card) doFID(cmd apdu.Command) (uint16, error) {
+	switch fid := uint16(cmd.P1)<<8 | uint16(cmd.P2); fid {
+	case 0xFFFF:
+		return 0, apdu.SWIncorrectP1P2
+	case 0x0000:
+		if c.sec.currentEF == 0 {
+			return 0, apdu.SWCommandNotAllowedNoCurrentEF
+		}
+		return c.sec.currentEF, nil
+	default:
+		return fid, nil
+	}
 }

@@ -106,7 +106,7 @@ func checkRealAdmin(t *testing.T, c *testCard) {
 func TestEscalationOwnAuthKey(t *testing.T) {
 	c := newInitCard(t)
 	c.verifyPIN(testPIN)
-	c.sendEach(caseAPDU(0, 0xE0, 0, 0, authKeyFCP(0x90), false), h("00 44 00 00"))
+	c.sendEach(apdu.Short(0, 0xE0, 0, 0, authKeyFCP(0x90), false), h("00 44 00 00"))
 	c.sendEach(putDESKey(0x90, attackerKey)...)
 	// Authenticating with one's own key may succeed: it proves knowledge
 	// of key 90, nothing more.
@@ -129,7 +129,7 @@ func TestEscalationReplaceAdminKeyEF(t *testing.T) {
 	fcp := bytes.Clone(adminKeyFCP)
 	// Let the creator write the key: 8C 04 87 00 10 FF.
 	copy(fcp[11:15], []byte{0x87, 0x00, 0x10, 0xFF})
-	c.sendEach(caseAPDU(0, 0xE0, 0, 0, fcp, false), h("00 44 00 00"))
+	c.sendEach(apdu.Short(0, 0xE0, 0, 0, fcp, false), h("00 44 00 00"))
 	c.sendEach(putDESKey(0x80, attackerKey)...)
 	c.tryKeyAuth(0x80, attackerKey)
 	checkNoAdmin(t, c)

@@ -85,12 +85,9 @@ func (c *Card) selectFile(cmd apdu.Command) ([]byte, error) {
 		if reservedFID(fid) {
 			return nil, apdu.SWFileNotFound
 		}
-		f, ok, err := loadEF(c.store, fid)
+		f, err := existingEF(c.store, fid)
 		if err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, apdu.SWFileNotFound
 		}
 		var data []byte
 		switch cmd.P2 & 0x0C {
@@ -181,11 +178,8 @@ func (c *Card) createFile(cmd apdu.Command) ([]byte, error) {
 // on and all authentication is cleared. Windows sends it as case 2
 // (00 44 00 00 00); a data field is refused with 6700.
 func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
-	if cmd.P1 != 0 || cmd.P2 != 0 {
-		return nil, apdu.SWIncorrectP1P2
-	}
-	if len(cmd.Data) != 0 {
-		return nil, apdu.SWWrongLength
+	if err := noParameters(cmd); err != nil {
+		return nil, err
 	}
 	fid := c.sec.currentEF
 	if fid == 0 {
@@ -209,12 +203,9 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 		return nil, nil
 	}
 	err := c.update(func(tx *store.Tx) error {
-		f, ok, err := loadEF(tx, fid)
+		f, err := existingEF(tx, fid)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return apdu.SWFileNotFound
 		}
 		lc, err := loadLifeCycle(tx)
 		if err != nil {
@@ -258,23 +249,17 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 // So the PIN holder deletes key containers (8C 05 8F 10 10 10 00) and DO
 // EFs of their own, but neither A012 (admin write) nor the admin key EF.
 func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
-	if cmd.P1 != 0 || cmd.P2 != 0 {
-		return nil, apdu.SWIncorrectP1P2
-	}
-	if len(cmd.Data) != 0 {
-		return nil, apdu.SWWrongLength
+	if err := noParameters(cmd); err != nil {
+		return nil, err
 	}
 	fid := c.sec.currentEF
 	if fid == 0 {
 		return nil, apdu.SWCommandNotAllowedNoCurrentEF
 	}
 	err := c.update(func(tx *store.Tx) error {
-		f, ok, err := loadEF(tx, fid)
+		f, err := existingEF(tx, fid)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return apdu.SWFileNotFound
 		}
 		lc, err := loadLifeCycle(tx)
 		if err != nil {
@@ -330,11 +315,8 @@ func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
 // operational: terminating destroys the card for its owner, and the PIN
 // holder may not delete the system files either.
 func (c *Card) terminateDF(cmd apdu.Command) ([]byte, error) {
-	if cmd.P1 != 0 || cmd.P2 != 0 {
-		return nil, apdu.SWIncorrectP1P2
-	}
-	if len(cmd.Data) != 0 {
-		return nil, apdu.SWWrongLength
+	if err := noParameters(cmd); err != nil {
+		return nil, err
 	}
 	err := c.update(func(tx *store.Tx) error {
 		lc, err := loadLifeCycle(tx)
@@ -352,4 +334,43 @@ func (c *Card) terminateDF(cmd apdu.Command) ([]byte, error) {
 	}
 	c.deselect()
 	return nil, nil
+}
+
+// existingEF is loadEF for a command that names the EF: a missing one is
+// 6A82.
+func existingEF(r reader, fid uint16) (*efRecord, error) {
+	f, ok, err := loadEF(r, fid)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, apdu.SWFileNotFound
+	}
+	return f, nil
+}
+
+// doEF is existingEF for GET DATA and PUT DATA: the EF must be a DO
+// container (6981 for a key file).
+func doEF(r reader, fid uint16) (*efRecord, error) {
+	f, err := existingEF(r, fid)
+	if err != nil {
+		return nil, err
+	}
+	if f.kind != kindDO {
+		return nil, apdu.SWIncompatibleFileStructure
+	}
+	return f, nil
+}
+
+// noParameters checks a command that acts on the current EF or the
+// application and takes nothing else: P1P2 must be 0000 (6A86) and there
+// must be no data field (6700).
+func noParameters(cmd apdu.Command) error {
+	if cmd.P1 != 0 || cmd.P2 != 0 {
+		return apdu.SWIncorrectP1P2
+	}
+	if len(cmd.Data) != 0 {
+		return apdu.SWWrongLength
+	}
+	return nil
 }

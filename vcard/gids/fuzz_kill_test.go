@@ -134,7 +134,7 @@ const opRaw = 0x0F
 // killOps are minidriver-like operations of a PIN holder (and a few
 // attempts beyond the PIN): each returns the APDUs to send for param.
 var killOps = [opRaw]func(p byte) [][]byte{
-	0: func(byte) [][]byte { return [][]byte{caseAPDU(0, 0x20, 0, 0x80, []byte(testPIN), false)} },
+	0: func(byte) [][]byte { return [][]byte{apdu.Short(0, 0x20, 0, 0x80, []byte(testPIN), false)} },
 	// cardcf bump (A010/DF22, 6 bytes)
 	1: func(p byte) [][]byte {
 		return [][]byte{h(fmt.Sprintf("00 DB A0 10 09 DF 22 06 00 00 %02X 00 %02X 00", p, p^0x5A))}
@@ -147,7 +147,7 @@ var killOps = [opRaw]func(p byte) [][]byte{
 	4: func(p byte) [][]byte { return putDO(0xA010, 0xDF24+uint32(p%4), nil) },
 	// create and activate a key container B082..B084
 	5: func(p byte) [][]byte {
-		return [][]byte{caseAPDU(0, 0xE0, 0, 0, keyEFFCP(0x82+p%3, p&4 != 0, 0x06), false), h("00 44 00 00")}
+		return [][]byte{apdu.Short(0, 0xE0, 0, 0, keyEFFCP(0x82+p%3, p&4 != 0, 0x06), false), h("00 44 00 00")}
 	},
 	// import a 1024-bit key into B081..B084
 	6: func(p byte) [][]byte { return chained(0xDB, 0x3F, 0xFF, importTemplate(0x81+p%4, killKey, p&8 != 0)) },
@@ -173,7 +173,7 @@ var killOps = [opRaw]func(p byte) [][]byte{
 		case 1:
 			return [][]byte{h("00 DB A0 14 03 DF 30 00")}
 		case 2:
-			return [][]byte{caseAPDU(0, 0xDB, 0x3F, 0xFF, ber70AdminKey, false)}
+			return [][]byte{apdu.Short(0, 0xDB, 0x3F, 0xFF, ber70AdminKey, false)}
 		case 3:
 			return [][]byte{{0x00, 0xA4, 0x00, 0x0C, 0x02, 0xA0, 0x10 + p%5}, h("00 E4 00 00")}
 		case 4:
@@ -182,7 +182,7 @@ var killOps = [opRaw]func(p byte) [][]byte{
 		return [][]byte{h("00 2C 02 80 04 39 39 39 39")}
 	},
 	// PIN change to the same PIN (a commit that must not lose the PIN)
-	13: func(byte) [][]byte { return [][]byte{caseAPDU(0, 0x24, 0, 0x80, []byte(testPIN+testPIN), false)} },
+	13: func(byte) [][]byte { return [][]byte{apdu.Short(0, 0x24, 0, 0x80, []byte(testPIN+testPIN), false)} },
 	// card reset (volatile state only)
 	14: func(byte) [][]byte { return nil },
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spf13/afero"
+
 	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
@@ -115,13 +117,27 @@ func newTestCard(t testing.TB, st *store.Store) *testCard {
 
 // newInitCard returns a card initialised like gids-tool --initialize
 // --pin 123456 --admin-key 00…00 --serial 000102…0F.
-func newInitCard(t testing.TB) *testCard {
+func newInitCard(t testing.TB) *testCard { return initialise(t, newTestCard(t, nil)) }
+
+// initialise initialises c as newInitCard's card and returns it.
+func initialise(t testing.TB, c *testCard) *testCard {
 	t.Helper()
-	c := newTestCard(t, nil)
 	if err := c.Initialize(InitParams{PIN: testPIN, AdminKey: testAdminKey, CardID: testCardID}); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// openTestCard makes a test card on the store in dir on the OS file
+// system: a fresh one in a new directory, or the card as a restart after a
+// kill finds it (nothing of the first card's memory carries over).
+func openTestCard(t testing.TB, dir string) *testCard {
+	t.Helper()
+	st, err := store.Open(afero.NewOsFs(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestCard(t, st)
 }
 
 // send transmits one APDU (hex or bytes) and returns data and SW.
@@ -178,7 +194,7 @@ func (c *testCard) transceiveChain(ins, p1, p2 byte, data []byte) ([]byte, apdu.
 
 func (c *testCard) verifyPIN(pin string) {
 	c.t.Helper()
-	c.must(caseAPDU(0, 0x20, 0x00, 0x80, []byte(pin), false), apdu.SWOK)
+	c.must(apdu.Short(0, 0x20, 0x00, 0x80, []byte(pin), false), apdu.SWOK)
 }
 
 func des3(t testing.TB, key []byte) cipher.Block {
@@ -270,7 +286,7 @@ func sizeID(bits int) byte {
 // createKeyEF creates and activates key EF B0<kref> as OpenSC does.
 func (c *testCard) createKeyEF(kref byte, exchange bool, bits int) {
 	c.t.Helper()
-	c.must(caseAPDU(0, 0xE0, 0, 0, keyEFFCP(kref, exchange, sizeID(bits)), false), apdu.SWOK)
+	c.must(apdu.Short(0, 0xE0, 0, 0, keyEFFCP(kref, exchange, sizeID(bits)), false), apdu.SWOK)
 	c.must(h("00 44 00 00"), apdu.SWOK)
 }
 

@@ -103,9 +103,9 @@ func killChild(dir string) {
 			os.Exit(1)
 		}
 	}
-	mustOK("verify", caseAPDU(0, 0x20, 0x00, 0x80, []byte(testPIN), false))
+	mustOK("verify", apdu.Short(0, 0x20, 0x00, 0x80, []byte(testPIN), false))
 	if _, ok := c.store.Get("ef/B081"); !ok {
-		mustOK("create key file", caseAPDU(0, 0xE0, 0, 0, keyEFFCP(0x81, true, 0x07), false), []byte{0x00, 0x44, 0x00, 0x00})
+		mustOK("create key file", apdu.Short(0, 0xE0, 0, 0, keyEFFCP(0x81, true, 0x07), false), []byte{0x00, 0x44, 0x00, 0x00})
 	}
 	keys := []*rsa.PrivateKey{loadKeyFile(filepath.Join("testdata", "keys", "rsa2048.pem")), loadKeyFile(filepath.Join("testdata", "keys", "rsa2048b.pem"))}
 	var gen uint32
@@ -119,7 +119,7 @@ func killChild(dir string) {
 		p := killPayload(gen)
 		tlv := append([]byte{0xDF, 0x24, 0x82, byte(len(p) >> 8), byte(len(p))}, p...)
 		mustOK("put cert", chained(0xDB, 0xA0, 0x10, tlv)...)
-		mustOK("put cardcf", caseAPDU(0, 0xDB, 0xA0, 0x10, append([]byte{0xDF, 0x22, 0x06, 0, 0, 0, 0}, byte(gen), byte(gen>>8)), false))
+		mustOK("put cardcf", apdu.Short(0, 0xDB, 0xA0, 0x10, append([]byte{0xDF, 0x22, 0x06, 0, 0, 0, 0}, byte(gen), byte(gen>>8)), false))
 		mustOK("import key", chained(0xDB, 0x3F, 0xFF, importTemplate(0x81, keys[gen%2], gen%3 == 0))...)
 	}
 }

@@ -148,29 +148,16 @@ func TestPersistence(t *testing.T) {
 // so killing the card right after 63Cx cannot restore the try.
 func TestPINTryIsPersistent(t *testing.T) {
 	dir := t.TempDir()
-	fs := afero.NewOsFs()
-	st, err := store.Open(fs, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newTestCard(t, st)
-	if err := c.Initialize(InitParams{PIN: testPIN, AdminKey: testAdminKey, CardID: testCardID}); err != nil {
-		t.Fatal(err)
-	}
+	c := initialise(t, openTestCard(t, dir))
 	for want := 2; want >= 0; want-- {
 		c.must(h("00 20 00 80 04 30 30 30 30"), apdu.RetriesLeft(want))
 		// "Kill": open the directory again without closing anything.
-		st2, err := store.Open(fs, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c2 := newTestCard(t, st2)
+		c2 := openTestCard(t, dir)
 		if got := c2.PINTriesLeft(); got != want {
 			t.Fatalf("after kill: %d tries, want %d", got, want)
 		}
 	}
-	st3, _ := store.Open(fs, dir)
-	newTestCard(t, st3).must(h("00 20 00 80 06 31 32 33 34 35 36"), apdu.SWAuthMethodBlocked)
+	openTestCard(t, dir).must(h("00 20 00 80 06 31 32 33 34 35 36"), apdu.SWAuthMethodBlocked)
 }
 
 // TestTornCommands: when the store cannot commit (power lost during the
@@ -231,15 +218,8 @@ func TestTornCommands(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(step+"/"+tc.name, func(t *testing.T) {
 				dir := t.TempDir()
-				fs := afero.NewOsFs()
-				st, err := store.Open(fs, dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c := newTestCard(t, st)
-				if err := c.Initialize(InitParams{PIN: testPIN, AdminKey: testAdminKey, CardID: testCardID}); err != nil {
-					t.Fatal(err)
-				}
+				c := initialise(t, openTestCard(t, dir))
+				st := c.Store()
 				if tc.setup != nil {
 					tc.setup(c)
 				}
@@ -258,7 +238,7 @@ func TestTornCommands(t *testing.T) {
 				if diff := cmp.Diff(before, c.Store().Snapshot()); diff != "" {
 					t.Errorf("state changed (-before +after):\n%s", diff)
 				}
-				st2, err := store.Open(fs, dir)
+				st2, err := store.Open(afero.NewOsFs(), dir)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -91,9 +91,15 @@ func (c *Card) verify(cmd apdu.Command) ([]byte, error) {
 		verified = true
 		return nil
 	})
+	return c.pinOutcome(verified, result, err)
+}
+
+// pinOutcome ends a command that checks the PIN: err is the store's, result
+// the command's answer. On a store error the store may not have recorded a
+// failed try: report nothing but the error, and keep the card logged out.
+// Otherwise the card is logged in only if the PIN verified.
+func (c *Card) pinOutcome(verified bool, result, err error) ([]byte, error) {
 	if err != nil {
-		// The store may not have recorded a failed try: report nothing
-		// but the error, and keep the card logged out.
 		c.sec.pin = false
 		return nil, err
 	}
@@ -186,14 +192,7 @@ func (c *Card) changeReferenceData(cmd apdu.Command) ([]byte, error) {
 			tx.Put(recPIN, p.encode())
 			return nil
 		})
-		if err != nil {
-			c.sec.pin = false
-			return nil, err
-		}
-		if verified {
-			c.sec.pin = true
-		}
-		return nil, result
+		return c.pinOutcome(verified, result, err)
 	}
 	return nil, apdu.SWIncorrectP1P2
 }

@@ -79,7 +79,7 @@ func createDOEF(fid uint16, acl [3]byte) []byte {
 	fcp := ber.Append(nil, 0x82, []byte{kindDO})
 	fcp = ber.Append(fcp, 0x83, []byte{byte(fid >> 8), byte(fid)})
 	fcp = ber.Append(fcp, 0x8C, acl[:])
-	return caseAPDU(0x00, 0xE0, 0x00, 0x00, ber.Encode(0x62, fcp), false)
+	return apdu.Short(0x00, 0xE0, 0x00, 0x00, ber.Encode(0x62, fcp), false)
 }
 
 // adminKeyFCP is the FCP of the admin key EF B080 (§3.8): key file, access
@@ -89,20 +89,6 @@ var adminKeyFCP = []byte{
 	0x62, 0x1A, 0x82, 0x01, 0x18, 0x83, 0x02, 0xB0, 0x80,
 	0x8C, 0x04, 0x87, 0x00, 0x20, 0xFF,
 	0xA5, 0x0B, 0xA4, 0x09, 0x80, 0x01, 0x02, 0x83, 0x01, 0x80, 0x95, 0x01, 0xC0,
-}
-
-// caseAPDU encodes a short command APDU with data (case 3) or with data
-// and Le=00 (case 4).
-func caseAPDU(cla, ins, p1, p2 byte, data []byte, le bool) []byte {
-	out := []byte{cla, ins, p1, p2}
-	if len(data) > 0 {
-		out = append(out, byte(len(data)))
-		out = append(out, data...)
-	}
-	if le {
-		out = append(out, 0x00)
-	}
-	return out
 }
 
 // putDO returns PUT DATA of one DO, chained in 255-byte parts if needed,
@@ -115,10 +101,10 @@ func putDO(fid uint16, tag uint32, value []byte) [][]byte {
 func chained(ins, p1, p2 byte, data []byte) [][]byte {
 	var out [][]byte
 	for len(data) > 255 {
-		out = append(out, caseAPDU(0x10, ins, p1, p2, data[:255], false))
+		out = append(out, apdu.Short(0x10, ins, p1, p2, data[:255], false))
 		data = data[255:]
 	}
-	return append(out, caseAPDU(0x00, ins, p1, p2, data, false))
+	return append(out, apdu.Short(0x00, ins, p1, p2, data, false))
 }
 
 // initSteps returns the APDU sequence of gids-tool --initialize
@@ -126,12 +112,12 @@ func chained(ins, p1, p2 byte, data []byte) [][]byte {
 func initSteps(pin []byte, adminKey [24]byte, cardID [16]byte) []initStep {
 	nameAID := aid[:aidMinMatch]
 	steps := []initStep{
-		step("detect (SELECT GIDS AID)", caseAPDU(0x00, 0xA4, 0x04, 0x00, nameAID, true)),
-		step("SELECT GIDS AID, no response data", caseAPDU(0x00, 0xA4, 0x04, 0x0C, nameAID, false)),
+		step("detect (SELECT GIDS AID)", apdu.Short(0x00, 0xA4, 0x04, 0x00, nameAID, true)),
+		step("SELECT GIDS AID, no response data", apdu.Short(0x00, 0xA4, 0x04, 0x0C, nameAID, false)),
 		{"check that the card is blank (GET DATA masterfile)",
-			caseAPDU(0x00, 0xCB, 0xA0, 0x00, []byte{0x5C, 0x02, 0xDF, 0x1F}, true),
+			apdu.Short(0x00, 0xCB, 0xA0, 0x00, []byte{0x5C, 0x02, 0xDF, 0x1F}, true),
 			func(sw apdu.Status) bool { return !sw.OK() }, true},
-		step("set user PIN", caseAPDU(0x00, 0x24, 0x01, 0x80, pin, false)),
+		step("set user PIN", apdu.Short(0x00, 0x24, 0x01, 0x80, pin, false)),
 	}
 	doEFs := []struct {
 		fid uint16
@@ -151,7 +137,7 @@ func initSteps(pin []byte, adminKey [24]byte, cardID [16]byte) []initStep {
 			step(fmt.Sprintf("activate EF %04X", ef.fid), activate))
 	}
 	steps = append(steps,
-		step("create admin key EF B080", caseAPDU(0x00, 0xE0, 0x00, 0x00, adminKeyFCP, false)),
+		step("create admin key EF B080", apdu.Short(0x00, 0xE0, 0x00, 0x00, adminKeyFCP, false)),
 		step("activate admin key EF B080", activate))
 
 	keyTmpl := ber.Append(nil, 0x87, adminKey[:])
@@ -179,7 +165,7 @@ func initSteps(pin []byte, adminKey [24]byte, cardID [16]byte) []initStep {
 		}
 	}
 	return append(steps,
-		step("SELECT application 3FFF", caseAPDU(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false)),
+		step("SELECT application 3FFF", apdu.Short(0x00, 0xA4, 0x00, 0x0C, []byte{0x3F, 0xFF}, false)),
 		step("activate application", activate))
 }
 

@@ -66,17 +66,7 @@ func TestSeededKeyGenerationIsDeterministic(t *testing.T) {
 		c2 := seededCard(t, []byte(seed), st)
 		return append(keys, c2.generate(0x82, 1024))
 	}
-	a, b := run("seed-1"), run("seed-1")
-	for i := range a {
-		if !a[i].Equal(b[i]) {
-			t.Errorf("key %d differs between two runs with one seed", i)
-		}
-		for j := range i {
-			if a[i].Equal(a[j]) {
-				t.Errorf("keys %d and %d of one card are equal", j, i)
-			}
-		}
-	}
+	checkSameDistinctKeys(t, run("seed-1"), run("seed-1"))
 	// Other seeds give other keys (the pool holds 16 or 32 per size, so compare
 	// across several seeds).
 	distinct := map[string]bool{}
@@ -100,17 +90,7 @@ func TestSeededKeysBeyondThePool(t *testing.T) {
 		}
 		return keys
 	}
-	a, b := run(), run()
-	for i := range a {
-		if !a[i].Equal(b[i]) {
-			t.Errorf("key %d differs between two runs", i)
-		}
-		for j := range i {
-			if a[i].Equal(a[j]) {
-				t.Errorf("keys %d and %d are equal", j, i)
-			}
-		}
-	}
+	checkSameDistinctKeys(t, run(), run())
 }
 
 // Without a seed, keys are real random keys, never from the pool.
@@ -120,6 +100,22 @@ func TestUnseededKeysAreNotFromThePool(t *testing.T) {
 	for _, k := range seedPool(1024) {
 		if k.PublicKey.Equal(pub) {
 			t.Fatal("a card without a seed generated a pool key")
+		}
+	}
+}
+
+// checkSameDistinctKeys checks two runs of one seeded key sequence: run b
+// generated the same keys as run a, and no two keys of a are equal.
+func checkSameDistinctKeys(t *testing.T, a, b []*rsa.PublicKey) {
+	t.Helper()
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			t.Errorf("key %d differs between two runs with one seed", i)
+		}
+		for j := range i {
+			if a[i].Equal(a[j]) {
+				t.Errorf("keys %d and %d of one card are equal", j, i)
+			}
 		}
 	}
 }

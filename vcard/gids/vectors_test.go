@@ -259,7 +259,7 @@ func vectorDirective(t *testing.T, at string, cp **testCard, f []string) {
 		}
 		for i := range count {
 			tag := uint32(0xDF8100) + uint32(i>>7)<<8 + uint32(i&0x7F)
-			c.must(caseAPDU(0, 0xDB, fid[0], fid[1], ber.Encode(tag, []byte{byte(i)}), false), apdu.SWOK)
+			c.must(apdu.Short(0, 0xDB, fid[0], fid[1], ber.Encode(tag, []byte{byte(i)}), false), apdu.SWOK)
 		}
 	case "reset":
 		c.Reset()

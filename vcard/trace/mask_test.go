@@ -9,16 +9,8 @@ import (
 	"testing"
 
 	"github.com/cardharness/cardharness/internal/golden"
+	"github.com/cardharness/cardharness/internal/testutil"
 )
-
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestMask(t *testing.T) {
 	tests := []struct {
@@ -44,8 +36,8 @@ func TestMask(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, n, secret := Mask(mustHex(t, tt.cmd))
-			if !bytes.Equal(out, mustHex(t, tt.kept)) || n != tt.masked || secret != tt.secret {
+			out, n, secret := Mask(testutil.Hex(t, tt.cmd))
+			if !bytes.Equal(out, testutil.Hex(t, tt.kept)) || n != tt.masked || secret != tt.secret {
 				t.Errorf("Mask = % X, %d, %q; want %s, %d, %q", out, n, secret, tt.kept, tt.masked, tt.secret)
 			}
 		})
@@ -53,7 +45,7 @@ func TestMask(t *testing.T) {
 }
 
 func TestWriterMasksUnlessKeepSecrets(t *testing.T) {
-	verify := mustHex(t, "00 20 00 80 06 31 32 33 34 35 36")
+	verify := testutil.Hex(t, "00 20 00 80 06 31 32 33 34 35 36")
 	for _, keep := range []bool{false, true} {
 		var b bytes.Buffer
 		w := NewWriter(&b)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
 
@@ -59,7 +60,7 @@ func readFrame(t *testing.T, c net.Conn) []byte {
 	return b
 }
 
-func startLink(t *testing.T, card *testcard.Echo, r *reader) (*Link, context.CancelFunc) {
+func startLink(t *testing.T, card vcard.Card, r *reader) (*Link, context.CancelFunc) {
 	l := NewLink(card, TCPDialer(r.ln.Addr().String()), WithRedialInterval(50*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -112,10 +113,7 @@ func (*shortCard) Process([]byte) []byte { return nil }
 
 func TestNeverSendsAnEmptyFrame(t *testing.T) {
 	r := newReader(t)
-	l := NewLink(&shortCard{}, TCPDialer(r.ln.Addr().String()))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go l.Run(ctx)
+	startLink(t, &shortCard{}, r)
 	c := r.accept()
 	c.Write(frame(0x00, 0xA4, 0x00, 0x00))
 	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x6F, 0x00}) {
@@ -259,10 +257,7 @@ func (*bigCard) Process([]byte) []byte { return make([]byte, 70000) }
 // link answers 67 00 instead and stays up (issue 8 finding 3).
 func TestOversizeResponseIsAStatusWord(t *testing.T) {
 	r := newReader(t)
-	l := NewLink(&bigCard{}, TCPDialer(r.ln.Addr().String()))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go l.Run(ctx)
+	startLink(t, &bigCard{}, r)
 	c := r.accept()
 	for range 2 {
 		c.Write(frame(0x00, 0xCB, 0x00, 0x00, 0x00, 0x00, 0x00))
