@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // Identity is what the test CA's "directory" knows about a requester.
@@ -73,6 +75,12 @@ type Template struct {
 	Extensions []pkix.Extension
 	// Enroll is the template ACL; nil lets everyone enroll.
 	Enroll func(Identity) bool
+	// ApprovalDelay: a certificate manager approves requests this
+	// template pends (PendAllRequests) this long after submission, on the
+	// CA's virtual clock; Retrieve after that returns the certificate,
+	// issued at retrieval time [I: a manager's delay is a scenario input].
+	// 0: pending until CA.Approve, CA.Deny or CA.IssueOutOfBand.
+	ApprovalDelay time.Duration
 }
 
 func (t *Template) v2() bool { return len(t.ID.OID) > 0 }
@@ -102,6 +110,12 @@ type Options struct {
 	ClockSkew time.Duration
 	// CAValidity is the validity of the CA certificate; 0 means 20 years.
 	CAValidity time.Duration
+	// FailDelegatedCertRequests is the CA profile of the founding
+	// document's second bug: a CMC request with a certificate-based
+	// signature, submitted by a server impersonating the user
+	// (SubmitOptions.Delegated), fails with ERROR_NO_SUCH_USER
+	// (0x80070525), disposition Error.
+	FailDelegatedCertRequests bool
 }
 
 // SubmitOptions are the per-request inputs besides the request bytes.
@@ -114,6 +128,9 @@ type SubmitOptions struct {
 	// RenewOnBehalfOf is the 0x00200000 flag of ICertRequestD::Request: the
 	// old certificate, not the caller, identifies the end entity.
 	RenewOnBehalfOf bool
+	// Delegated: the caller is a server impersonating Requester (the
+	// relay), not Requester's own process (Options.FailDelegatedCertRequests).
+	Delegated bool
 }
 
 // Response is the CA's answer to one request.
@@ -163,6 +180,8 @@ type CA struct {
 type pendingRequest struct {
 	resp *Response
 	plan *issuePlan
+	// approveAt is when a manager approves (Template.ApprovalDelay); zero: never by itself.
+	approveAt time.Time
 }
 
 // New creates a CA with a self-signed certificate valid from Clock().
@@ -377,6 +396,13 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	c.nextID++
 	d := &decision{resp: &Response{RequestID: c.nextID}}
 	r := &policyRequest{csr: csr, v: v, opts: opts, d: d, now: c.opts.Clock()}
+	if opts.Delegated && c.opts.FailDelegatedCertRequests && v != nil && len(v.CertSigners) > 0 {
+		d.resp.Disposition, d.resp.Status = Error, reqErr(Code(winerr.ERROR_NO_SUCH_USER), 0,
+			"delegated request from %q with a certificate-based signature: this CA profile fails it", opts.Requester)
+		d.note("error: %v", d.resp.Status)
+		d.resp.Explanation = strings.Join(d.notes, "; ")
+		return d.resp, nil
+	}
 	for _, check := range policyChecks {
 		if err := check(c, r); err != nil {
 			return d.deny(err), nil
@@ -400,7 +426,13 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 			d.resp.Disposition = Pending
 			d.note("CT_FLAG_PEND_ALL_REQUESTS: pending certificate manager approval")
 			d.resp.Explanation = strings.Join(d.notes, "; ")
-			c.pending[d.resp.RequestID] = &pendingRequest{resp: d.resp, plan: plan}
+			pr := &pendingRequest{resp: d.resp, plan: plan}
+			if r.tmpl.ApprovalDelay > 0 {
+				pr.approveAt = r.now.Add(r.tmpl.ApprovalDelay)
+				d.note("a certificate manager approves at %s", pr.approveAt.Format(time.RFC3339))
+				d.resp.Explanation = strings.Join(d.notes, "; ")
+			}
+			c.pending[d.resp.RequestID] = pr
 			return d.resp, nil
 		}
 	}
@@ -526,10 +558,25 @@ func (c *CA) checkTemplate(r *policyRequest) *RequestError {
 	return nil
 }
 
-// requestedTemplate is the template the request asks for.
+// requestedTemplate is the template the request asks for: the
+// CertificateTemplate attribute given at submission, else a CMC RegInfo
+// name-value pair CertificateTemplate (how the founding document sends
+// it; MS-WCCE's request attributes travel as such pairs), else the
+// template extension. The pair wins over the extension, as a request
+// attribute does in AD CS [I].
 func (c *CA) requestedTemplate(r *policyRequest) (TemplateID, *RequestError) {
 	if !r.opts.Template.IsZero() {
 		return r.opts.Template, nil
+	}
+	if r.v != nil {
+		if name, ok := regInfoValue(r.v.RegInfo, RegInfoCertificateTemplate); ok {
+			t, err := ParseTemplateName(name)
+			if err != nil {
+				return TemplateID{}, wrapErr(ERROR_INVALID_DATA, 8, err, "RegInfo %s", RegInfoCertificateTemplate)
+			}
+			r.d.note("template %s from the RegInfo pair %s", t, RegInfoCertificateTemplate)
+			return t, nil
+		}
 	}
 	t, ok, err := r.csr.Template()
 	if err != nil {
@@ -839,6 +886,21 @@ func (c *CA) serial() (*big.Int, error) {
 func (c *CA) Approve(requestID int) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.approve(requestID, Issued, "approved by a certificate manager")
+}
+
+// IssueOutOfBand issues a pending request by another route (a certificate
+// manager's resubmission whose certificate is handed over separately):
+// RetrievePending then answers CR_DISP_ISSUED_OUT_OF_BAND with the
+// certificate [I: when AD CS sets this disposition is not documented
+// beyond "issued separately"].
+func (c *CA) IssueOutOfBand(requestID int) (*Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.approve(requestID, IssuedOutOfBand, "issued out of band")
+}
+
+func (c *CA) approve(requestID int, disp Disposition, how string) (*Response, error) {
 	p, ok := c.pending[requestID]
 	if !ok {
 		return nil, fmt.Errorf("ca: request %d is not pending", requestID)
@@ -852,7 +914,8 @@ func (c *CA) Approve(requestID int) (*Response, error) {
 		resp.Disposition, resp.Status = Denied, re
 		resp.Explanation += "; approved, but " + re.Error()
 	} else {
-		resp.Explanation += fmt.Sprintf("; approved by a certificate manager; issued serial %x", resp.Cert.SerialNumber)
+		resp.Disposition = disp
+		resp.Explanation += fmt.Sprintf("; %s; issued serial %x", how, resp.Cert.SerialNumber)
 	}
 	delete(c.pending, requestID)
 	c.done[requestID] = &resp
@@ -878,16 +941,27 @@ func (c *CA) Deny(requestID int) (*Response, error) {
 
 // Retrieve returns the current state of a pending request, or of one that
 // was issued or decided by a manager (ICertRequest::RetrievePending).
-// Requests denied at submission are not kept.
+// Requests denied at submission are not kept. A pending request whose
+// template's ApprovalDelay has passed on the CA's clock is approved (and
+// issued) now; an issued certificate revoked since reads as Revoked.
 func (c *CA) Retrieve(requestID int) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.pending[requestID]; ok {
-		r := *p.resp
-		return &r, nil
+		if p.approveAt.IsZero() || c.opts.Clock().Before(p.approveAt) {
+			r := *p.resp
+			return &r, nil
+		}
+		if _, err := c.approve(requestID, Issued, "approved by a certificate manager at "+p.approveAt.Format(time.RFC3339)); err != nil {
+			return nil, err
+		}
 	}
 	if r, ok := c.done[requestID]; ok {
 		cp := *r
+		if cp.Disposition.HasCertificate() && c.isRevoked(cp.Cert.SerialNumber) {
+			cp.Disposition = Revoked
+			cp.Explanation += "; certificate revoked since"
+		}
 		return &cp, nil
 	}
 	return nil, fmt.Errorf("ca: request %d not found", requestID)

@@ -1,0 +1,28 @@
+package winerr
+
+// Codes of the renewal relay's path to the CA (harness/relay, issue 12):
+// kept in their own file so the error-vocabulary work on winerr.go merges
+// cleanly.
+const (
+	// ERROR_FILE_NOT_FOUND, HRESULT_FROM_WIN32(2): the relay looked up the
+	// CA (the CA configuration string, read from the machine's
+	// configuration) after impersonating the user, whose token may not
+	// read it: the founding document's first bug. The fix is to look the
+	// CA up before impersonating [S founding document].
+	ERROR_FILE_NOT_FOUND Code = 0x80070002
+	// ERROR_NO_SUCH_USER, HRESULT_FROM_WIN32(1317): "The specified account
+	// does not exist." The founding document's second bug: a CA that
+	// fails delegated (impersonated), certificate-based requests with
+	// 0x80070525 [S founding document; the cause on the CA side is not
+	// known, I].
+	ERROR_NO_SUCH_USER Code = 0x80070525
+	// ERROR_TIMEOUT, HRESULT_FROM_WIN32(1460): the relay gave up waiting
+	// for the CA [I].
+	ERROR_TIMEOUT Code = 0x800705B4
+)
+
+func init() {
+	names[ERROR_FILE_NOT_FOUND] = "ERROR_FILE_NOT_FOUND"
+	names[ERROR_NO_SUCH_USER] = "ERROR_NO_SUCH_USER"
+	names[ERROR_TIMEOUT] = "ERROR_TIMEOUT"
+}
