@@ -131,6 +131,9 @@ type SubmitOptions struct {
 	// Delegated: the caller is a server impersonating Requester (the
 	// relay), not Requester's own process (Options.FailDelegatedCertRequests).
 	Delegated bool
+	// Inject imposes a decision on this request once every check passed
+	// (fault injection: a manager pends or denies it).
+	Inject Injected
 }
 
 // Response is the CA's answer to one request.
@@ -396,7 +399,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	c.nextID++
 	d := &decision{resp: &Response{RequestID: c.nextID}}
 	r := &policyRequest{csr: csr, v: v, opts: opts, d: d, now: c.opts.Clock()}
-	if opts.Delegated && c.opts.FailDelegatedCertRequests && v != nil && len(v.CertSigners) > 0 {
+	if opts.Delegated && (c.opts.FailDelegatedCertRequests || opts.Inject.FailDelegatedCert) && v != nil && len(v.CertSigners) > 0 {
 		d.resp.Disposition, d.resp.Status = Error, reqErr(Code(winerr.ERROR_NO_SUCH_USER), 0,
 			"delegated request from %q with a certificate-based signature: this CA profile fails it", opts.Requester)
 		d.note("error: %v", d.resp.Status)
@@ -418,23 +421,16 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	}
 	authorised := c.checkReenrollment(r)
 	d.resp.AsNewRequest = !authorised
+	if opts.Inject.Deny != 0 {
+		return d.deny(reqErr(opts.Inject.Deny, 0, "denied by an injected decision")), nil
+	}
 	if !authorised {
 		if err := c.checkSignatures(r); err != nil {
 			return d.deny(err), nil
 		}
-		if r.tmpl.PendAllRequests {
-			d.resp.Disposition = Pending
-			d.note("CT_FLAG_PEND_ALL_REQUESTS: pending certificate manager approval")
-			d.resp.Explanation = strings.Join(d.notes, "; ")
-			pr := &pendingRequest{resp: d.resp, plan: plan}
-			if r.tmpl.ApprovalDelay > 0 {
-				pr.approveAt = r.now.Add(r.tmpl.ApprovalDelay)
-				d.note("a certificate manager approves at %s", pr.approveAt.Format(time.RFC3339))
-				d.resp.Explanation = strings.Join(d.notes, "; ")
-			}
-			c.pending[d.resp.RequestID] = pr
-			return d.resp, nil
-		}
+	}
+	if !authorised && r.tmpl.PendAllRequests || opts.Inject.Pend {
+		return c.pend(r, plan), nil
 	}
 	if err := c.issue(d.resp, plan); err != nil {
 		var re *RequestError
@@ -447,6 +443,31 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	d.resp.Explanation = strings.Join(d.notes, "; ")
 	c.done[d.resp.RequestID] = d.resp
 	return d.resp, nil
+}
+
+// pend keeps the request for a certificate manager; with an approval
+// delay (Template.ApprovalDelay, Injected.ApproveAfter) the manager
+// approves it that long after submission.
+func (c *CA) pend(r *policyRequest, plan *issuePlan) *Response {
+	d := r.d
+	d.resp.Disposition = Pending
+	if r.opts.Inject.Pend {
+		d.note("pended by an injected decision")
+	} else {
+		d.note("CT_FLAG_PEND_ALL_REQUESTS: pending certificate manager approval")
+	}
+	pr := &pendingRequest{resp: d.resp, plan: plan}
+	delay := r.tmpl.ApprovalDelay
+	if r.opts.Inject.ApproveAfter > 0 {
+		delay = r.opts.Inject.ApproveAfter
+	}
+	if delay > 0 {
+		pr.approveAt = r.now.Add(delay)
+		d.note("a certificate manager approves at %s", pr.approveAt.Format(time.RFC3339))
+	}
+	d.resp.Explanation = strings.Join(d.notes, "; ")
+	c.pending[d.resp.RequestID] = pr
+	return d.resp
 }
 
 // checkRequester: the authenticated caller must be in the directory
