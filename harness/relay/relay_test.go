@@ -258,4 +258,3 @@ func TestLookupAfterImpersonationConfig(t *testing.T) {
 		t.Errorf("HTTP %d %+v", resp.StatusCode, r)
 	}
 }
-
