@@ -19,10 +19,14 @@ const (
 	// ERROR_TIMEOUT, HRESULT_FROM_WIN32(1460): the relay gave up waiting
 	// for the CA [I].
 	ERROR_TIMEOUT Code = 0x800705B4
+	// SEC_E_NO_CREDENTIALS: Schannel has no usable client credential (the
+	// certificate has no private key reference).
+	SEC_E_NO_CREDENTIALS Code = 0x8009030E
 )
 
 func init() {
 	names[ERROR_FILE_NOT_FOUND] = "ERROR_FILE_NOT_FOUND"
 	names[ERROR_NO_SUCH_USER] = "ERROR_NO_SUCH_USER"
 	names[ERROR_TIMEOUT] = "ERROR_TIMEOUT"
+	names[SEC_E_NO_CREDENTIALS] = "SEC_E_NO_CREDENTIALS"
 }

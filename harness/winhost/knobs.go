@@ -161,6 +161,13 @@ type Knobs struct {
 	// off the card handle, and removal invalidates handles; also, session
 	// PINs live until cold reset [S MSDG].
 	PINCacheSurvivesRemoval bool
+	// SchannelPINCache: where the TLS stack's use of a card key (client
+	// authentication, tls.go) caches the PIN. Default SchannelOwnPINCache:
+	// a cache of its own, separate from Base CSP's and the KSP's, as the
+	// founding document reports (one more prompt per renewal). With
+	// SessionPINs on (Windows 7's single session-token cache) the caches
+	// overwrite each other.
+	SchannelPINCache SchannelPINCache
 	// ChangePINBumpsPins: Base CSP's change-PIN bumps bPinsFreshness,
 	// so other processes drop their cached PIN (§1.2, §7 q2). Default
 	// true: §1.2 (libgtop11dotnet, OpenSC's "PIN freshness will be
@@ -243,6 +250,7 @@ func DefaultKnobs() Knobs {
 		DropPINOnWrongPIN:            true,
 		PINCacheSurvivesRemoval:      false,
 		ChangePINBumpsPins:           true,
+		SchannelPINCache:             SchannelOwnPINCache,
 		PropagationEnabled:           true,
 		PropagationDelay:             time.Second,
 		PropagationJitter:            0,
