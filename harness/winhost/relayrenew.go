@@ -406,4 +406,3 @@ func doResult(tc *TLSClient, req *http.Request, stage string) (relay.SubmitResul
 func resultErr(stage string, status int, r relay.SubmitResult) *RelayError {
 	return &RelayError{Stage: stage, HTTPStatus: status, Disposition: r.DispositionOf(), Status: r.StatusCode(), Detail: r.StatusText}
 }
-
