@@ -16,7 +16,7 @@ STATICCHECK_VERSION := v0.8.2
 # Debian packages: the PC/SC stack, the vpcd driver, the middleware the
 # end-to-end tests drive, and the tools the stack and tests call.
 APT_PACKAGES := pcscd libpcsclite-dev pkg-config vsmartcard-vpcd opensc opensc-pkcs11 \
-                pcsc-tools openssl util-linux iproute2
+                pcsc-tools openssl util-linux iproute2 curl libengine-pkcs11-openssl
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"slices"
@@ -42,6 +44,9 @@ type Config struct {
 	// Hold bounds how long the Timeout fault holds a request when the
 	// client does not give up first; 0 is 1 minute. Then: 504.
 	Hold time.Duration
+	// ErrorLog receives the HTTP server's own errors (failed handshakes:
+	// a wrong CA, a client that gave up); nil discards them.
+	ErrorLog *log.Logger
 	// PendApproveAfter: a request pended by the CAPend fault is approved
 	// this long after submission on the CA's clock; 0: never by itself.
 	PendApproveAfter time.Duration
@@ -88,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Hold == 0 {
 		cfg.Hold = time.Minute
+	}
+	if cfg.ErrorLog == nil {
+		cfg.ErrorLog = log.New(io.Discard, "", 0)
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -159,7 +167,7 @@ func (s *Server) Start() error {
 		// An empty map disables HTTP/2: a hijacked (dropped) connection
 		// must be the TCP connection itself.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:     nil,
+		ErrorLog:     s.cfg.ErrorLog,
 	}
 	go func() {
 		defer close(s.done)
