@@ -14,9 +14,10 @@ GOTESTSUM_VERSION   := v1.13.0
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages: the PC/SC stack, the vpcd driver, the middleware the
-# end-to-end tests drive, and the tools the stack and tests call.
+# end-to-end tests drive, the tools the stack and tests call, and the
+# headless browser that checks the HTML report.
 APT_PACKAGES := pcscd libpcsclite-dev pkg-config vsmartcard-vpcd opensc opensc-pkcs11 \
-                pcsc-tools openssl util-linux iproute2 curl libengine-pkcs11-openssl
+                pcsc-tools openssl util-linux iproute2 chromium curl libengine-pkcs11-openssl
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c

@@ -63,6 +63,8 @@ type env struct {
 	ca     *ca.CA
 	stack  *stackHandle
 	tmpDir string
+	// timeline records the per-step state for reports (timeline.go).
+	timeline *timelineState
 }
 
 // stepCtx resolves a step's arguments against the environment.

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cardharness/cardharness/harness/stack"
@@ -53,7 +52,13 @@ type Options struct {
 	Timeout time.Duration
 	// Progress receives one line per finished scenario (nil: none).
 	Progress io.Writer
-	Log      *slog.Logger
+	// Verbose prints each step's result and timeline events to Progress
+	// as it runs (timeline.go).
+	Verbose bool
+	// TraceSecrets keeps PINs and key material in APDU traces (default:
+	// masked, vcard/trace).
+	TraceSecrets bool
+	Log          *slog.Logger
 }
 
 // Status of a scenario or step.
@@ -90,6 +95,11 @@ type Result struct {
 	Skipped  []string      `json:"skipped,omitempty"`
 	Traces   []string      `json:"traces,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+
+	// Report fields (timeline.go, report.go).
+	Faults   []string       `json:"faults,omitempty"`
+	Hosts    []string       `json:"hosts,omitempty"` // host profiles: name and knobs as written
+	Timeline []TimelineStep `json:"timeline,omitempty"`
 }
 
 // RunOne runs one parsed scenario in this process.
@@ -121,14 +131,18 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	e := &env{ctx: ctx, sc: sc, opts: opts, clock: vclock.New(epoch), rng: rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9E3779B97F4A7C15)),
 		cards: map[string]*cardEnv{}, hosts: map[string]*winhost.Host{}, procs: map[string]*winhost.Process{}, vars: map[string]Values{}}
 	defer e.close()
+	res.Faults, res.Hosts = e.faults(), e.hostProfiles() // report fields
 	if err := e.setup(); err != nil {
 		res.Status, res.Failure = Error, "setup: "+err.Error()
 		res.Duration = time.Since(start)
 		return res
 	}
 	res.Status = Pass
+	e.stepEnd(-1, nil, nil) // timeline: the state after setup
 	for i, st := range sc.Steps {
+		e.stepBegin(i, st) // timeline: trace markers
 		sr := e.runStep(i, st)
+		e.stepEnd(i, st, &sr) // timeline: state and events
 		res.Steps = append(res.Steps, sr)
 		if sr.Status == Skip {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s:%d %s: %s", st.File, st.Line, st.Do, sr.Note))
@@ -146,6 +160,7 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 			res.Status, res.Failure = Fail, "card invariants after the scenario: "+err.Error()
 		}
 	}
+	res.Timeline = e.tl().steps // report field
 	if res.Status != Pass && opts.TraceDir != "" {
 		res.Traces = e.saveTraces(opts.TraceDir)
 	}
@@ -225,7 +240,8 @@ func (e *env) setup() error {
 		}
 		c.gids, c.wrap = g, wrap
 		c.trace = &bytes.Buffer{}
-		virt = append(virt, trace.Card(wrap, trace.NewWriter(c.trace)))
+		tw := e.traceWriter(n, c.trace) // timeline.go: masking, step markers
+		virt = append(virt, trace.Card(wrap, tw))
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -380,16 +396,16 @@ func checkError(st *Step, err error) (msg, diff string) {
 	want := st.ExpectError
 	if want == "" || want == "none" {
 		if err != nil {
-			return "unexpected error: " + err.Error(), cmp.Diff("none", errName(err))
+			return "unexpected error: " + err.Error(), plainDiff(map[string]any{"error": "none"}, map[string]any{"error": errName(err)})
 		}
 		return "", ""
 	}
 	if err == nil {
-		return "expected error " + want + ", the step succeeded", cmp.Diff(want, "none")
+		return "expected error " + want + ", the step succeeded", plainDiff(map[string]any{"error": want}, map[string]any{"error": "none"})
 	}
 	code, ok := codeOf(err)
 	if !ok || code != errorCode(want) {
-		return fmt.Sprintf("expected error %s, got: %v", want, err), cmp.Diff(want, errName(err))
+		return fmt.Sprintf("expected error %s, got: %v", want, err), plainDiff(map[string]any{"error": want}, map[string]any{"error": errName(err)})
 	}
 	return "", ""
 }
@@ -417,7 +433,7 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 			}
 			w[k] = list
 			if !ok {
-				g[k] = "<absent>"
+				g[k] = absent
 				continue
 			}
 			g[k] = asStrings(obs)
@@ -433,13 +449,13 @@ func compareResult(want *yaml.Node, got Values, resolve func(string) string) str
 			}
 			w[k] = resolve(v.Value)
 			if !ok {
-				g[k] = "<absent>"
+				g[k] = absent
 				continue
 			}
 			g[k] = fmt.Sprint(obs)
 		}
 	}
-	return cmp.Diff(w, g)
+	return plainDiff(w, g)
 }
 
 func asStrings(v any) any {
@@ -530,7 +546,7 @@ func (e *env) checkInvariants() error {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func (e *env) saveTraces(dir string) []string {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // traces are private (report.go)
 		return nil
 	}
 	var out []string
@@ -540,7 +556,7 @@ func (e *env) saveTraces(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, unsafeName.ReplaceAllString(e.sc.Name, "_")+"."+n+".jsonl")
-		if err := os.WriteFile(p, c.trace.Bytes(), 0o644); err == nil {
+		if err := writePrivate(p, c.trace.Bytes()); err == nil { // report.go
 			out = append(out, p)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"io/fs"
@@ -120,6 +119,9 @@ func Run(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 	if opts.Stack == "" {
 		opts.Stack = "pcscd"
 	}
+	if opts.Verbose && opts.Progress != nil {
+		opts.Progress = &lockedWriter{w: opts.Progress} // report.go: whole lines from parallel scenarios
+	}
 	results := make([]Result, len(refs))
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
@@ -195,6 +197,9 @@ func runWorkerMain(job string) int {
 	if err != nil {
 		res = Result{Name: j.Ref.String(), File: j.Ref.String(), Status: Error, Failure: err.Error()}
 	} else {
+		if j.Opts.Verbose {
+			j.Opts.Progress = os.Stderr // report.go: the parent forwards it
+		}
 		res = RunOne(context.Background(), sc, j.Opts)
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
@@ -212,6 +217,9 @@ func runWorker(ctx context.Context, r Ref, opts Options) Result {
 	cmd.Env = append(os.Environ(), workerEnv+"="+string(job))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if opts.Verbose && opts.Progress != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, &lineWriter{w: opts.Progress}) // report.go
+	}
 	start := time.Now()
 	err := cmd.Run()
 	var res Result
@@ -228,119 +236,4 @@ func tailLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// WriteText writes the summary a person reads after the progress lines.
-func WriteText(w io.Writer, results []Result) {
-	sum := Summary(results)
-	for _, r := range results {
-		if r.Status == Pass {
-			continue
-		}
-		fmt.Fprintf(w, "\n--- %s: %s (%s)\n    %s\n", strings.ToUpper(r.Status), r.Name, r.File, r.Failure)
-		if r.Diff != "" {
-			fmt.Fprintf(w, "    expected vs observed (-want +got):\n%s\n", indent(r.Diff, "      "))
-		}
-		for _, t := range r.Traces {
-			fmt.Fprintf(w, "    APDU trace: %s (cardharness trace %s)\n", t, t)
-		}
-	}
-	skipped := 0
-	for _, r := range results {
-		skipped += len(r.Skipped)
-	}
-	fmt.Fprintf(w, "\n%d passed, %d failed", sum[Pass], sum[Fail]+sum[Error])
-	if skipped > 0 {
-		fmt.Fprintf(w, " (%d steps skipped: they need card internals)", skipped)
-	}
-	fmt.Fprintln(w)
-}
-
-func indent(s, prefix string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i := range lines {
-		lines[i] = prefix + lines[i]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// WriteJSON writes the results as one JSON document.
-func WriteJSON(w io.Writer, results []Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(struct {
-		Summary map[string]int `json:"summary"`
-		Results []Result       `json:"results"`
-	}{Summary(results), results})
-}
-
-type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	Error     *junitFailure `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Body    string `xml:",chardata"`
-}
-
-// WriteJUnit writes one testcase per scenario; a failure carries the
-// go-cmp diff of expected vs observed.
-func WriteJUnit(w io.Writer, results []Result) error {
-	s := junitSuite{Name: "cardharness scenarios", Tests: len(results)}
-	var total time.Duration
-	for _, r := range results {
-		total += r.Duration
-		c := junitCase{Name: r.Name, Classname: "cardharness." + r.Stack, Time: fmt.Sprintf("%.3f", r.Duration.Seconds())}
-		body := r.Failure
-		if r.Diff != "" {
-			body += "\n\nexpected vs observed (-want +got):\n" + r.Diff
-		}
-		for _, t := range r.Traces {
-			body += "\nAPDU trace: " + t
-		}
-		switch r.Status {
-		case Fail:
-			s.Failures++
-			c.Failure = &junitFailure{Message: r.Failure, Type: "ScenarioFailure", Body: body}
-		case Error:
-			s.Errors++
-			c.Error = &junitFailure{Message: r.Failure, Type: "ScenarioError", Body: body}
-		}
-		if len(r.Skipped) > 0 {
-			c.SystemOut = "skipped steps:\n" + strings.Join(r.Skipped, "\n")
-		}
-		s.Cases = append(s.Cases, c)
-	}
-	s.Time = fmt.Sprintf("%.3f", total.Seconds())
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
 }

@@ -41,10 +41,12 @@ type cardSpec struct {
 	atr      string
 	stateDir string // "" = in memory
 	trace    string // "" = none
+	secrets  bool   // keep PINs and keys in the trace
 }
 
 func (s *cardSpec) addFlags(fs interface {
 	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
 }, withState bool) {
 	fs.StringVar(&s.kind, "card", "gids", "card type: gids (the virtual GIDS card) or echo (a trivial test card)")
 	fs.StringVar(&s.profile, "profile", "blank", "gids card profile: blank (what gids-tool --initialize expects) or initialized (as after gids-tool --initialize)")
@@ -55,7 +57,8 @@ func (s *cardSpec) addFlags(fs interface {
 	if withState {
 		fs.StringVar(&s.stateDir, "state", "", "keep card state in this directory across restarts (default: in memory)")
 	}
-	fs.StringVar(&s.trace, "trace", "", "write the card-side APDU trace (JSON lines) to this file; print it with cardharness trace")
+	fs.StringVar(&s.trace, "trace", "", "write the card-side APDU trace (JSON lines, mode 0600, PINs and key material masked) to this file; print it with cardharness trace")
+	fs.BoolVar(&s.secrets, "trace-secrets", false, "keep PINs and key material in the --trace file (default: masked)")
 }
 
 // build makes card number n. With several cards, --state DIR holds one
@@ -103,11 +106,13 @@ func (s *cardSpec) build(n, total int) (vcard.Card, func() error, error) {
 			ext := filepath.Ext(name)
 			name = fmt.Sprintf("%s.card%d%s", strings.TrimSuffix(name, ext), n, ext)
 		}
-		f, err := os.Create(name)
+		f, err := trace.Create(name)
 		if err != nil {
 			return nil, nil, err
 		}
-		card = trace.Card(card, trace.NewWriter(f))
+		tw := trace.NewWriter(f)
+		tw.KeepSecrets = s.secrets
+		card = trace.Card(card, tw)
 		closeFn = f.Close
 	}
 	return card, closeFn, nil

@@ -33,6 +33,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	parallel := fs.Int("parallel", 2, "scenarios to run at once")
 	seed := fs.Int64("seed", 0, "override every scenario's seed")
 	traceDir := fs.String("trace-dir", filepath.Join("build", "traces"), "where APDU traces of failed scenarios go")
+	traceSecrets := fs.Bool("trace-secrets", false, "keep PINs and key material in the saved APDU traces (default: masked)")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	var faults multiFlag
@@ -79,7 +80,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
+	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0, Verbose: lf.verbose, TraceSecrets: *traceSecrets,
 		CardFaults: faults, TraceDir: *traceDir, Log: lf.logger(stderr)}
 	progress := stderr
 	if *report == "text" {
@@ -87,6 +88,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		where := "stack " + *stackKind
 		if *reader != "" {
 			where = "reader " + *reader
+		}
+		if len(faults) > 0 {
+			where += ", injected faults: " + strings.Join(faults, ", ")
 		}
 		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}

@@ -1,7 +1,11 @@
 // Package trace records APDU exchanges as JSON lines and prints them for
 // people. The same format is written on the host side (pcsc.Recorder, one
 // line per direction) and on the card side (Card, for `cardharness card
-// --trace`), so one reader serves both: `cardharness trace FILE`.
+// --trace` and the scenario runner), so one reader serves both:
+// `cardharness trace FILE`. PINs and key material are masked unless
+// Writer.KeepSecrets (mask.go); the scenario runner adds a marker record
+// per step; Format decodes what each command means on a GIDS card
+// (decode.go).
 package trace
 
 import (
@@ -30,6 +34,15 @@ type Record struct {
 	SW    string `json:"sw,omitempty"`   // hex, responses only
 	Err   string `json:"err,omitempty"`
 	DurUS int64  `json:"dur_us,omitempty"` // responses: time since the command
+	// Step and Label belong to a step marker (Dir "step"): the scenario
+	// runner writes one before each step, so that the APDUs after it are
+	// that step's.
+	Step  int    `json:"step,omitempty"`
+	Label string `json:"label,omitempty"`
+	// Masked is how many bytes of the command's data were left out, and
+	// Secret what they were ("PIN", "key material"): see mask.go.
+	Masked int    `json:"masked,omitempty"`
+	Secret string `json:"secret,omitempty"`
 }
 
 // Writer writes records. Write errors never fail an exchange; the first one
@@ -41,6 +54,9 @@ type Writer struct {
 	err error
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+	// KeepSecrets writes PINs and key material as sent; by default they
+	// are masked (mask.go), so a trace can be shared.
+	KeepSecrets bool
 }
 
 // NewWriter writes JSON lines to w.
@@ -76,7 +92,15 @@ func (w *Writer) Command(cmd []byte) Exchange {
 	defer w.mu.Unlock()
 	w.seq++
 	x := Exchange{w: w, seq: w.seq, start: w.Now()}
-	w.write(Record{Seq: x.seq, Time: x.start, Dir: ">", APDU: hex.EncodeToString(cmd)})
+	r := Record{Seq: x.seq, Time: x.start, Dir: ">"}
+	if !w.KeepSecrets {
+		var n int
+		if cmd, n, r.Secret = Mask(cmd); n > 0 {
+			r.Masked = n
+		}
+	}
+	r.APDU = hex.EncodeToString(cmd)
+	w.write(r)
 	return x
 }
 
@@ -110,6 +134,15 @@ func (w *Writer) Event(name string, err error) {
 		r.Err = err.Error()
 	}
 	w.write(r)
+}
+
+// Marker records the start of scenario step n (1-based) described by
+// label.
+func (w *Writer) Marker(n int, label string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seq++
+	w.write(Record{Seq: w.seq, Time: w.Now(), Dir: "step", Step: n, Label: label})
 }
 
 // Card wraps c so that everything it sees is recorded: the card-side view
@@ -154,13 +187,21 @@ func Read(r io.Reader) ([]Record, error) {
 }
 
 // Format prints records for people: one line per direction, hex in groups,
-// status words with their meaning.
+// status words with their meaning, and under each line what it means for
+// a GIDS card (decode.go); step markers of the scenario runner become
+// headings.
 func Format(w io.Writer, recs []Record) error {
+	d := NewDecoder()
 	for _, r := range recs {
 		var err error
+		note := d.Annotate(r)
 		switch r.Dir {
 		case ">":
-			_, err = fmt.Fprintf(w, "%5d > %s\n", r.Seq, spaced(r.APDU))
+			masked := ""
+			if r.Masked > 0 {
+				masked = fmt.Sprintf(" <%d bytes of %s masked>", r.Masked, r.Secret)
+			}
+			_, err = fmt.Fprintf(w, "%5d > %s%s\n", r.Seq, spaced(r.APDU), masked)
 		case "<":
 			sw := ""
 			if b, e := hex.DecodeString(r.SW); e == nil && len(b) == 2 {
@@ -173,12 +214,17 @@ func Format(w io.Writer, recs []Record) error {
 			_, err = fmt.Fprintf(w, "%5d < %s[%s]  %s\n", r.Seq, data, sw, fmtDur(r.DurUS))
 		case "!":
 			_, err = fmt.Fprintf(w, "%5d ! %s  %s\n", r.Seq, r.Err, fmtDur(r.DurUS))
+		case "step":
+			_, err = fmt.Fprintf(w, "== step %d: %s\n", r.Step, r.Label)
 		default:
 			line := fmt.Sprintf("%5d * %s", r.Seq, r.Dir)
 			if r.Err != "" {
 				line += ": " + r.Err
 			}
 			_, err = fmt.Fprintln(w, line)
+		}
+		if err == nil && note != "" {
+			_, err = fmt.Fprintf(w, "        ; %s\n", note)
 		}
 		if err != nil {
 			return err
