@@ -165,9 +165,16 @@ type Knobs struct {
 	// authentication, tls.go) caches the PIN. Default SchannelOwnPINCache:
 	// a cache of its own, separate from Base CSP's and the KSP's, as the
 	// founding document reports (one more prompt per renewal). With
-	// SessionPINs on (Windows 7's single session-token cache) the caches
-	// overwrite each other.
+	// SingleTokenPINCache (Windows 7) the caches overwrite each other.
 	SchannelPINCache SchannelPINCache
+	// SingleTokenPINCache: a process keeps one PIN (session token) per
+	// card for all its providers, so a PIN typed for one (Schannel, Base
+	// CSP, the KSP) overwrites the others', which prompt again. Windows 7,
+	// per the founding document: three prompts for a renewal through the
+	// relay in the logical order. Default false: per-provider caches [S
+	// founding document for Windows 7; I for later versions having
+	// separate caches].
+	SingleTokenPINCache bool
 	// ChangePINBumpsPins: Base CSP's change-PIN bumps bPinsFreshness,
 	// so other processes drop their cached PIN (§1.2, §7 q2). Default
 	// true: §1.2 (libgtop11dotnet, OpenSC's "PIN freshness will be
@@ -251,6 +258,7 @@ func DefaultKnobs() Knobs {
 		PINCacheSurvivesRemoval:      false,
 		ChangePINBumpsPins:           true,
 		SchannelPINCache:             SchannelOwnPINCache,
+		SingleTokenPINCache:          false,
 		PropagationEnabled:           true,
 		PropagationDelay:             time.Second,
 		PropagationJitter:            0,

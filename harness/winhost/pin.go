@@ -96,5 +96,15 @@ func (t *txn) authenticate(api API, silent bool) error {
 		e.session = ins.sessionPIN
 	}
 	t.st.pins[api] = e
+	if k.SingleTokenPINCache {
+		// One cache entry per card: this PIN overwrites the other
+		// providers' (Windows 7, tls.go).
+		for a := range t.st.pins {
+			if a != api {
+				delete(t.st.pins, a)
+				p.event(Event{Kind: EvDropPINCache, Reader: t.reader, Detail: a.String() + ": overwritten by " + api.String() + " (single session-token cache)"})
+			}
+		}
+	}
 	return nil
 }

@@ -32,7 +32,8 @@ type CallOrder int
 
 const (
 	// LogicalOrder: build the request, connect, submit, install. On a host
-	// whose caches overwrite each other (Knobs.SessionPINs, Windows 7) the
+	// whose caches overwrite each other (Knobs.SingleTokenPINCache,
+	// Windows 7) the
 	// handshake's PIN supersedes the CSP's, and installing prompts again:
 	// three prompts.
 	LogicalOrder CallOrder = iota

@@ -133,12 +133,12 @@ func (e *relayEnv) opts(order winhost.CallOrder) winhost.RelayRenewalOptions {
 }
 
 // TestRenewThroughRelayPrompts: the founding document's counts. Windows
-// 7's single session-token cache (SessionPINs) gives three prompts in
+// 7's single session-token cache (SingleTokenPINCache) gives three prompts in
 // the logical order and two with the connection opened first; with
 // per-provider caches it is two either way; a TLS stack sharing the
 // process's cache needs one.
 func TestRenewThroughRelayPrompts(t *testing.T) {
-	win7 := func(k *winhost.Knobs) { k.SessionPINs = true }
+	win7 := func(k *winhost.Knobs) { k.SingleTokenPINCache = true }
 	shared := func(k *winhost.Knobs) { k.SchannelPINCache = winhost.SchannelSharesProcessCache }
 	cases := []struct {
 		name  string

@@ -20,7 +20,8 @@ import (
 // connections whose client key is a card key, used through the TLS
 // stack's own path to the key (Schannel), so every handshake's
 // CertificateVerify signature is computed by the card through APDUs and
-// costs a PIN through the TLS stack's PIN cache (Knobs.SchannelPINCache).
+// costs a PIN through the TLS stack's PIN cache (Knobs.SchannelPINCache,
+// Knobs.SingleTokenPINCache).
 
 // Schannel is the TLS stack as a user of card keys: an API of its own
 // for PIN caching (Process.PINPrompts(Schannel) counts its prompts).
