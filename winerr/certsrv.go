@@ -22,6 +22,22 @@ const (
 	// SEC_E_NO_CREDENTIALS: Schannel has no usable client credential (the
 	// certificate has no private key reference).
 	SEC_E_NO_CREDENTIALS Code = 0x8009030E
+	// HTTP_E_STATUS_SERVER_ERROR, HTTP_E_STATUS_BAD_GATEWAY,
+	// HTTP_E_STATUS_GATEWAY_TIMEOUT: an HTTP 500, 502, 504 answer
+	// (0x80190000 + the status, winerror.h) without a CA status.
+	HTTP_E_STATUS_SERVER_ERROR    Code = 0x801901F4
+	HTTP_E_STATUS_BAD_GATEWAY     Code = 0x801901F6
+	HTTP_E_STATUS_GATEWAY_TIMEOUT Code = 0x801901F8
+	// ERROR_WINHTTP_TIMEOUT (12002) and ERROR_WINHTTP_CONNECTION_ERROR
+	// (12030) as HRESULTs: the client gave up waiting, or the connection
+	// was closed without an answer.
+	ERROR_WINHTTP_TIMEOUT          Code = 0x80072EE2
+	ERROR_WINHTTP_CONNECTION_ERROR Code = 0x80072EFE
+	// E_PENDING: "the data necessary to complete this operation is not
+	// yet available": the CA pended the request and the client does not
+	// wait for it (it rolls back) [I: the code a client reports is its
+	// own choice].
+	E_PENDING Code = 0x8000000A
 )
 
 func init() {
@@ -29,4 +45,10 @@ func init() {
 	names[ERROR_NO_SUCH_USER] = "ERROR_NO_SUCH_USER"
 	names[ERROR_TIMEOUT] = "ERROR_TIMEOUT"
 	names[SEC_E_NO_CREDENTIALS] = "SEC_E_NO_CREDENTIALS"
+	names[HTTP_E_STATUS_SERVER_ERROR] = "HTTP_E_STATUS_SERVER_ERROR"
+	names[HTTP_E_STATUS_BAD_GATEWAY] = "HTTP_E_STATUS_BAD_GATEWAY"
+	names[HTTP_E_STATUS_GATEWAY_TIMEOUT] = "HTTP_E_STATUS_GATEWAY_TIMEOUT"
+	names[ERROR_WINHTTP_TIMEOUT] = "ERROR_WINHTTP_TIMEOUT"
+	names[ERROR_WINHTTP_CONNECTION_ERROR] = "ERROR_WINHTTP_CONNECTION_ERROR"
+	names[E_PENDING] = "E_PENDING"
 }

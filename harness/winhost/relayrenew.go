@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -356,12 +357,16 @@ func dummyCall(ctx context.Context, tc *TLSClient, url string) error {
 	}
 	resp, err := tc.Do(req)
 	if err != nil {
-		return &RelayError{Stage: "connect", Err: err}
+		var we *Error
+		if errors.As(err, &we) {
+			return &RelayError{Stage: "connect", Status: we.Code, Err: err}
+		}
+		return &RelayError{Stage: "connect", Status: transportCode(err), Err: err}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &RelayError{Stage: "connect", HTTPStatus: resp.StatusCode}
+		return &RelayError{Stage: "connect", HTTPStatus: resp.StatusCode, Status: httpCode(resp.StatusCode)}
 	}
 	return nil
 }
@@ -384,10 +389,26 @@ func getRetrieve(ctx context.Context, tc *TLSClient, url string, id int) (relay.
 	return doResult(tc, req, "retrieve")
 }
 
+// transportCode is the WinHTTP code of a request that got no answer.
+func transportCode(err error) winerr.Code {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return winerr.ERROR_WINHTTP_TIMEOUT
+	}
+	return winerr.ERROR_WINHTTP_CONNECTION_ERROR
+}
+
+// httpCode is the HTTP_E_STATUS_* code of an HTTP error answer.
+func httpCode(status int) winerr.Code { return winerr.Code(0x80190000 + uint32(status)) }
+
 func doResult(tc *TLSClient, req *http.Request, stage string) (relay.SubmitResult, error) {
 	resp, err := tc.Do(req)
 	if err != nil {
-		return relay.SubmitResult{}, &RelayError{Stage: stage, Err: err}
+		var we *Error
+		if errors.As(err, &we) { // the card refused the handshake signature
+			return relay.SubmitResult{}, &RelayError{Stage: stage, Status: we.Code, Err: err}
+		}
+		return relay.SubmitResult{}, &RelayError{Stage: stage, Status: transportCode(err), Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -396,7 +417,12 @@ func doResult(tc *TLSClient, req *http.Request, stage string) (relay.SubmitResul
 	}
 	var r relay.SubmitResult
 	if jerr := json.Unmarshal(body, &r); jerr != nil {
-		return relay.SubmitResult{}, &RelayError{Stage: stage, HTTPStatus: resp.StatusCode, Detail: string(bytes.TrimSpace(body))}
+		return relay.SubmitResult{}, &RelayError{Stage: stage, HTTPStatus: resp.StatusCode, Status: httpCode(resp.StatusCode), Detail: string(bytes.TrimSpace(body))}
+	}
+	if resp.StatusCode != http.StatusOK && r.StatusCode() == 0 {
+		e := resultErr(stage, resp.StatusCode, r)
+		e.Status = httpCode(resp.StatusCode)
+		return r, e
 	}
 	if resp.StatusCode != http.StatusOK {
 		return r, resultErr(stage, resp.StatusCode, r)
@@ -405,5 +431,9 @@ func doResult(tc *TLSClient, req *http.Request, stage string) (relay.SubmitResul
 }
 
 func resultErr(stage string, status int, r relay.SubmitResult) *RelayError {
-	return &RelayError{Stage: stage, HTTPStatus: status, Disposition: r.DispositionOf(), Status: r.StatusCode(), Detail: r.StatusText}
+	e := &RelayError{Stage: stage, HTTPStatus: status, Disposition: r.DispositionOf(), Status: r.StatusCode(), Detail: r.StatusText}
+	if e.Status == 0 && r.DispositionOf() == ca.Pending {
+		e.Status, e.Detail = winerr.E_PENDING, fmt.Sprintf("request %d pending, and the client does not wait", r.RequestID)
+	}
+	return e
 }

@@ -187,11 +187,11 @@ func TestRenewThroughRelayFaults(t *testing.T) {
 		f    relay.Fault
 		code winerr.Code // 0: no CA status (transport or HTTP failure)
 	}{
-		{relay.HTTP500, 0},
-		{relay.DropAfterIssue, 0},
-		{relay.Timeout, 0},
+		{relay.HTTP500, winerr.HTTP_E_STATUS_SERVER_ERROR},
+		{relay.DropAfterIssue, winerr.ERROR_WINHTTP_CONNECTION_ERROR},
+		{relay.Timeout, winerr.ERROR_WINHTTP_TIMEOUT},
 		{relay.CADeny, winerr.Code(ca.CERTSRV_E_ADMIN_DENIED_REQUEST)},
-		{relay.CAPend, 0},
+		{relay.CAPend, winerr.E_PENDING}, // pending, and this client does not wait: rolled back
 		{relay.LookupAfterImpersonation, winerr.ERROR_FILE_NOT_FOUND},
 		{relay.DelegatedCertRequest, winerr.ERROR_NO_SUCH_USER},
 	}
