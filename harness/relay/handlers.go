@@ -208,7 +208,7 @@ func (s *Server) submitWith(w http.ResponseWriter, r *http.Request, f Fault, req
 	case CADeny:
 		opts.Inject.Deny = ca.CERTSRV_E_ADMIN_DENIED_REQUEST
 	case CAPend:
-		opts.Inject.Pend, opts.Inject.ApproveAfter = true, s.cfg.PendApproveAfter
+		opts.Inject.Pend, opts.Inject.ApproveAfter = true, s.pendApproveAfter()
 	case DelegatedCertRequest:
 		opts.Inject.FailDelegatedCert = true
 	}

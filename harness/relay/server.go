@@ -226,6 +226,20 @@ func (s *Server) Inject(f ...Fault) {
 	s.faults = append(s.faults, f...)
 }
 
+// SetPendApproveAfter changes Config.PendApproveAfter for the requests
+// that follow (a scenario step sets it with its fault).
+func (s *Server) SetPendApproveAfter(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.PendApproveAfter = d
+}
+
+func (s *Server) pendApproveAfter() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.PendApproveAfter
+}
+
 func (s *Server) nextFault() Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
