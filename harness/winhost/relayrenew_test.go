@@ -151,6 +151,7 @@ func TestRenewThroughRelayPrompts(t *testing.T) {
 		{"per-provider caches, logical", nil, winhost.LogicalOrder, 2},
 		{"per-provider caches, connect first", nil, winhost.ConnectFirst, 2},
 		{"TLS shares the CSP cache, logical", []func(*winhost.Knobs){shared}, winhost.LogicalOrder, 1},
+		{"TLS shares the CSP cache, connect first", []func(*winhost.Knobs){shared}, winhost.ConnectFirst, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
