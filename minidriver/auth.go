@@ -17,16 +17,23 @@ import (
 )
 
 // AuthenticatePIN is CardAuthenticatePin for the user PIN (reference
-// 0x80, gids-protocol.md §2.5). A wrong PIN is a *WrongPINError with the
-// retries the card reports; a blocked PIN is SCARD_W_CHV_BLOCKED.
+// 0x80, docs/reference/gids-protocol.md §2.5). A wrong PIN is a *CardError carrying
+// SCARD_W_WRONG_CHV and a *WrongPINError with the retries the card
+// reports; a blocked PIN is SCARD_W_CHV_BLOCKED.
 func (c *Card) AuthenticatePIN(ctx context.Context, pin string) error {
-	cmd := append([]byte{0x00, 0x20, 0x00, 0x80, byte(len(pin))}, pin...)
-	_, sw, err := c.exchange(ctx, cmd)
+	_, sw, err := c.transmit(ctx, apdu.Command{INS: apdu.INSVerify, P2: refUserPIN, Data: []byte(pin)})
 	if err != nil {
 		return fmt.Errorf("CardAuthenticatePin: %w", err)
 	}
 	return pinResult("CardAuthenticatePin: VERIFY", sw)
 }
+
+// Key references of the PIN and admin key (docs/reference/gids-protocol.md §2.5, §2.9).
+const (
+	refUserPIN  = 0x80 // VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER P2
+	refLogout   = 0x82 // VERIFY without data: log out of PIN and admin
+	refAdminKey = 0x80 // MSE 83 / PUT KEY 84: the admin key
+)
 
 func pinResult(op string, sw apdu.Status) error {
 	if sw.OK() {
@@ -36,14 +43,14 @@ func pinResult(op string, sw apdu.Status) error {
 		if n == 0 {
 			return cardErr(op, apdu.SWAuthMethodBlocked)
 		}
-		return &WrongPINError{Retries: n}
+		return cardErr(op, sw)
 	}
 	return cardErr(op, sw)
 }
 
 // PINTries reads the PIN status DO 7F71: tries left and the limit.
 func (c *Card) PINTries(ctx context.Context) (left, limit int, err error) {
-	resp, err := c.do(ctx, "PIN status: GET DATA 3FFF/7F71", []byte{0x00, 0xCB, 0x3F, 0xFF, 0x04, 0x5C, 0x02, 0x7F, 0x71, 0x00})
+	resp, err := c.do(ctx, "PIN status: GET DATA 3FFF/7F71", apdu.Command{INS: apdu.INSGetData, P1: 0x3F, P2: 0xFF, Data: getDataTagList(0x7F71), Ne: leMax})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -62,19 +69,19 @@ func (c *Card) PINTries(ctx context.Context) (left, limit int, err error) {
 // Deauthenticate is CardDeauthenticate: logout of PIN and admin (`00 20 00
 // 82`).
 func (c *Card) Deauthenticate(ctx context.Context) error {
-	_, err := c.do(ctx, "CardDeauthenticate: VERIFY logout", []byte{0x00, 0x20, 0x00, 0x82})
+	_, err := c.do(ctx, "CardDeauthenticate: VERIFY logout", apdu.Command{INS: apdu.INSVerify, P2: refLogout})
 	return err
 }
 
 // AuthenticateAdmin is CardAuthenticateChallenge/CardAuthenticateEx for
 // the admin key: GIDS mutual authentication with 3DES-CBC, zero IV
-// (gids-protocol.md §2.9). random supplies R1 and Z1 (nil: crypto/rand).
+// (docs/reference/gids-protocol.md §2.9). random supplies R1 and Z1 (nil: crypto/rand).
 func (c *Card) AuthenticateAdmin(ctx context.Context, key [24]byte, random io.Reader) error {
 	const op = "admin authentication"
 	if random == nil {
 		random = rand.Reader
 	}
-	if _, err := c.do(ctx, op+": MSE", []byte{0x00, 0x22, 0xC1, 0xA4, 0x03, 0x83, 0x01, 0x80}); err != nil {
+	if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0xC1, P2: 0xA4, Data: ber.Encode(0x83, []byte{refAdminKey})}); err != nil {
 		return err
 	}
 	r1 := make([]byte, 16)
@@ -85,7 +92,7 @@ func (c *Card) AuthenticateAdmin(ctx context.Context, key [24]byte, random io.Re
 	if _, err := io.ReadFull(random, z1); err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, op+": GENERAL AUTHENTICATE (challenge)", append(append([]byte{0x00, 0x87, 0x00, 0x00, 0x14, 0x7C, 0x12, 0x81, 0x10}, r1...), 0x00))
+	resp, err := c.do(ctx, op+": GENERAL AUTHENTICATE (challenge)", apdu.Command{INS: apdu.INSGeneralAuthenticate, Data: ber.Encode(0x7C, ber.Encode(0x81, r1)), Ne: leMax})
 	if err != nil {
 		return err
 	}
@@ -101,8 +108,7 @@ func (c *Card) AuthenticateAdmin(ctx context.Context, key [24]byte, random io.Re
 	plain := append(append(append(append([]byte{}, r2...), r1...), z1...), 0x80)
 	crypt := make([]byte, len(plain))
 	cipher.NewCBCEncrypter(block, make([]byte, 8)).CryptBlocks(crypt, plain)
-	cmd := append([]byte{0x00, 0x87, 0x00, 0x00, 0x2C, 0x7C, 0x2A, 0x82, 0x28}, crypt...)
-	resp, err = c.do(ctx, op+": GENERAL AUTHENTICATE (response)", append(cmd, 0x00))
+	resp, err = c.do(ctx, op+": GENERAL AUTHENTICATE (response)", apdu.Command{INS: apdu.INSGeneralAuthenticate, Data: ber.Encode(0x7C, ber.Encode(0x82, crypt)), Ne: leMax})
 	if err != nil {
 		return err
 	}
@@ -129,7 +135,7 @@ func (c *Card) ChangePIN(ctx context.Context, oldPIN, newPIN string, pol Bump) e
 		}
 		return w.step(fs.CategoryPins, func() error {
 			data := append([]byte(oldPIN), newPIN...)
-			_, sw, err := c.exchange(ctx, append([]byte{0x00, 0x24, 0x00, 0x80, byte(len(data))}, data...))
+			_, sw, err := c.transmit(ctx, apdu.Command{INS: apdu.INSChangeReferenceData, P2: refUserPIN, Data: data})
 			if err != nil {
 				return err
 			}
@@ -148,7 +154,7 @@ func (c *Card) UnblockPIN(ctx context.Context, adminKey [24]byte, newPIN string,
 			return err
 		}
 		return w.step(fs.CategoryPins, func() error {
-			_, err := c.do(ctx, op+": RESET RETRY COUNTER", append([]byte{0x00, 0x2C, 0x02, 0x80, byte(len(newPIN))}, newPIN...))
+			_, err := c.do(ctx, op+": RESET RETRY COUNTER", apdu.Command{INS: apdu.INSResetRetryCounter, P1: 0x02, P2: refUserPIN, Data: []byte(newPIN)})
 			return err
 		})
 	})
@@ -163,9 +169,10 @@ func (c *Card) ChangeAdminKey(ctx context.Context, oldKey, newKey [24]byte, pol 
 			return err
 		}
 		return w.step(fs.CategoryPins, func() error {
-			data := append([]byte{0x70, 0x24, 0x84, 0x01, 0x80, 0xA5, 0x1F, 0x87, 0x18}, newKey[:]...)
-			data = append(data, 0x88, 0x03, 0xB0, 0x73, 0xDC)
-			_, err := c.do(ctx, op+": PUT DATA 3FFF", append([]byte{0x00, 0xDB, 0x3F, 0xFF, byte(len(data))}, data...))
+			// 70 { 84 key ref, A5 { 87 key, 88 B0 73 DC } } (§2.12).
+			key := append(ber.Encode(0x87, newKey[:]), ber.Encode(0x88, []byte{0xB0, 0x73, 0xDC})...)
+			data := ber.Encode(0x70, append(ber.Encode(0x84, []byte{refAdminKey}), ber.Encode(0xA5, key)...))
+			_, err := c.do(ctx, op+": PUT DATA 3FFF", apdu.Command{INS: apdu.INSPutData, P1: 0x3F, P2: 0xFF, Data: data})
 			return err
 		})
 	})

@@ -8,7 +8,7 @@ import (
 )
 
 // Bump is a writer's counter-bump policy: how it maintains cardcf around
-// the changes it makes (minidriver-semantics.md §1.2-1.3, §2.4).
+// the changes it makes (docs/reference/minidriver-semantics.md §1.2-1.3, §2.4).
 type Bump int
 
 const (

@@ -13,13 +13,17 @@ import (
 
 // gidsAID is the MS GIDS AID as the Windows minidriver sends it: without
 // the version and reserved bytes, relying on the card's partial match
-// (gids-protocol.md §1.4).
+// (docs/reference/gids-protocol.md §1.4).
 var gidsAID = []byte{0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59}
 
 // Options configure a card context.
 type Options struct {
-	// ChunkSize is the command-chaining chunk: 255 as OpenSC sends, or 240
-	// as Windows does (gids-protocol.md §2.1). Default 255.
+	// ChunkSize is the largest data field sent in one APDU: longer data is
+	// chained in parts of this size. 255 is what OpenSC does (it chains only
+	// what a short APDU cannot hold); 240 is what Windows' inbox GIDS
+	// minidriver does, and it then chains a 241..255-byte payload too (240
+	// + the rest) rather than sending it whole: docs/reference/gids-protocol.md §2.1 gives
+	// the sources for that decision. Default 255.
 	ChunkSize int
 	// CacheMode is what CardGetProperty(CP_CARD_CACHE_MODE) reports. The
 	// card stores no such property; a minidriver decides it, so it is a
@@ -38,7 +42,7 @@ type Options struct {
 // CacheMode is CP_CARD_CACHE_MODE (cardmod.h).
 type CacheMode int
 
-// Cache modes (minidriver-semantics.md §1.5).
+// Cache modes (docs/reference/minidriver-semantics.md §1.5).
 const (
 	CacheGlobal      CacheMode = 1 // CP_CACHE_MODE_GLOBAL_CACHE
 	CacheSessionOnly CacheMode = 2 // CP_CACHE_MODE_SESSION_ONLY
@@ -104,9 +108,7 @@ func Acquire(ctx context.Context, t pcsc.Transport, opts Options) (*Card, error)
 // Select selects the GIDS application (which also logs out: GIDS clears
 // PIN and admin state on application selection).
 func (c *Card) Select(ctx context.Context) error {
-	cmd := append([]byte{0x00, 0xA4, 0x04, 0x00, byte(len(gidsAID))}, gidsAID...)
-	cmd = append(cmd, 0x00)
-	_, sw, err := c.exchange(ctx, cmd)
+	_, sw, err := c.transmit(ctx, apdu.Command{INS: apdu.INSSelect, P1: 0x04, P2: 0x00, Data: gidsAID, Ne: leMax})
 	if err != nil {
 		return err
 	}
@@ -125,48 +127,37 @@ func (c *Card) Transport() pcsc.Transport { return c.t }
 // Options returns the context's options.
 func (c *Card) Options() Options { return c.opts }
 
-// exchange sends one command (chaining if its data is longer than a short
-// APDU allows) and collects 61xx continuations.
-func (c *Card) exchange(ctx context.Context, cmd []byte) ([]byte, apdu.Status, error) {
-	parsed, err := apdu.ParseCommand(cmd)
-	if err != nil {
-		return nil, 0, fmt.Errorf("minidriver: bad command %X: %w", cmd, err)
-	}
-	if len(parsed.Data) > 255 {
-		return c.chained(ctx, parsed)
-	}
-	return c.transmit(ctx, cmd)
-}
-
-func (c *Card) chained(ctx context.Context, cmd apdu.Command) ([]byte, apdu.Status, error) {
+// transmit is the one place commands go to the card. It owns the two
+// transport rules of docs/reference/gids-protocol.md §2.1: data longer than
+// Options.ChunkSize is sent as a chain (CLA bit 0x10 on every part but the
+// last; intermediate parts carry no Le and must be answered 90 00), and a
+// 61xx answer is continued with GET RESPONSE until the card is done.
+func (c *Card) transmit(ctx context.Context, cmd apdu.Command) ([]byte, apdu.Status, error) {
 	data := cmd.Data
 	for len(data) > c.opts.ChunkSize {
-		chunk := apdu.Command{CLA: cmd.CLA | 0x10, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: data[:c.opts.ChunkSize]}
-		raw, err := chunk.Bytes()
-		if err != nil {
-			return nil, 0, err
-		}
-		_, sw, err := c.transmit(ctx, raw)
-		if err != nil {
-			return nil, 0, err
-		}
-		if !sw.OK() {
-			return nil, sw, nil
+		part := apdu.Command{CLA: cmd.CLA | apdu.CLAChaining, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: data[:c.opts.ChunkSize]}
+		_, sw, err := c.send(ctx, part)
+		if err != nil || !sw.OK() {
+			return nil, sw, err
 		}
 		data = data[c.opts.ChunkSize:]
 	}
-	last := apdu.Command{CLA: cmd.CLA &^ 0x10, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: data, Ne: cmd.Ne, HasLe: cmd.HasLe}
-	raw, err := last.Bytes()
-	if err != nil {
-		return nil, 0, err
-	}
-	return c.transmit(ctx, raw)
+	last := cmd
+	last.CLA &^= apdu.CLAChaining
+	last.Data = data
+	return c.send(ctx, last)
 }
 
-func (c *Card) transmit(ctx context.Context, cmd []byte) ([]byte, apdu.Status, error) {
+// send encodes one APDU (apdu.Command computes Lc and Le) and collects 61xx
+// continuations.
+func (c *Card) send(ctx context.Context, cmd apdu.Command) ([]byte, apdu.Status, error) {
+	raw, err := cmd.Bytes()
+	if err != nil {
+		return nil, 0, fmt.Errorf("minidriver: cannot encode %02X %02X %02X %02X: %w", cmd.CLA, cmd.INS, cmd.P1, cmd.P2, err)
+	}
 	var out []byte
 	for {
-		resp, err := c.t.Transmit(ctx, cmd)
+		resp, err := c.t.Transmit(ctx, raw)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -178,13 +169,20 @@ func (c *Card) transmit(ctx context.Context, cmd []byte) ([]byte, apdu.Status, e
 		if r.SW.SW1() != 0x61 {
 			return out, r.SW, nil
 		}
-		cmd = []byte{0x00, 0xC0, 0x00, 0x00, r.SW.SW2()}
+		// 61 00 means 256 or more bytes remain (docs/reference/gids-protocol.md §2.1).
+		ne := int(r.SW.SW2())
+		if ne == 0 {
+			ne = apdu.MaxShortNe
+		}
+		if raw, err = (apdu.Command{INS: apdu.INSGetResponse, Ne: ne}).Bytes(); err != nil {
+			return nil, 0, err
+		}
 	}
 }
 
 // do sends cmd and turns a non-9000 answer into a CardError naming op.
-func (c *Card) do(ctx context.Context, op string, cmd []byte) ([]byte, error) {
-	data, sw, err := c.exchange(ctx, cmd)
+func (c *Card) do(ctx context.Context, op string, cmd apdu.Command) ([]byte, error) {
+	data, sw, err := c.transmit(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -194,14 +192,23 @@ func (c *Card) do(ctx context.Context, op string, cmd []byte) ([]byte, error) {
 	return data, nil
 }
 
+// leMax is the Le of every command that returns data: 00, the most a
+// short APDU can ask for (docs/reference/gids-protocol.md §2.1: the driver uses short
+// APDUs only).
+const leMax = apdu.MaxShortNe
+
+// getDataTagList is the data field of GET DATA for one data object: the
+// tag list 5C holding the DO's tag (docs/reference/gids-protocol.md §2.3).
+func getDataTagList(tag uint16) []byte { return ber.Encode(0x5C, []byte{hi(tag), lo(tag)}) }
+
 func hi(v uint16) byte { return byte(v >> 8) }
 func lo(v uint16) byte { return byte(v) }
 
-// readDO is GET DATA of one data object (gids-protocol.md §2.3); it
+// readDO is GET DATA of one data object (docs/reference/gids-protocol.md §2.3); it
 // returns the value without tag and length.
 func (c *Card) readDO(ctx context.Context, op string, ef, tag uint16) ([]byte, error) {
 	op = fmt.Sprintf("%s: GET DATA %04X/%04X", op, ef, tag)
-	resp, err := c.do(ctx, op, []byte{0x00, 0xCB, hi(ef), lo(ef), 0x04, 0x5C, 0x02, hi(tag), lo(tag), 0x00})
+	resp, err := c.do(ctx, op, apdu.Command{INS: apdu.INSGetData, P1: hi(ef), P2: lo(ef), Data: getDataTagList(tag), Ne: leMax})
 	if err != nil {
 		return nil, err
 	}
@@ -212,16 +219,10 @@ func (c *Card) readDO(ctx context.Context, op string, ef, tag uint16) ([]byte, e
 	return tlv.Value, nil
 }
 
-// writeDO is PUT DATA (gids-protocol.md §2.4): the card replaces the DO.
+// writeDO is PUT DATA (docs/reference/gids-protocol.md §2.4): the card replaces the DO.
 func (c *Card) writeDO(ctx context.Context, op string, ef, tag uint16, value []byte) error {
 	op = fmt.Sprintf("%s: PUT DATA %04X/%04X", op, ef, tag)
-	tlv := ber.Encode(uint32(tag), value)
-	cmd := apdu.Command{CLA: 0x00, INS: 0xDB, P1: hi(ef), P2: lo(ef), Data: tlv}
-	raw, err := cmd.Bytes()
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	_, err = c.do(ctx, op, raw)
+	_, err := c.do(ctx, op, apdu.Command{INS: apdu.INSPutData, P1: hi(ef), P2: lo(ef), Data: ber.Encode(uint32(tag), value)})
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/big"
 
 	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
 
@@ -21,6 +22,20 @@ func (c *Card) Containers(ctx context.Context) (fs.ContainerMap, error) {
 		return nil, err
 	}
 	return fs.ParseContainerMap(b)
+}
+
+// maps reads the cmapfile and the keymap, the pair every container
+// change works on.
+func (c *Card) maps(ctx context.Context, op string) (fs.ContainerMap, fs.KeyMap, error) {
+	cmap, err := c.Containers(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	km, err := c.KeyMap(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return cmap, km, nil
 }
 
 // KeyMap reads the GIDS keymap (A000/DF20); a card that never had a key has
@@ -54,7 +69,7 @@ type ContainerSpec struct {
 
 // CreateContainer is CardCreateContainer with on-card key generation: the
 // container takes the first free cmapfile index. Steps, as the GIDS
-// drivers do them (gids-protocol.md §5.2): reserve the cmapfile record,
+// drivers do them (docs/reference/gids-protocol.md §5.2): reserve the cmapfile record,
 // create the key file, write the keymap record, write the cmapfile record,
 // generate the key. The caller must have authenticated the user PIN.
 func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump) (index int, err error) {
@@ -68,13 +83,9 @@ func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump
 	op := fmt.Sprintf("CardCreateContainer %q", spec.GUID)
 	index = -1
 	err = c.mutate(ctx, op, pol, func(w *writer) error {
-		cmap, err := c.Containers(ctx)
+		cmap, km, err := c.maps(ctx, op)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		km, err := c.KeyMap(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return err
 		}
 		if err := fs.CheckConsistent(cmap, km); err != nil {
 			return fmt.Errorf("%s: card metadata inconsistent, refusing to add a container: %w", op, err)
@@ -138,7 +149,7 @@ func (c *Card) CreateContainer(ctx context.Context, spec ContainerSpec, pol Bump
 	return index, err
 }
 
-// keyFileFCP is the FCP of a user key file (gids-protocol.md §3.8): ACL
+// keyFileFCP is the FCP of a user key file (docs/reference/gids-protocol.md §3.8): ACL
 // `8C 05 8F 10 10 10 00` (GENERATE, MSE and PUT KEY need the PIN; public
 // key read free) and one CRT per usage. Unlike OpenSC, the signature CRTs
 // carry the real key reference.
@@ -168,25 +179,24 @@ func (c *Card) createKeyFile(ctx context.Context, op string, index int, spec fs.
 		return err
 	}
 	fcp := keyFileFCP(index, spec, alg)
-	cmd := append([]byte{0x00, 0xE0, 0x00, 0x00, byte(len(fcp))}, fcp...)
-	if _, err := c.do(ctx, fmt.Sprintf("%s: CREATE FILE %04X", op, keyFID(index)), cmd); err != nil {
+	if _, err := c.do(ctx, fmt.Sprintf("%s: CREATE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSCreateFile, Data: fcp}); err != nil {
 		return err
 	}
-	_, err := c.do(ctx, fmt.Sprintf("%s: ACTIVATE FILE %04X", op, keyFID(index)), []byte{0x00, 0x44, 0x00, 0x00})
+	_, err := c.do(ctx, fmt.Sprintf("%s: ACTIVATE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSActivateFile})
 	return err
 }
 
 // deleteKeyFile selects and deletes B0(81+i); a missing file is fine.
 func (c *Card) deleteKeyFile(ctx context.Context, op string, index int) error {
 	fid := keyFIDBytes(index)
-	_, err := c.do(ctx, fmt.Sprintf("%s: SELECT %04X", op, keyFID(index)), []byte{0x00, 0xA4, 0x00, 0x0C, 0x02, fid[0], fid[1]})
+	_, err := c.do(ctx, fmt.Sprintf("%s: SELECT %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSSelect, P1: 0x00, P2: 0x0C, Data: fid[:]})
 	if isNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, fmt.Sprintf("%s: DELETE FILE %04X", op, keyFID(index)), []byte{0x00, 0xE4, 0x00, 0x00})
+	_, err = c.do(ctx, fmt.Sprintf("%s: DELETE FILE %04X", op, keyFID(index)), apdu.Command{INS: apdu.INSDeleteFile})
 	if isNotFound(err) {
 		return nil
 	}
@@ -194,9 +204,11 @@ func (c *Card) deleteKeyFile(ctx context.Context, op string, index int) error {
 }
 
 func (c *Card) generate(ctx context.Context, op string, index int, alg byte) error {
-	cmd := []byte{0x00, 0x47, 0x00, 0x00, 0x08, 0xAC, 0x06, 0x80, 0x01, alg, 0x83, 0x01, keyRef(index)}
+	// AC { 80 algorithm, 83 key reference } (§2.10).
+	crt := append(ber.Encode(0x80, []byte{alg}), ber.Encode(0x83, []byte{keyRef(index)})...)
+	cmd := apdu.Command{INS: apdu.INSGenerateAsymmetricKeyPair, Data: ber.Encode(0xAC, crt)}
 	if c.opts.GenerateWithLe {
-		cmd = append(cmd, 0x00)
+		cmd.Ne = leMax
 	}
 	_, err := c.do(ctx, op+": GENERATE ASYMMETRIC KEY PAIR", cmd)
 	return err
@@ -237,7 +249,11 @@ func (c *Card) ContainerInfo(ctx context.Context, index int) (*ContainerInfo, er
 // PublicKey reads the public key of key reference 0x81+index.
 func (c *Card) PublicKey(ctx context.Context, index int) (*rsa.PublicKey, error) {
 	op := fmt.Sprintf("read public key %02X", keyRef(index))
-	resp, err := c.do(ctx, op+": GET DATA 3FFF", []byte{0x00, 0xCB, 0x3F, 0xFF, 0x0A, 0x70, 0x08, 0x84, 0x01, keyRef(index), 0xA5, 0x03, 0x7F, 0x49, 0x80, 0x00})
+	// 70 { 84 key reference, A5 { 7F49 80 } }: the public-key template
+	// request as OpenSC sends it (§2.10); "7F49 80" is a tag list, not a
+	// TLV, so it is written as bytes.
+	data := ber.Encode(0x70, append(ber.Encode(0x84, []byte{keyRef(index)}), ber.Encode(0xA5, []byte{0x7F, 0x49, 0x80})...))
+	resp, err := c.do(ctx, op+": GET DATA 3FFF", apdu.Command{INS: apdu.INSGetData, P1: 0x3F, P2: 0xFF, Data: data, Ne: leMax})
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +273,7 @@ func (c *Card) PublicKey(ctx context.Context, index int) (*rsa.PublicKey, error)
 type DeleteOptions struct {
 	// MoveDefaultTo, if ≥ 0 and the deleted container was the default,
 	// makes that container the default in the same cmapfile write
-	// (renewal: the new container takes over, minidriver-semantics.md §3.2).
+	// (renewal: the new container takes over, docs/reference/minidriver-semantics.md §3.2).
 	MoveDefaultTo int
 }
 
@@ -271,13 +287,9 @@ func (c *Card) DeleteContainer(ctx context.Context, index int, opts DeleteOption
 		return fmt.Errorf("%s: index out of range: %w", op, ErrNoContainer)
 	}
 	return c.mutate(ctx, op, pol, func(w *writer) error {
-		cmap, err := c.Containers(ctx)
+		cmap, km, err := c.maps(ctx, op)
 		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		km, err := c.KeyMap(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+			return err
 		}
 		if err := w.step(fs.CategoryContainers, func() error {
 			if err := c.deleteKeyFile(ctx, op, index); err != nil {

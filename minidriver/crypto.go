@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/apdu"
+	"github.com/cardharness/cardharness/vcard/ber"
 )
 
 func (c *Card) keyAlg(ctx context.Context, op string, index int) (fs.KeySpec, byte, error) {
@@ -39,15 +40,10 @@ func (c *Card) SignData(ctx context.Context, index int, data []byte) ([]byte, er
 		if err != nil {
 			return err
 		}
-		if _, err := c.do(ctx, op+": MSE", []byte{0x00, 0x22, 0x41, 0xB6, 0x06, 0x80, 0x01, 0x50 | alg, 0x84, 0x01, keyRef(index)}); err != nil {
+		if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0x41, P2: 0xB6, Data: mseCRT(0x50|alg, keyRef(index))}); err != nil {
 			return err
 		}
-		cmd := apdu.Command{CLA: 0x00, INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: data, Ne: 256, HasLe: true}
-		raw, err := cmd.Bytes()
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		sig, err = c.do(ctx, op+": PSO COMPUTE DIGITAL SIGNATURE", raw)
+		sig, err = c.do(ctx, op+": PSO COMPUTE DIGITAL SIGNATURE", apdu.Command{INS: apdu.INSPerformSecurityOperation, P1: 0x9E, P2: 0x9A, Data: data, Ne: leMax})
 		return err
 	})
 	return sig, err
@@ -66,18 +62,19 @@ func (c *Card) Decrypt(ctx context.Context, index int, ciphertext []byte) ([]byt
 		if spec != fs.AT_KEYEXCHANGE {
 			return fmt.Errorf("%s: a signature key cannot decrypt: %w", op, ErrNoContainer)
 		}
-		if _, err := c.do(ctx, op+": MSE", []byte{0x00, 0x22, 0x41, 0xB8, 0x06, 0x80, 0x01, 0x40 | alg, 0x84, 0x01, keyRef(index)}); err != nil {
+		if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0x41, P2: 0xB8, Data: mseCRT(0x40|alg, keyRef(index))}); err != nil {
 			return err
 		}
-		cmd := apdu.Command{CLA: 0x00, INS: 0x2A, P1: 0x80, P2: 0x86, Data: ciphertext, Ne: 256, HasLe: true}
-		raw, err := cmd.Bytes()
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		out, err = c.do(ctx, op+": PSO DECIPHER", raw)
+		out, err = c.do(ctx, op+": PSO DECIPHER", apdu.Command{INS: apdu.INSPerformSecurityOperation, P1: 0x80, P2: 0x86, Data: ciphertext, Ne: leMax})
 		return err
 	})
 	return out, err
+}
+
+// mseCRT is the control reference template of MSE SET (§2.8): 80
+// algorithm, 84 key reference.
+func mseCRT(alg, ref byte) []byte {
+	return append(ber.Encode(0x80, []byte{alg}), ber.Encode(0x84, []byte{ref})...)
 }
 
 // digestInfoPrefix is the DER prefix of a DigestInfo (RFC 8017 §9.2).

@@ -9,9 +9,11 @@ import (
 )
 
 // CardError is a command the card refused. Code is the Windows error the
-// minidriver API reports for it; SW is what the card said. Both match with
-// errors.Is: errors.Is(err, winerr.SCARD_W_WRONG_CHV) and
-// errors.Is(err, apdu.SWSecurityStatusNotSatisfied).
+// minidriver API reports for it; SW is what the card said. It unwraps to
+// its winerr.Code (errors.As(err, &code), errors.Is(err,
+// winerr.SCARD_W_WRONG_CHV)) and, when the card answered 63Cx, to a
+// *WrongPINError with the tries left; errors.Is(err,
+// apdu.SWSecurityStatusNotSatisfied) matches the status word.
 type CardError struct {
 	Op   string // the minidriver operation and the APDU, e.g. "CardReadFile mscp/kxc00: GET DATA A010/DF24"
 	SW   apdu.Status
@@ -22,18 +24,22 @@ func (e *CardError) Error() string {
 	return fmt.Sprintf("%s: card answered %v (%s)", e.Op, e.SW, e.Code.Name())
 }
 
-// Is matches the Windows code or the status word.
+// Is matches the status word.
 func (e *CardError) Is(target error) bool {
-	switch t := target.(type) {
-	case winerr.Code:
-		return t == e.Code
-	case apdu.Status:
-		return e.SW.Is(t) || e.SW == t
-	}
-	return false
+	t, ok := target.(apdu.Status)
+	return ok && (e.SW.Is(t) || e.SW == t)
 }
 
-// WrongPINError: the PIN was wrong; Retries is what the card reported.
+// Unwrap hands out the Windows code and, for a wrong PIN, the tries left.
+func (e *CardError) Unwrap() []error {
+	if n, ok := e.SW.Retries(); ok && n > 0 {
+		return []error{e.Code, &WrongPINError{Retries: n}}
+	}
+	return []error{e.Code}
+}
+
+// WrongPINError: the PIN was wrong; Retries is what the card reported
+// (63Cx). It is reached through a *CardError (errors.As(err, &wrong)).
 type WrongPINError struct {
 	Retries int
 }
@@ -42,8 +48,8 @@ func (e *WrongPINError) Error() string {
 	return fmt.Sprintf("wrong PIN, %d tries left: %v", e.Retries, winerr.SCARD_W_WRONG_CHV)
 }
 
-// Is matches winerr.SCARD_W_WRONG_CHV.
-func (e *WrongPINError) Is(target error) bool { return target == winerr.SCARD_W_WRONG_CHV }
+// Unwrap is winerr.SCARD_W_WRONG_CHV.
+func (e *WrongPINError) Unwrap() error { return winerr.SCARD_W_WRONG_CHV }
 
 // swCode maps a status word to the minidriver API's error, as the inbox
 // minidriver reports card failures.

@@ -70,7 +70,7 @@ func (c *Card) WriteFile(ctx context.Context, path string, data []byte, pol Bump
 }
 
 // fileCategory: a write of cmapfile also covers containers (OpenSC bumps
-// both along the container path; minidriver-semantics.md §1.2).
+// both along the container path; docs/reference/minidriver-semantics.md §1.2).
 func (c *Card) fileCategory(path string) fs.Category {
 	if strings.EqualFold(path, "mscp/cmapfile") {
 		return fs.CategoryFiles | fs.CategoryContainers

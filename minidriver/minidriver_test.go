@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -36,13 +37,7 @@ type env struct {
 type transportMaker func(t *testing.T) env
 
 func directEnv(t *testing.T) env {
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: pin, AdminKey: adminKey}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: pin, AdminKey: adminKey})
 	return env{card: card, t: pcsc.NewDirect(card)}
 }
 
@@ -217,6 +212,13 @@ func runSuite(t *testing.T, mk transportMaker) {
 		err := c.AuthenticatePIN(ctx, "000000")
 		if n, ok := minidriver.IsWrongPIN(err); !ok || n != 2 || !errors.Is(err, winerr.SCARD_W_WRONG_CHV) {
 			t.Fatalf("wrong PIN: %v", err)
+		}
+		// One way to ask: the CardError unwraps to the code and the tries.
+		var code winerr.Code
+		var ce *minidriver.CardError
+		var wrong *minidriver.WrongPINError
+		if !errors.As(err, &code) || code != winerr.SCARD_W_WRONG_CHV || !errors.As(err, &ce) || ce.SW != apdu.RetriesLeft(2) || !errors.As(err, &wrong) || wrong.Retries != 2 {
+			t.Fatalf("wrong PIN does not unwrap to SCARD_W_WRONG_CHV, its 63C2 and 2 tries: %#v", err)
 		}
 		_ = c.AuthenticatePIN(ctx, "000000")
 		_ = c.AuthenticatePIN(ctx, "000000")

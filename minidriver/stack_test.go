@@ -1,11 +1,10 @@
 package minidriver_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
@@ -13,21 +12,9 @@ import (
 // the suite runs over the real PC/SC path (chaining, GET RESPONSE, and
 // SCardBeginTransaction included).
 func stackEnv(t *testing.T) env {
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: pin, AdminKey: adminKey}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: pin, AdminKey: adminKey})
 	st := cardtest.Start(t, card)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := cardtest.Client(t).Connect(ctx, st.Slots()[0].Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := cardtest.Connect(t, st, 0)
 	return env{card: card, t: conn}
 }
 

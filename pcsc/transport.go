@@ -8,11 +8,13 @@
 //   - Recorder wraps any Transport and writes an APDU trace as JSON lines.
 //
 // Everything that waits takes a context. vpcd has no timeouts of its own
-// (reference/vpcd-and-peers.md §1.8): a card that never answers blocks the
+// (docs/reference/vpcd-and-peers.md §1.8): a card that never answers blocks the
 // PC/SC call until its socket closes, so the deadline is enforced here.
 //
 // libpcsclite reads PCSCLITE_CSOCK_NAME once per process, so a process talks
 // to exactly one pcscd; see UseSocket.
+//
+// Bare § citations in this package refer to docs/reference/vpcd-and-peers.md.
 package pcsc
 
 import (

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cardharness/cardharness/harness/ca"
@@ -82,40 +81,13 @@ func Actions() []*Action {
 	return out
 }
 
-func validErrorName(name string) bool {
-	if _, ok := winerr.ByName(name); ok {
-		return true
-	}
-	_, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(name), "0x"), 16, 32)
-	return strings.HasPrefix(strings.ToLower(name), "0x") && err == nil
-}
+// The scenario's names for Windows codes are winerr's (a name or a hex
+// value); an error's code is what it unwraps to.
+func validErrorName(name string) bool { _, ok := winerr.Parse(name); return ok }
 
-func errorCode(name string) uint32 {
-	if c, ok := winerr.ByName(name); ok {
-		return uint32(c)
-	}
-	v, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(name), "0x"), 16, 32)
-	return uint32(v)
-}
+func errorCode(name string) uint32 { c, _ := winerr.Parse(name); return uint32(c) }
 
-// codeOf extracts the Windows code of an error, from winerr or the CA.
-func codeOf(err error) (uint32, bool) {
-	var c winerr.Code
-	if errors.As(err, &c) {
-		return uint32(c), true
-	}
-	if cc := ca.CodeOf(err); cc != 0 {
-		return uint32(cc), true
-	}
-	// Errors that match a code through an Is method (winhost.Error).
-	for _, n := range winerr.Names() {
-		c, _ := winerr.ByName(n)
-		if errors.Is(err, c) {
-			return uint32(c), true
-		}
-	}
-	return 0, false
-}
+func codeOf(err error) (uint32, bool) { c, ok := winerr.FromError(err); return uint32(c), ok }
 
 func keySpecArg(s *stepCtx, name string, def fs.KeySpec) (fs.KeySpec, error) {
 	v := s.str(name, "")

@@ -4,7 +4,7 @@ import (
 	"github.com/cardharness/cardharness/harness/winhost"
 )
 
-// CertEnroll-like enrollment on a host (minidriver-semantics.md §3.1 step
+// CertEnroll-like enrollment on a host (docs/reference/minidriver-semantics.md §3.1 step
 // 5 and day N step 3): a dummy certificate in REQUEST carries the key's
 // provider information until the response is installed.
 func init() {

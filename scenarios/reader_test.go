@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
@@ -17,13 +18,7 @@ func TestReaderModeAgainstACardInAReader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: needs a pcscd stack")
 	}
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	st := cardtest.Start(t, card)
 	t.Setenv("PCSCLITE_CSOCK_NAME", st.SocketPath())
 	sc, err := Ref{Path: "testdata/reader-mode.yaml"}.load()

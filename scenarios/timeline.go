@@ -251,7 +251,7 @@ func counterChanges(a, b Counters) []string {
 }
 
 // cardFiles returns the card's minidriver files by lower-case path, read
-// through its masterfile (gids-protocol.md §3.3).
+// through its masterfile (docs/reference/gids-protocol.md §3.3).
 func (e *env) cardFiles(n string) map[string][]byte {
 	c := e.cards[n]
 	out := map[string][]byte{}

@@ -40,15 +40,25 @@ const (
 	E_PENDING Code = 0x8000000A
 )
 
+// init adds these codes to the table (and the by-name index, built
+// before init functions run) that winerr.go keeps.
 func init() {
-	names[ERROR_FILE_NOT_FOUND] = "ERROR_FILE_NOT_FOUND"
-	names[ERROR_NO_SUCH_USER] = "ERROR_NO_SUCH_USER"
-	names[ERROR_TIMEOUT] = "ERROR_TIMEOUT"
-	names[SEC_E_NO_CREDENTIALS] = "SEC_E_NO_CREDENTIALS"
-	names[HTTP_E_STATUS_SERVER_ERROR] = "HTTP_E_STATUS_SERVER_ERROR"
-	names[HTTP_E_STATUS_BAD_GATEWAY] = "HTTP_E_STATUS_BAD_GATEWAY"
-	names[HTTP_E_STATUS_GATEWAY_TIMEOUT] = "HTTP_E_STATUS_GATEWAY_TIMEOUT"
-	names[ERROR_WINHTTP_TIMEOUT] = "ERROR_WINHTTP_TIMEOUT"
-	names[ERROR_WINHTTP_CONNECTION_ERROR] = "ERROR_WINHTTP_CONNECTION_ERROR"
-	names[E_PENDING] = "E_PENDING"
+	for _, c := range []struct {
+		code       Code
+		name, text string
+	}{
+		{ERROR_FILE_NOT_FOUND, "ERROR_FILE_NOT_FOUND", "the system cannot find the file specified"},
+		{ERROR_NO_SUCH_USER, "ERROR_NO_SUCH_USER", "the specified account does not exist"},
+		{ERROR_TIMEOUT, "ERROR_TIMEOUT", "this operation returned because the timeout period expired"},
+		{SEC_E_NO_CREDENTIALS, "SEC_E_NO_CREDENTIALS", "no credentials are available in the security package"},
+		{HTTP_E_STATUS_SERVER_ERROR, "HTTP_E_STATUS_SERVER_ERROR", "internal server error (HTTP 500)"},
+		{HTTP_E_STATUS_BAD_GATEWAY, "HTTP_E_STATUS_BAD_GATEWAY", "bad gateway (HTTP 502)"},
+		{HTTP_E_STATUS_GATEWAY_TIMEOUT, "HTTP_E_STATUS_GATEWAY_TIMEOUT", "gateway timeout (HTTP 504)"},
+		{ERROR_WINHTTP_TIMEOUT, "ERROR_WINHTTP_TIMEOUT", "the operation timed out"},
+		{ERROR_WINHTTP_CONNECTION_ERROR, "ERROR_WINHTTP_CONNECTION_ERROR", "the connection with the server was reset or terminated"},
+		{E_PENDING, "E_PENDING", "the data necessary to complete this operation is not yet available"},
+	} {
+		table[c.code] = info{c.name, c.text}
+		byName[c.name] = c.code
+	}
 }

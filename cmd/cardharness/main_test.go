@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // TestMain lets the test binary act as the cardharness command, so tests
@@ -34,24 +36,6 @@ func needTool(t *testing.T, name, pkg string) {
 	if _, err := exec.LookPath(name); err != nil {
 		t.Fatalf("%s not found: install it with `apt-get install %s` (or `make deps`)", name, pkg)
 	}
-}
-
-// privatePcscds lists pcscd processes whose command line (their
-// configuration directory) lies under dir.
-func privatePcscds(dir string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), dir) {
-			out = append(out, e.Name()+" "+strings.Join(args, " "))
-		}
-	}
-	return out
 }
 
 // systemPcscdAnswers reports whether a pcscd answers at the default socket.
@@ -104,7 +88,7 @@ func TestExecListsTwoReadersWithCards(t *testing.T) {
 		t.Errorf("want exactly two readers, each with a card; opensc-tool -l said:\n%s", out)
 	}
 
-	if left := privatePcscds(tmp); len(left) > 0 {
+	if left := testutil.PcscdProcesses(tmp); len(left) > 0 {
 		t.Errorf("private pcscd left running after exec: %q", left)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
@@ -212,7 +196,7 @@ func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
 			[]string{"PKCS#15 Card [GIDS card]", "Serial number  : 0102030405060708090a0b0c0d0e0f10", "Tries left     : 3"}},
 		// The echo card answers 9000 to every SELECT, so OpenSC's muscle
 		// driver claims it: the reason the GIDS card must refuse foreign
-		// probes (gids-protocol.md §1.2).
+		// probes (docs/reference/gids-protocol.md §1.2).
 		{"echo card is claimed by the muscle driver", []string{"--card", "echo", "--", "opensc-tool", "-n"}, []string{"MuscleApplet"}},
 	}
 	for _, tt := range tests {

@@ -56,7 +56,7 @@ type Template struct {
 	EnrolleeSuppliesSubject bool
 	// AllowSameKey lets a renewal certify the old key again (Dogtag-style
 	// knob). Without it, and without RequireSameKey, reusing the key is
-	// denied with CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY [I, §4.2 check 11].
+	// denied with winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY [I, §4.2 check 11].
 	AllowSameKey bool
 	// RequireSameKey is CT_FLAG_REQUIRE_SAME_KEY_RENEWAL
 	// (msPKI-Private-Key-Flag 0x80): a renewal must keep the key.
@@ -113,7 +113,7 @@ type Options struct {
 	// FailDelegatedCertRequests is the CA profile of the founding
 	// document's second bug: a CMC request with a certificate-based
 	// signature, submitted by a server impersonating the user
-	// (SubmitOptions.Delegated), fails with ERROR_NO_SUCH_USER
+	// (SubmitOptions.Delegated), fails with winerr.ERROR_NO_SUCH_USER
 	// (0x80070525), disposition Error.
 	FailDelegatedCertRequests bool
 }
@@ -279,7 +279,7 @@ func (c *CA) isRevoked(serial *big.Int) bool {
 	return ok && !c.opts.Clock().Before(t)
 }
 
-// SubmitRenewal submits a CMC request (minidriver-semantics §4) from
+// SubmitRenewal submits a CMC request (docs/reference/minidriver-semantics.md §4) from
 // requester. The Response is always non-nil when err is nil; err reports
 // a failure of the CA itself, never a problem of the request.
 func (c *CA) SubmitRenewal(cmcDER []byte, requester string) (*Response, error) {
@@ -306,10 +306,10 @@ func (c *CA) Submit(der []byte, opts SubmitOptions) (*Response, error) {
 func (c *CA) SubmitPKCS10(der []byte, opts SubmitOptions) (*Response, error) {
 	csr, err := ParseCSR(der)
 	if err != nil {
-		return c.reject(wrapErr(ERROR_INVALID_DATA, 1, err, "PKCS#10")), nil
+		return c.reject(wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "PKCS#10")), nil
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return c.reject(wrapErr(NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")), nil
+		return c.reject(wrapErr(winerr.NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")), nil
 	}
 	return c.process(csr, nil, opts)
 }
@@ -333,7 +333,7 @@ func asRequestError(err error) *RequestError {
 	if errors.As(err, &re) {
 		return re
 	}
-	return wrapErr(ERROR_INVALID_DATA, 1, err, "")
+	return wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "")
 }
 
 func (c *CA) reject(err *RequestError) *Response {
@@ -400,7 +400,7 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	d := &decision{resp: &Response{RequestID: c.nextID}}
 	r := &policyRequest{csr: csr, v: v, opts: opts, d: d, now: c.opts.Clock()}
 	if opts.Delegated && (c.opts.FailDelegatedCertRequests || opts.Inject.FailDelegatedCert) && v != nil && len(v.CertSigners) > 0 {
-		d.resp.Disposition, d.resp.Status = Error, reqErr(Code(winerr.ERROR_NO_SUCH_USER), 0,
+		d.resp.Disposition, d.resp.Status = Error, reqErr(winerr.ERROR_NO_SUCH_USER, 0,
 			"delegated request from %q with a certificate-based signature: this CA profile fails it", opts.Requester)
 		d.note("error: %v", d.resp.Status)
 		d.resp.Explanation = strings.Join(d.notes, "; ")
@@ -475,7 +475,7 @@ func (c *CA) pend(r *policyRequest, plan *issuePlan) *Response {
 func (c *CA) checkRequester(r *policyRequest) *RequestError {
 	caller, ok := c.identity(r.opts.Requester)
 	if !ok {
-		return reqErr(CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", r.opts.Requester)
+		return reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", r.opts.Requester)
 	}
 	r.caller, r.subject = caller, caller
 	return nil
@@ -497,7 +497,7 @@ func (c *CA) checkRenewalAttribute(r *policyRequest) *RequestError {
 		d.note("no renewal attribute: processed as a new request (MS-WCCE 3.2.1.4.2.1.4.2.2)")
 	}
 	if r.opts.RenewOnBehalfOf {
-		return reqErr(ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")
+		return reqErr(winerr.ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")
 	}
 	if r.v == nil && r.csr.HasRenewalAttribute() {
 		d.note("renewal attribute in a bare PKCS#10 ignored (nothing authenticates it)")
@@ -513,14 +513,14 @@ func (c *CA) checkOldCertificate(r *policyRequest) *RequestError {
 		return nil
 	}
 	if err := old.CheckSignatureFrom(c.cert); err != nil || !bytes.Equal(old.RawIssuer, c.cert.RawSubject) {
-		return wrapErr(CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)
+		return wrapErr(winerr.CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)
 	}
 	if r.now.Before(old.NotBefore) || r.now.After(old.NotAfter) {
-		return reqErr(CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
+		return reqErr(winerr.CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
 			old.NotBefore.Format(time.RFC3339), old.NotAfter.Format(time.RFC3339), r.now.Format(time.RFC3339))
 	}
 	if c.isRevoked(old.SerialNumber) {
-		return reqErr(CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)
+		return reqErr(winerr.CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)
 	}
 	return nil
 }
@@ -532,11 +532,11 @@ func (c *CA) checkRenewOnBehalfOf(r *policyRequest) *RequestError {
 		return nil
 	}
 	if !c.opts.AllowRenewOnBehalfOf {
-		return reqErr(E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")
+		return reqErr(winerr.E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")
 	}
 	id, ok := c.identityFromCert(r.old)
 	if !ok {
-		return reqErr(CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")
+		return reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")
 	}
 	r.caller, r.subject = id, id
 	r.d.note("renew on behalf of %q: the old certificate's key authenticates the request (MS-WCCE 3.2.2.6.2.1.2.4)", id.Name)
@@ -550,7 +550,7 @@ func (c *CA) checkEnrollOnBehalfOf(r *policyRequest) *RequestError {
 		if rn := r.v.RegInfo["requestername"]; rn != "" && !strings.EqualFold(rn, r.caller.Name) {
 			id, ok := c.identity(rn)
 			if !ok {
-				return reqErr(CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)
+				return reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)
 			}
 			r.eobo, r.subject = true, id
 			r.d.note("enroll on behalf of %q by %q", id.Name, r.caller.Name)
@@ -569,12 +569,12 @@ func (c *CA) checkTemplate(r *policyRequest) *RequestError {
 	}
 	tmpl := c.findTemplate(tid)
 	if tmpl == nil {
-		return reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)
 	}
 	r.tmpl = tmpl
 	r.d.resp.Template = tmpl.ID
 	if len(tid.OID) > 0 && tmpl.v2() && (tid.Major > tmpl.ID.Major || tid.Major == tmpl.ID.Major && tid.Minor > tmpl.ID.Minor) {
-		return reqErr(CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)
+		return reqErr(winerr.CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)
 	}
 	return nil
 }
@@ -593,7 +593,7 @@ func (c *CA) requestedTemplate(r *policyRequest) (TemplateID, *RequestError) {
 		if name, ok := regInfoValue(r.v.RegInfo, RegInfoCertificateTemplate); ok {
 			t, err := ParseTemplateName(name)
 			if err != nil {
-				return TemplateID{}, wrapErr(ERROR_INVALID_DATA, 8, err, "RegInfo %s", RegInfoCertificateTemplate)
+				return TemplateID{}, wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "RegInfo %s", RegInfoCertificateTemplate)
 			}
 			r.d.note("template %s from the RegInfo pair %s", t, RegInfoCertificateTemplate)
 			return t, nil
@@ -601,10 +601,10 @@ func (c *CA) requestedTemplate(r *policyRequest) (TemplateID, *RequestError) {
 	}
 	t, ok, err := r.csr.Template()
 	if err != nil {
-		return TemplateID{}, wrapErr(ERROR_INVALID_DATA, 8, err, "template extension")
+		return TemplateID{}, wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "template extension")
 	}
 	if !ok {
-		return TemplateID{}, reqErr(CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")
+		return TemplateID{}, reqErr(winerr.CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")
 	}
 	return t, nil
 }
@@ -615,10 +615,10 @@ func (c *CA) requestedTemplate(r *policyRequest) (TemplateID, *RequestError) {
 func (c *CA) checkTemplateACL(r *policyRequest) *RequestError {
 	tmpl := r.tmpl
 	if tmpl.Enroll != nil && !tmpl.Enroll(r.caller) {
-		return reqErr(CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", r.caller.Name, tmpl.ID)
+		return reqErr(winerr.CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", r.caller.Name, tmpl.ID)
 	}
 	if r.eobo && tmpl.v2() && tmpl.RequiredSignatures == 0 {
-		return reqErr(CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", r.subject.Name, tmpl.ID)
+		return reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", r.subject.Name, tmpl.ID)
 	}
 	return nil
 }
@@ -632,9 +632,9 @@ func (c *CA) checkKeyPolicy(r *policyRequest) *RequestError {
 	same := PublicKeyEqual(r.csr.PublicKey, r.old.PublicKey)
 	switch {
 	case r.tmpl.RequireSameKey && !same:
-		return reqErr(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")
+		return reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")
 	case same && !r.tmpl.RequireSameKey && !r.tmpl.AllowSameKey:
-		return reqErr(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")
+		return reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")
 	}
 	return nil
 }
@@ -672,7 +672,7 @@ func (c *CA) checkSignatures(r *policyRequest) *RequestError {
 	}
 	n := c.acceptedSignatures(r.v, r.tmpl, r.old)
 	if n < required {
-		return reqErr(CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)
+		return reqErr(winerr.CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)
 	}
 	r.d.note("%d RA signature(s) accepted", n)
 	return nil
@@ -682,44 +682,44 @@ func (c *CA) checkSignatures(r *policyRequest) *RequestError {
 // the SDK policy module's _EnforceReenrollment.
 func reenrollmentConditions(tmpl *Template, csr *CSR, old *x509.Certificate, id Identity) *RequestError {
 	if !tmpl.v2() {
-		return reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s has no template OID (v1)", tmpl.ID)
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s has no template OID (v1)", tmpl.ID)
 	}
 	ext, ok := findExtension(old.Extensions, OIDCertificateTemplate)
 	if !ok {
-		return reqErr(ERROR_NOT_FOUND, 8, "old certificate has no certificate template extension")
+		return reqErr(winerr.ERROR_NOT_FOUND, 8, "old certificate has no certificate template extension")
 	}
 	oldT, err := ParseTemplateExtension(ext)
 	if err != nil {
-		return wrapErr(ERROR_INVALID_DATA, 8, err, "old certificate template extension")
+		return wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "old certificate template extension")
 	}
 	if !oldT.OID.Equal(tmpl.ID.OID) {
-		return reqErr(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "old certificate is from template %s, request is for %s", oldT.OID, tmpl.ID.OID)
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "old certificate is from template %s, request is for %s", oldT.OID, tmpl.ID.OID)
 	}
 	if tmpl.EnrolleeSuppliesSubject {
 		if csr.EmptySubject() || !bytes.Equal(csr.RawSubject, old.RawSubject) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "request subject differs from the old certificate's")
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "request subject differs from the old certificate's")
 		}
 		return nil
 	}
 	san, ok := findExtension(old.Extensions, oidSubjectAltName)
 	if !ok {
-		return reqErr(ERROR_NOT_FOUND, 9, "old certificate has no SAN")
+		return reqErr(winerr.ERROR_NOT_FOUND, 9, "old certificate has no SAN")
 	}
 	upns, emails, ok := sanIdentities(san.Value)
 	if !ok {
-		return reqErr(ERROR_INVALID_DATA, 9, "old certificate SAN is malformed")
+		return reqErr(winerr.ERROR_INVALID_DATA, 9, "old certificate SAN is malformed")
 	}
 	if len(upns) == 0 && len(emails) == 0 {
-		return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate SAN has neither a UPN nor an rfc822Name")
+		return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate SAN has neither a UPN nor an rfc822Name")
 	}
 	for _, u := range upns {
 		if id.UPN == "" || !strings.EqualFold(u, id.UPN) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate UPN %q is not the requester's (%q)", u, id.UPN)
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate UPN %q is not the requester's (%q)", u, id.UPN)
 		}
 	}
 	for _, e := range emails {
 		if id.Email == "" || !strings.EqualFold(e, id.Email) {
-			return reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate rfc822Name %q is not the requester's (%q)", e, id.Email)
+			return reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "old certificate rfc822Name %q is not the requester's (%q)", e, id.Email)
 		}
 	}
 	return nil
@@ -797,7 +797,7 @@ func (c *CA) plan(csr *CSR, tmpl *Template, id Identity, old *x509.Certificate, 
 		p.subject = old.RawSubject
 		d.note("empty request subject: copied from the old certificate")
 	case tmpl.EnrolleeSuppliesSubject:
-		return nil, reqErr(CERTSRV_E_BAD_REQUESTSUBJECT, 9, "enrollee supplies subject, but the request subject is empty")
+		return nil, reqErr(winerr.CERTSRV_E_BAD_REQUESTSUBJECT, 9, "enrollee supplies subject, but the request subject is empty")
 	case id.Subject != nil:
 		p.subject = id.Subject
 	case old != nil:
@@ -879,7 +879,7 @@ func (c *CA) issue(resp *Response, p *issuePlan) error {
 	if err != nil {
 		// Request extensions that x509 cannot parse back (a malformed KU,
 		// EKU, ...): the request's fault, not the CA's [I].
-		return wrapErr(ERROR_INVALID_DATA, 0, err, "the certificate built from this request does not parse")
+		return wrapErr(winerr.ERROR_INVALID_DATA, 0, err, "the certificate built from this request does not parse")
 	}
 	p7, err := EncodeCertsOnly(cert, c.cert)
 	if err != nil {
@@ -953,7 +953,7 @@ func (c *CA) Deny(requestID int) (*Response, error) {
 	}
 	resp := *p.resp
 	resp.Disposition = Denied
-	resp.Status = reqErr(CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
+	resp.Status = reqErr(winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
 	resp.Explanation += "; denied by a certificate manager"
 	delete(c.pending, requestID)
 	c.done[requestID] = &resp

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 func TestRenewalRoundTrip(t *testing.T) {
@@ -91,16 +93,16 @@ func TestRenewalRoundTrip(t *testing.T) {
 // outcome is the part of a Response the table compares.
 type outcome struct {
 	Disposition   Disposition
-	Code          Code
+	Code          winerr.Code
 	Check         int
 	Renewal       bool
 	AsNewRequest  bool
-	RenewalReason Code
+	RenewalReason winerr.Code
 }
 
 func outcomeOf(r *Response) outcome {
 	o := outcome{Disposition: r.Disposition, Renewal: r.Renewal, AsNewRequest: r.AsNewRequest,
-		Code: CodeOf(r.Status), RenewalReason: CodeOf(r.RenewalStatus)}
+		Code: codeOf(r.Status), RenewalReason: codeOf(r.RenewalStatus)}
 	var re *RequestError
 	if errors.As(r.Status, &re) {
 		o.Check = re.Check
@@ -110,13 +112,13 @@ func outcomeOf(r *Response) outcome {
 
 func TestSubmitRenewal(t *testing.T) {
 	issued := outcome{Disposition: Issued, Renewal: true}
-	denied := func(c Code, check int) outcome { return outcome{Disposition: Denied, Code: c, Check: check} }
-	deniedRenewal := func(c Code, check int) outcome {
+	denied := func(c winerr.Code, check int) outcome { return outcome{Disposition: Denied, Code: c, Check: check} }
+	deniedRenewal := func(c winerr.Code, check int) outcome {
 		return outcome{Disposition: Denied, Code: c, Check: check, Renewal: true}
 	}
 	// fallback: renewal verified, but new-request rules applied and the
 	// template pends (CT_FLAG_PEND_ALL_REQUESTS).
-	pendingAsNew := func(reason Code) outcome {
+	pendingAsNew := func(reason winerr.Code) outcome {
 		return outcome{Disposition: Pending, Renewal: true, AsNewRequest: true, RenewalReason: reason}
 	}
 	pend := func(tp *Template) { tp.PendAllRequests = true }
@@ -146,12 +148,12 @@ func TestSubmitRenewal(t *testing.T) {
 				}
 			}},
 		// Check 1: structure.
-		{name: "not signedData", req: func(r *RenewalRequest, _ *env) { r.ContentType = OIDData }, want: denied(ERROR_INVALID_DATA, 1)},
-		{name: "wrong eContentType", req: func(r *RenewalRequest, _ *env) { r.EContentType = OIDData }, want: denied(ERROR_INVALID_DATA, 1)},
-		{name: "zero requests", req: func(r *RenewalRequest, _ *env) { r.ZeroRequests = true }, want: denied(ERROR_INVALID_DATA, 1)},
-		{name: "two requests", req: func(r *RenewalRequest, _ *env) { r.TwoRequests = true }, want: denied(ERROR_INVALID_DATA, 1)},
+		{name: "not signedData", req: func(r *RenewalRequest, _ *env) { r.ContentType = OIDData }, want: denied(winerr.ERROR_INVALID_DATA, 1)},
+		{name: "wrong eContentType", req: func(r *RenewalRequest, _ *env) { r.EContentType = OIDData }, want: denied(winerr.ERROR_INVALID_DATA, 1)},
+		{name: "zero requests", req: func(r *RenewalRequest, _ *env) { r.ZeroRequests = true }, want: denied(winerr.ERROR_INVALID_DATA, 1)},
+		{name: "two requests", req: func(r *RenewalRequest, _ *env) { r.TwoRequests = true }, want: denied(winerr.ERROR_INVALID_DATA, 1)},
 		// Check 2.
-		{name: "bad PKCS#10 self-signature", req: func(r *RenewalRequest, _ *env) { r.CorruptCSRSignature = true }, want: denied(NTE_BAD_SIGNATURE, 2)},
+		{name: "bad PKCS#10 self-signature", req: func(r *RenewalRequest, _ *env) { r.CorruptCSRSignature = true }, want: denied(winerr.NTE_BAD_SIGNATURE, 2)},
 		// Check 3.
 		{name: "renewal attribute absent: new request (template pends)", tmpl: pend,
 			req:  func(r *RenewalRequest, _ *env) { r.OmitRenewalAttribute = true },
@@ -163,39 +165,39 @@ func TestSubmitRenewal(t *testing.T) {
 			req: func(r *RenewalRequest, e *env) {
 				r.RenewalCertOverride = e.enroll(t, e.ca, testKey(t, kOld2), "bob@contoso.test", tmplSCL)
 			},
-			want: denied(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3)},
+			want: denied(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3)},
 		{name: "only the primary signer", req: func(r *RenewalRequest, _ *env) { r.OmitOldSigner = true },
-			want: denied(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3)},
+			want: denied(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3)},
 		// Check 4.
 		{name: "primary signer's SKI is not the PKCS#10 key",
 			req:  func(r *RenewalRequest, _ *env) { r.PrimarySKI = bytes.Repeat([]byte{0x42}, 20) },
-			want: denied(CRYPT_E_SIGNER_NOT_FOUND, 4)},
+			want: denied(winerr.CRYPT_E_SIGNER_NOT_FOUND, 4)},
 		{name: "primary signer is another key (its own SKI)",
 			req: func(r *RenewalRequest, _ *env) {
 				r.SignPrimaryWith = testKey(t, kOther)
 				r.PrimarySKI, _ = SubjectKeyID(testKey(t, kOther).Public())
 			},
-			want: denied(CRYPT_E_SIGNER_NOT_FOUND, 4)},
+			want: denied(winerr.CRYPT_E_SIGNER_NOT_FOUND, 4)},
 		{name: "primary signer claims the new key, another key signs",
 			req:  func(r *RenewalRequest, _ *env) { r.SignPrimaryWith = testKey(t, kOther) },
-			want: denied(NTE_BAD_SIGNATURE, 4)},
+			want: denied(winerr.NTE_BAD_SIGNATURE, 4)},
 		{name: "no primary signer", req: func(r *RenewalRequest, _ *env) { r.OmitPrimarySigner = true },
-			want: denied(CRYPT_E_SIGNER_NOT_FOUND, 4)},
+			want: denied(winerr.CRYPT_E_SIGNER_NOT_FOUND, 4)},
 		// Check 5.
 		{name: "old certificate claimed, another key signs",
 			req:  func(r *RenewalRequest, _ *env) { r.SignOldWith = testKey(t, kOther) },
-			want: denied(NTE_BAD_SIGNATURE, 5)},
+			want: denied(winerr.NTE_BAD_SIGNATURE, 5)},
 		{name: "old signer's signature corrupted", req: func(r *RenewalRequest, _ *env) { r.CorruptSignature = OldSigner },
-			want: denied(NTE_BAD_SIGNATURE, 5)},
+			want: denied(winerr.NTE_BAD_SIGNATURE, 5)},
 		{name: "old certificate missing from certificates", req: func(r *RenewalRequest, _ *env) { r.OmitCertificates = true },
-			want: denied(CRYPT_E_SIGNER_NOT_FOUND, 5)},
+			want: denied(winerr.CRYPT_E_SIGNER_NOT_FOUND, 5)},
 		// Check 6.
 		{name: "messageDigest wrong (old signer)", req: func(r *RenewalRequest, _ *env) { r.CorruptDigest = OldSigner },
-			want: denied(CRYPT_E_HASH_VALUE, 6)},
+			want: denied(winerr.CRYPT_E_HASH_VALUE, 6)},
 		{name: "messageDigest wrong (primary signer)", req: func(r *RenewalRequest, _ *env) { r.CorruptDigest = PrimarySigner },
-			want: denied(CRYPT_E_HASH_VALUE, 6)},
+			want: denied(winerr.CRYPT_E_HASH_VALUE, 6)},
 		{name: "content-type attribute wrong", req: func(r *RenewalRequest, _ *env) { r.WrongContentTypeAttr = OldSigner },
-			want: denied(ERROR_INVALID_DATA, 6)},
+			want: denied(winerr.ERROR_INVALID_DATA, 6)},
 		// Check 7.
 		{name: "old certificate not issued by this CA",
 			setup: func(t *testing.T, e *env) {
@@ -206,17 +208,17 @@ func TestSubmitRenewal(t *testing.T) {
 				}
 				e.old = e.enroll(t, other, testKey(t, kOld), alice, tmplSCL)
 			},
-			want: deniedRenewal(CERT_E_CHAINING, 7)},
+			want: deniedRenewal(winerr.CERT_E_CHAINING, 7)},
 		{name: "old certificate expired (virtual clock)",
 			setup: func(_ *testing.T, e *env) { e.clk.Advance(70 * 24 * time.Hour) },
-			want:  deniedRenewal(CERT_E_EXPIRED, 7)},
+			want:  deniedRenewal(winerr.CERT_E_EXPIRED, 7)},
 		{name: "old certificate revoked",
 			setup: func(_ *testing.T, e *env) { e.ca.Revoke(e.old.SerialNumber) },
-			want:  deniedRenewal(CRYPT_E_REVOKED, 7)},
+			want:  deniedRenewal(winerr.CRYPT_E_REVOKED, 7)},
 		// Check 8: template.
 		{name: "template extension missing (InheritExtensionsFlag only)",
 			req:  func(r *RenewalRequest, _ *env) { r.OmitTemplate = true },
-			want: deniedRenewal(CERTSRV_E_NO_CERT_TYPE, 8)},
+			want: deniedRenewal(winerr.CERTSRV_E_NO_CERT_TYPE, 8)},
 		{name: "template extension missing, template given as request attribute",
 			req: func(r *RenewalRequest, _ *env) { r.OmitTemplate = true },
 			sub: SubmitOptions{Requester: alice, Template: TemplateID{Name: tmplSCL.Name}}, want: issued},
@@ -224,37 +226,37 @@ func TestSubmitRenewal(t *testing.T) {
 			req: func(r *RenewalRequest, _ *env) { r.Template = TemplateID{} }, want: issued},
 		{name: "wrong template ID (another template of this CA)",
 			req:  func(r *RenewalRequest, _ *env) { r.Template = tmplOther },
-			want: pendingAsNew(CERTSRV_E_UNSUPPORTED_CERT_TYPE)},
+			want: pendingAsNew(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE)},
 		{name: "wrong template ID (unknown to the CA)",
 			req: func(r *RenewalRequest, _ *env) {
 				r.Template = TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 1, 1}, Major: 100}
 			},
-			want: deniedRenewal(CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8)},
+			want: deniedRenewal(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8)},
 		{name: "template version newer than the CA's",
 			req: func(r *RenewalRequest, _ *env) {
 				r.Template = TemplateID{OID: tmplSCL.OID, Major: tmplSCL.Major + 1}
 			},
-			want: deniedRenewal(CERTSRV_E_BAD_TEMPLATE_VERSION, 8)},
+			want: deniedRenewal(winerr.CERTSRV_E_BAD_TEMPLATE_VERSION, 8)},
 		{name: "v1 template: no reenrollment shortcut", tmpl: pend,
 			setup: func(_ *testing.T, e *env) {
 				e.ca.SetTemplate(Template{ID: tmplV1, ValidExistingCertificate: true, PendAllRequests: true})
 			},
 			req:  func(r *RenewalRequest, _ *env) { r.Template = tmplV1 },
-			want: pendingAsNew(CERTSRV_E_UNSUPPORTED_CERT_TYPE)},
+			want: pendingAsNew(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE)},
 		// Check 9: subject.
 		{name: "subject changed, enrollee supplies subject",
 			tmpl: func(tp *Template) { tp.PendAllRequests, tp.EnrolleeSuppliesSubject = true, true },
 			req: func(r *RenewalRequest, _ *env) {
 				r.Subject, _ = asn1.Marshal(pkix.Name{CommonName: "Mallory"}.ToRDNSequence())
 			},
-			want: pendingAsNew(CERTSRV_E_BAD_REQUESTSUBJECT)},
+			want: pendingAsNew(winerr.CERTSRV_E_BAD_REQUESTSUBJECT)},
 		{name: "subject unchanged, enrollee supplies subject",
 			tmpl: func(tp *Template) { tp.PendAllRequests, tp.EnrolleeSuppliesSubject = true, true },
 			want: issued},
 		{name: "empty subject, enrollee supplies subject",
 			tmpl: func(tp *Template) { tp.PendAllRequests, tp.EnrolleeSuppliesSubject = true, true },
 			req:  func(r *RenewalRequest, _ *env) { r.Subject = []byte{0x30, 0} },
-			want: pendingAsNew(CERTSRV_E_BAD_REQUESTSUBJECT)},
+			want: pendingAsNew(winerr.CERTSRV_E_BAD_REQUESTSUBJECT)},
 		{name: "subject changed, CA builds subject: request subject ignored", tmpl: pend,
 			req: func(r *RenewalRequest, _ *env) {
 				r.Subject, _ = asn1.Marshal(pkix.Name{CommonName: "Mallory"}.ToRDNSequence())
@@ -275,21 +277,21 @@ func TestSubmitRenewal(t *testing.T) {
 		// Check 11: key.
 		{name: "same key as the old certificate",
 			req:  func(r *RenewalRequest, _ *env) { r.NewKey = r.OldKey },
-			want: deniedRenewal(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11)},
+			want: deniedRenewal(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11)},
 		{name: "same key, allowed by policy",
 			tmpl: func(tp *Template) { tp.AllowSameKey = true },
 			req:  func(r *RenewalRequest, _ *env) { r.NewKey = r.OldKey },
 			want: issued},
 		{name: "template requires the same key, request has a new one",
 			tmpl: func(tp *Template) { tp.RequireSameKey = true },
-			want: deniedRenewal(CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11)},
+			want: deniedRenewal(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11)},
 		// Check 12: who submits.
 		{name: "server submits with its own identity: new-request rules", tmpl: pend,
 			sub:  SubmitOptions{Requester: webServer},
-			want: pendingAsNew(CERTSRV_E_BAD_REQUESTSUBJECT)},
+			want: pendingAsNew(winerr.CERTSRV_E_BAD_REQUESTSUBJECT)},
 		{name: "server submits with its own identity, template without approval: issued as new request",
 			sub:  SubmitOptions{Requester: webServer},
-			want: outcome{Disposition: Issued, Renewal: true, AsNewRequest: true, RenewalReason: CERTSRV_E_BAD_REQUESTSUBJECT}},
+			want: outcome{Disposition: Issued, Renewal: true, AsNewRequest: true, RenewalReason: winerr.CERTSRV_E_BAD_REQUESTSUBJECT}},
 		{name: "server, renew-on-behalf-of flag, CA allows", tmpl: pend,
 			opts: func(o *Options) { o.AllowRenewOnBehalfOf = true },
 			sub:  SubmitOptions{Requester: webServer, RenewOnBehalfOf: true},
@@ -301,7 +303,7 @@ func TestSubmitRenewal(t *testing.T) {
 			}},
 		{name: "server, renew-on-behalf-of flag, CA does not allow", tmpl: pend,
 			sub:  SubmitOptions{Requester: webServer, RenewOnBehalfOf: true},
-			want: deniedRenewal(E_ACCESSDENIED, 12)},
+			want: deniedRenewal(winerr.E_ACCESSDENIED, 12)},
 		{name: "enroll on behalf of, template requires an RA signature",
 			tmpl:  func(tp *Template) { tp.PendAllRequests, tp.RequiredSignatures = true, 1 },
 			setup: func(t *testing.T, e *env) { e.issueAgent(t, true) },
@@ -319,7 +321,7 @@ func TestSubmitRenewal(t *testing.T) {
 			req: func(r *RenewalRequest, e *env) {
 				r.Agent, r.AgentKey, r.OnBehalfOf = e.agent, testKey(t, kAgent), aliceNT
 			},
-			sub: SubmitOptions{Requester: webServer}, want: deniedRenewal(CERTSRV_E_BAD_RENEWAL_SUBJECT, 12)},
+			sub: SubmitOptions{Requester: webServer}, want: deniedRenewal(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12)},
 		{name: "enroll on behalf of, same criteria, agent accepted: pending",
 			tmpl: func(tp *Template) {
 				tp.ValidExistingCertificate, tp.PendAllRequests, tp.RequiredSignatures = false, true, 1
@@ -338,11 +340,11 @@ func TestSubmitRenewal(t *testing.T) {
 				r.Agent, r.AgentKey, r.OnBehalfOf = e.agent, testKey(t, kAgent), aliceNT
 			},
 			sub:  SubmitOptions{Requester: webServer},
-			want: outcome{Disposition: Denied, Code: CERTSRV_E_SIGNATURE_COUNT, Check: 12, Renewal: true, AsNewRequest: true}},
-		{name: "unknown requester", sub: SubmitOptions{Requester: "mallory@evil.test"}, want: denied(CERTSRV_E_ENROLL_DENIED, 12)},
+			want: outcome{Disposition: Denied, Code: winerr.CERTSRV_E_SIGNATURE_COUNT, Check: 12, Renewal: true, AsNewRequest: true}},
+		{name: "unknown requester", sub: SubmitOptions{Requester: "mallory@evil.test"}, want: denied(winerr.CERTSRV_E_ENROLL_DENIED, 12)},
 		{name: "template ACL denies the requester",
 			tmpl: func(tp *Template) { tp.Enroll = func(id Identity) bool { return id.Name != aliceNT } },
-			want: deniedRenewal(CERTSRV_E_TEMPLATE_DENIED, 12)},
+			want: deniedRenewal(winerr.CERTSRV_E_TEMPLATE_DENIED, 12)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -573,14 +575,14 @@ func TestPendingApproveDenyRetrieve(t *testing.T) {
 	rb, _ := e.ca.Retrieve(b.RequestID)
 	type st struct {
 		D         Disposition
-		Code      Code
+		Code      winerr.Code
 		NotBefore time.Time
 	}
-	got := []st{{approved.Disposition, CodeOf(approved.Status), approved.Cert.NotBefore},
-		{denied.Disposition, CodeOf(denied.Status), time.Time{}},
-		{ra.Disposition, 0, ra.Cert.NotBefore}, {rb.Disposition, CodeOf(rb.Status), time.Time{}}}
-	want := []st{{Issued, 0, e.clk.Now()}, {Denied, CERTSRV_E_ADMIN_DENIED_REQUEST, time.Time{}},
-		{Issued, 0, e.clk.Now()}, {Denied, CERTSRV_E_ADMIN_DENIED_REQUEST, time.Time{}}}
+	got := []st{{approved.Disposition, codeOf(approved.Status), approved.Cert.NotBefore},
+		{denied.Disposition, codeOf(denied.Status), time.Time{}},
+		{ra.Disposition, 0, ra.Cert.NotBefore}, {rb.Disposition, codeOf(rb.Status), time.Time{}}}
+	want := []st{{Issued, 0, e.clk.Now()}, {Denied, winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, time.Time{}},
+		{Issued, 0, e.clk.Now()}, {Denied, winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, time.Time{}}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
@@ -593,7 +595,7 @@ func TestIssueFromCSR(t *testing.T) {
 	e := newEnv(t, nil)
 	type res struct {
 		D    Disposition
-		Code Code
+		Code winerr.Code
 	}
 	csrNoTemplate, err := BuildCSR(testKey(t, kAlt), pkix.Name{CommonName: "x"}, nil)
 	if err != nil {
@@ -615,9 +617,9 @@ func TestIssueFromCSR(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, res{r.Disposition, CodeOf(r.Status)})
+		got = append(got, res{r.Disposition, codeOf(r.Status)})
 	}
-	want := []res{{Denied, CERTSRV_E_NO_CERT_TYPE}, {Issued, 0}, {Denied, NTE_BAD_SIGNATURE}, {Denied, ERROR_INVALID_DATA}}
+	want := []res{{Denied, winerr.CERTSRV_E_NO_CERT_TYPE}, {Issued, 0}, {Denied, winerr.NTE_BAD_SIGNATURE}, {Denied, winerr.ERROR_INVALID_DATA}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
@@ -643,12 +645,12 @@ func TestCertsOnlyRoundTrip(t *testing.T) {
 }
 
 func TestErrorsIsAs(t *testing.T) {
-	err := error(wrapErr(NTE_BAD_SIGNATURE, 5, errors.New("crypto/rsa: verification error"), "signer"))
+	err := error(wrapErr(winerr.NTE_BAD_SIGNATURE, 5, errors.New("crypto/rsa: verification error"), "signer"))
 	var re *RequestError
-	if !errors.Is(err, NTE_BAD_SIGNATURE) || errors.Is(err, CERT_E_EXPIRED) || !errors.As(err, &re) || re.Check != 5 {
+	if !errors.Is(err, winerr.NTE_BAD_SIGNATURE) || errors.Is(err, winerr.CERT_E_EXPIRED) || !errors.As(err, &re) || re.Check != 5 {
 		t.Errorf("errors.Is/As on %v", err)
 	}
-	if got, want := CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE.Error(),
+	if got, want := (&RequestError{Code: winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE}).Error(),
 		"CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE (0x8009400E): the request contains an invalid renewal certificate attribute"; got != want {
 		t.Errorf("got %q want %q", got, want)
 	}

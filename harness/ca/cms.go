@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // This file is a small CMS (RFC 5652) SignedData codec on cryptobyte: just
@@ -112,43 +114,43 @@ func (si *SignerInfo) singleAttr(t asn1.ObjectIdentifier) ([]byte, error) {
 }
 
 // verify checks the signer against the content and a public key
-// (minidriver-semantics §4.2 check 6, and the signature part of 4/5).
+// (docs/reference/minidriver-semantics.md §4.2 check 6, and the signature part of 4/5).
 func (si *SignerInfo) verify(eContentType asn1.ObjectIdentifier, eContent []byte, pub crypto.PublicKey, check int) *RequestError {
 	if si.RawSignedAttrs == nil {
-		return reqErr(CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no signedAttrs", si.SID())
+		return reqErr(winerr.CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no signedAttrs", si.SID())
 	}
 	ct, err := si.ContentType()
 	if errors.Is(err, errAttrMissing) {
-		return reqErr(CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no content-type attribute", si.SID())
+		return reqErr(winerr.CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no content-type attribute", si.SID())
 	} else if err != nil {
-		return wrapErr(ERROR_INVALID_DATA, 6, err, "signer %s", si.SID())
+		return wrapErr(winerr.ERROR_INVALID_DATA, 6, err, "signer %s", si.SID())
 	}
 	if !ct.Equal(eContentType) {
-		return reqErr(ERROR_INVALID_DATA, 6, "signer %s: content-type attribute %v, eContentType %v", si.SID(), ct, eContentType)
+		return reqErr(winerr.ERROR_INVALID_DATA, 6, "signer %s: content-type attribute %v, eContentType %v", si.SID(), ct, eContentType)
 	}
 	md, err := si.MessageDigest()
 	if errors.Is(err, errAttrMissing) {
-		return reqErr(CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no message-digest attribute", si.SID())
+		return reqErr(winerr.CRYPT_E_AUTH_ATTR_MISSING, 6, "signer %s has no message-digest attribute", si.SID())
 	} else if err != nil {
-		return wrapErr(ERROR_INVALID_DATA, 6, err, "signer %s", si.SID())
+		return wrapErr(winerr.ERROR_INVALID_DATA, 6, err, "signer %s", si.SID())
 	}
 	ha, ok := hashByDigestOID(si.DigestAlgorithm)
 	if !ok || !ha.hash.Available() {
-		return reqErr(ERROR_INVALID_DATA, 6, "signer %s: unsupported digest algorithm %v", si.SID(), si.DigestAlgorithm)
+		return reqErr(winerr.ERROR_INVALID_DATA, 6, "signer %s: unsupported digest algorithm %v", si.SID(), si.DigestAlgorithm)
 	}
 	d := ha.hash.New()
 	d.Write(eContent)
 	if !bytes.Equal(d.Sum(nil), md) {
-		return reqErr(CRYPT_E_HASH_VALUE, 6, "signer %s: messageDigest does not match the eContent", si.SID())
+		return reqErr(winerr.CRYPT_E_HASH_VALUE, 6, "signer %s: messageDigest does not match the eContent", si.SID())
 	}
 	kind, h, err := sigScheme(si.SignatureAlgorithm, ha.hash)
 	if err != nil {
-		return wrapErr(ERROR_INVALID_DATA, check, err, "signer %s", si.SID())
+		return wrapErr(winerr.ERROR_INVALID_DATA, check, err, "signer %s", si.SID())
 	}
 	signed := bytes.Clone(si.RawSignedAttrs)
 	signed[0] = 0x31 // RFC 5652 5.4: the signature covers the attributes as a SET OF
 	if err := verifySig(pub, kind, h, signed, si.Signature); err != nil {
-		return wrapErr(NTE_BAD_SIGNATURE, check, err, "signer %s", si.SID())
+		return wrapErr(winerr.NTE_BAD_SIGNATURE, check, err, "signer %s", si.SID())
 	}
 	return nil
 }
@@ -475,7 +477,7 @@ func buildSignerInfo(p signedDataParams, s cmsSigner) ([]byte, error) {
 
 // EncodeCertsOnly returns a degenerate PKCS#7 SignedData that only carries
 // certificates (no content, no signers): the shape of a certificate-chain
-// response ("PKCS #7 certificates") and of msroots [minidriver-semantics §4.5].
+// response ("PKCS #7 certificates") and of msroots [docs/reference/minidriver-semantics.md §4.5].
 func EncodeCertsOnly(certs ...*x509.Certificate) ([]byte, error) {
 	raws := make([][]byte, 0, len(certs))
 	for _, c := range certs {

@@ -18,7 +18,7 @@ import (
 // CSR is a PKCS#10 CertificationRequest parsed by this package.
 // crypto/x509 cannot be used for renewal requests: it silently drops the
 // renewal-certificate attribute (its value is a Certificate, not a set of
-// name/value pairs) [minidriver-semantics §4.3].
+// name/value pairs) [docs/reference/minidriver-semantics.md §4.3].
 type CSR struct {
 	Raw                     []byte // the whole CertificationRequest
 	RawTBS                  []byte // CertificationRequestInfo, what the signature covers

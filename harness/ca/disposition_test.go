@@ -20,7 +20,7 @@ func TestRegInfoTemplate(t *testing.T) {
 		omitExt bool
 		extTmpl TemplateID
 		want    Disposition
-		code    Code
+		code    winerr.Code
 		tmpl    TemplateID
 	}{
 		{name: "pair by name, no extension", reg: map[string]string{"CertificateTemplate": tmplSCL.Name}, omitExt: true, want: Issued, tmpl: tmplSCL},
@@ -29,9 +29,9 @@ func TestRegInfoTemplate(t *testing.T) {
 		// The pair wins: the extension names tmplOther (which would pend).
 		{name: "pair overrides extension", reg: map[string]string{"CertificateTemplate": tmplSCL.Name}, extTmpl: tmplOther, want: Issued, tmpl: tmplSCL},
 		{name: "extension only", extTmpl: tmplSCL, want: Issued, tmpl: tmplSCL},
-		{name: "neither", omitExt: true, want: Denied, code: CERTSRV_E_NO_CERT_TYPE},
-		{name: "pair names an unknown template", reg: map[string]string{"CertificateTemplate": "NoSuchTemplate"}, omitExt: true, want: Denied, code: CERTSRV_E_UNSUPPORTED_CERT_TYPE},
-		{name: "pair is a malformed OID", reg: map[string]string{"CertificateTemplate": "1.3.x"}, omitExt: true, want: Denied, code: ERROR_INVALID_DATA},
+		{name: "neither", omitExt: true, want: Denied, code: winerr.CERTSRV_E_NO_CERT_TYPE},
+		{name: "pair names an unknown template", reg: map[string]string{"CertificateTemplate": "NoSuchTemplate"}, omitExt: true, want: Denied, code: winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE},
+		{name: "pair is a malformed OID", reg: map[string]string{"CertificateTemplate": "1.3.x"}, omitExt: true, want: Denied, code: winerr.ERROR_INVALID_DATA},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,10 +48,10 @@ func TestRegInfoTemplate(t *testing.T) {
 			}
 			type out struct {
 				D    Disposition
-				Code Code
+				Code winerr.Code
 				Tmpl TemplateID
 			}
-			got := out{resp.Disposition, CodeOf(resp.Status), TemplateID{}}
+			got := out{resp.Disposition, codeOf(resp.Status), TemplateID{}}
 			if resp.Cert != nil {
 				got.Tmpl, _ = TemplateOf(resp.Cert)
 			}
@@ -167,10 +167,10 @@ func TestDelegatedCertRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resp.Disposition != tc.want || uint32(CodeOf(resp.Status)) != uint32(tc.code) {
+			if resp.Disposition != tc.want || codeOf(resp.Status) != tc.code {
 				t.Errorf("got %s %v, want %s %v", resp.Disposition.CRName(), resp.Status, tc.want.CRName(), tc.code)
 			}
-			if tc.code != 0 && !errors.Is(resp.Status, Code(tc.code)) {
+			if tc.code != 0 && !errors.Is(resp.Status, tc.code) {
 				t.Errorf("errors.Is(status, 0x%08X) false", uint32(tc.code))
 			}
 		})

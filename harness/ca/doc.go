@@ -2,12 +2,12 @@
 // certificates from PKCS#10 requests and processes CMC renewal requests the
 // way an Active Directory Certificate Services enterprise CA does, so that
 // scenarios can reproduce Windows smart-card enrollment and renewal bugs
-// (reference/minidriver-semantics.md §3.2, §4, scenarios S16 and S17).
+// (docs/reference/minidriver-semantics.md §3.2, §4, scenarios S16 and S17).
 //
 // # Client side
 //
 // BuildRenewal builds the CMC renewal CertEnroll sends
-// (minidriver-semantics §4.1): a SignedData v3 over id-cct-PKIData with one
+// (docs/reference/minidriver-semantics.md §4.1): a SignedData v3 over id-cct-PKIData with one
 // PKCS#10 that carries the renewal-certificate attribute
 // (1.3.6.1.4.1.311.13.1 = DER of the old certificate) and an
 // extensionRequest with the template extension added explicitly,
@@ -25,7 +25,7 @@
 // # CA side
 //
 // CA.SubmitRenewal runs, in this order (numbers are the checks of
-// minidriver-semantics §4.2; tags as there: [S] a source states it, [SDK]
+// docs/reference/minidriver-semantics.md §4.2; tags as there: [S] a source states it, [SDK]
 // the Windows SDK sample enterprise policy module does it, [I] inferred):
 //
 //  1. ContentInfo is signedData, eContentType id-cct-PKIData, exactly one
@@ -79,4 +79,6 @@
 // Issued certificates take their validity from the CA's virtual clock
 // (Options.Clock), never beyond the CA certificate. Response.PKCS7 is a
 // degenerate certs-only PKCS#7 (EncodeCertsOnly) with the chain.
+//
+// Bare § citations in this package refer to docs/reference/minidriver-semantics.md.
 package ca

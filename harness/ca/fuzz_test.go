@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // The fuzz environment is deterministic (fixed keys, clock and serial
@@ -119,11 +121,11 @@ func FuzzParseRenewal(f *testing.F) {
 		p, err := ParseRenewal(data)
 		if err != nil {
 			var re *RequestError
-			if !errors.As(err, &re) || re.Code != ERROR_INVALID_DATA {
+			if !errors.As(err, &re) || re.Code != winerr.ERROR_INVALID_DATA {
 				t.Fatalf("ParseRenewal error %v is not ERROR_INVALID_DATA", err)
 			}
 		} else {
-			if _, err := p.Verify(); err != nil && CodeOf(err) == 0 {
+			if _, err := p.Verify(); err != nil && codeOf(err) == 0 {
 				t.Fatalf("Verify error without a code: %v", err)
 			}
 			_, _ = p.RenewalCertificate()
@@ -164,7 +166,7 @@ func FuzzSubmitRenewal(f *testing.F) {
 		}
 		switch resp.Disposition {
 		case Denied:
-			if resp.Cert != nil || CodeOf(resp.Status) == 0 {
+			if resp.Cert != nil || codeOf(resp.Status) == 0 {
 				t.Fatalf("denied with cert %v, status %v", resp.Cert != nil, resp.Status)
 			}
 			return

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // TaggedRequest is one entry of PKIData.reqSequence.
@@ -85,27 +87,27 @@ func (p *ParsedRenewal) RenewalCertificate() (*x509.Certificate, error) {
 // ParseRenewal decodes a CMC request: ContentInfo, SignedData, PKIData,
 // the PKCS#10(s), certificates and SignerInfos. It checks DER structure
 // only (errors are *RequestError with ERROR_INVALID_DATA); Verify checks
-// the semantics of minidriver-semantics §4.2 checks 1-6. A SignedData
+// the semantics of docs/reference/minidriver-semantics.md §4.2 checks 1-6. A SignedData
 // whose eContentType is not id-cct-PKIData parses (IsPKIData false).
 func ParseRenewal(der []byte) (*ParsedRenewal, error) {
 	p := &ParsedRenewal{Raw: der}
 	ct, content, err := parseContentInfo(der)
 	if err != nil {
-		return nil, wrapErr(ERROR_INVALID_DATA, 1, err, "ContentInfo")
+		return nil, wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "ContentInfo")
 	}
 	p.ContentType = ct
 	if !ct.Equal(OIDSignedData) {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "contentType %v is not id-signedData", ct)
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "contentType %v is not id-signedData", ct)
 	}
 	sd, err := parseSignedData(content)
 	if err != nil {
-		return nil, wrapErr(ERROR_INVALID_DATA, 1, err, "SignedData")
+		return nil, wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "SignedData")
 	}
 	p.SignedData, p.Signers = sd, sd.SignerInfos
 	for _, raw := range sd.Certificates {
 		c, err := x509.ParseCertificate(raw)
 		if err != nil {
-			return nil, wrapErr(ERROR_INVALID_DATA, 1, err, "certificates")
+			return nil, wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "certificates")
 		}
 		p.Certificates = append(p.Certificates, c)
 	}
@@ -114,7 +116,7 @@ func ParseRenewal(der []byte) (*ParsedRenewal, error) {
 	}
 	p.IsPKIData = true
 	if err := p.parsePKIData(sd.EContent); err != nil {
-		return nil, wrapErr(ERROR_INVALID_DATA, 1, err, "PKIData")
+		return nil, wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "PKIData")
 	}
 	if csr := p.CSR(); csr != nil {
 		p.RenewalCertBytes = csr.RenewalCertificates()
@@ -226,7 +228,7 @@ type Verification struct {
 }
 
 // Verify performs the structural and cryptographic checks 1-6 of
-// minidriver-semantics §4.2. It does not look at the CA (issuer, validity,
+// docs/reference/minidriver-semantics.md §4.2. It does not look at the CA (issuer, validity,
 // revocation, template): that is policy, in CA.SubmitRenewal.
 //
 // Every SignerInfo must resolve (SKI of the PKCS#10 key, or a certificate
@@ -236,32 +238,32 @@ func (p *ParsedRenewal) Verify() (*Verification, error) {
 	sd := p.SignedData
 	// Check 1: structure.
 	if !sd.EContentType.Equal(OIDPKIData) {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "eContentType %v is not id-cct-PKIData", sd.EContentType)
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "eContentType %v is not id-cct-PKIData", sd.EContentType)
 	}
 	if !p.IsPKIData {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "no eContent")
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "no eContent")
 	}
 	if sd.Version != 3 {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "SignedData version %d, want 3 (RFC 5652 5.1)", sd.Version)
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "SignedData version %d, want 3 (RFC 5652 5.1)", sd.Version)
 	}
 	if len(p.Requests) != 1 {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "PKIData has %d TaggedRequests, want exactly one", len(p.Requests))
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "PKIData has %d TaggedRequests, want exactly one", len(p.Requests))
 	}
 	if p.Requests[0].Kind != 0 {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "the TaggedRequest is not a PKCS#10 (CHOICE %d)", p.Requests[0].Kind)
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "the TaggedRequest is not a PKCS#10 (CHOICE %d)", p.Requests[0].Kind)
 	}
 	if p.CMSSequenceLen != 0 || p.OtherMsgCount != 0 {
-		return nil, reqErr(ERROR_INVALID_DATA, 1, "PKIData has nested CMS or other messages")
+		return nil, reqErr(winerr.ERROR_INVALID_DATA, 1, "PKIData has nested CMS or other messages")
 	}
 	reg, err := RegInfo(p.Controls)
 	if err != nil {
-		return nil, wrapErr(ERROR_INVALID_DATA, 1, err, "controls")
+		return nil, wrapErr(winerr.ERROR_INVALID_DATA, 1, err, "controls")
 	}
 	csr := p.CSR()
 	v := &Verification{CSR: csr, RegInfo: reg}
 	// Check 2: proof of possession of the new key.
 	if err := csr.CheckSignature(); err != nil {
-		return nil, wrapErr(NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")
+		return nil, wrapErr(winerr.NTE_BAD_SIGNATURE, 2, err, "PKCS#10 self-signature")
 	}
 	// Checks 4, 5, 6: every signer, by sid.
 	keyIDs := [][]byte{csr.SubjectKeyID()}
@@ -298,7 +300,7 @@ func (p *ParsedRenewal) Verify() (*Verification, error) {
 			if si.BySKI() {
 				check = 4
 			}
-			return nil, reqErr(CRYPT_E_SIGNER_NOT_FOUND, check, "signer %s is neither the PKCS#10 key nor a certificate in the message", si.SID())
+			return nil, reqErr(winerr.CRYPT_E_SIGNER_NOT_FOUND, check, "signer %s is neither the PKCS#10 key nor a certificate in the message", si.SID())
 		}
 		if err := si.verify(ect, sd.EContent, cert.PublicKey, 5); err != nil {
 			return nil, err
@@ -306,7 +308,7 @@ func (p *ParsedRenewal) Verify() (*Verification, error) {
 		v.CertSigners = append(v.CertSigners, CertSigner{Info: si, Cert: cert})
 	}
 	if v.Primary == nil {
-		return nil, reqErr(CRYPT_E_SIGNER_NOT_FOUND, 4, "no SignerInfo identified by the SubjectKeyIdentifier of the PKCS#10 key (primary signature)")
+		return nil, reqErr(winerr.CRYPT_E_SIGNER_NOT_FOUND, 4, "no SignerInfo identified by the SubjectKeyIdentifier of the PKCS#10 key (primary signature)")
 	}
 	// Check 3 (and the binding half of 5): the renewal attribute.
 	if !csr.HasRenewalAttribute() {
@@ -314,11 +316,11 @@ func (p *ParsedRenewal) Verify() (*Verification, error) {
 	}
 	v.Renewal = true
 	if len(p.RenewalCertBytes) != 1 {
-		return nil, reqErr(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "%d renewal certificate values, want one", len(p.RenewalCertBytes))
+		return nil, reqErr(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "%d renewal certificate values, want one", len(p.RenewalCertBytes))
 	}
 	old, err := x509.ParseCertificate(p.RenewalCertBytes[0])
 	if err != nil {
-		return nil, wrapErr(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, err, "renewal attribute is not a certificate")
+		return nil, wrapErr(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, err, "renewal attribute is not a certificate")
 	}
 	for _, cs := range v.CertSigners {
 		if bytes.Equal(cs.Cert.Raw, old.Raw) {
@@ -327,9 +329,9 @@ func (p *ParsedRenewal) Verify() (*Verification, error) {
 		}
 	}
 	if len(v.CertSigners) == 0 {
-		return nil, reqErr(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "renewal attribute present but no certificate-based signature (only the primary signer)")
+		return nil, reqErr(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "renewal attribute present but no certificate-based signature (only the primary signer)")
 	}
-	return nil, reqErr(CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "renewal attribute (serial %x) is not the certificate that signed the request", old.SerialNumber)
+	return nil, reqErr(winerr.CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE, 3, "renewal attribute (serial %x) is not the certificate that signed the request", old.SerialNumber)
 }
 
 func (p *ParsedRenewal) certFor(si *SignerInfo) *x509.Certificate {

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/cardharness/cardharness/winerr"
 )
 
 // What the renewal relay (harness/relay) needs from the CA besides
@@ -96,7 +98,7 @@ type Injected struct {
 	// submission (as Template.ApprovalDelay).
 	ApproveAfter time.Duration
 	// Deny: the request is denied with this code (0: not denied).
-	Deny Code
+	Deny winerr.Code
 	// FailDelegatedCert: Options.FailDelegatedCertRequests for this
 	// request only.
 	FailDelegatedCert bool

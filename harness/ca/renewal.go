@@ -35,7 +35,7 @@ const (
 // IX509CertificateRequestCmc::InitializeFromCertificate(RenewalRequest=TRUE,
 // InheritNewSimilarKey | InheritRenewalCertificateFlag | InheritSubjectFlag |
 // InheritExtensionsFlag | InheritSubjectAltNameFlag) plus an explicit
-// template extension [minidriver-semantics §3.2, §4.1].
+// template extension [docs/reference/minidriver-semantics.md §3.2, §4.1].
 //
 // Both keys are crypto.Signers: on a card they are containers i and j.
 // The zero value of every fault knob builds a well-formed request.
@@ -162,7 +162,7 @@ func RenewalExtensions(r RenewalRequest) ([]pkix.Extension, error) {
 }
 
 // BuildRenewal builds the DER ContentInfo of a CMC renewal request
-// (minidriver-semantics §4.1): SignedData v3 over id-cct-PKIData, one
+// (docs/reference/minidriver-semantics.md §4.1): SignedData v3 over id-cct-PKIData, one
 // TaggedRequest (bodyPartID 1) holding a PKCS#10 signed by the new key
 // with the renewal-certificate attribute and the extensionRequest, the old
 // certificate in certificates, SignerInfo #1 (version 3, SKI of the new

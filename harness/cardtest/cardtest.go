@@ -71,3 +71,17 @@ func Client(t testing.TB) *pcsc.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// Connect connects to the card in slot (10 s at most), closed with the
+// test.
+func Connect(t testing.TB, st *stack.Stack, slot int) *pcsc.Card {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	card, err := Client(t).Connect(ctx, st.Slots()[slot].Reader)
+	if err != nil {
+		t.Fatalf("cardtest: connect to slot %d: %v", slot, err)
+	}
+	t.Cleanup(func() { card.Close() })
+	return card
+}

@@ -77,7 +77,7 @@ func resultOf(resp *ca.Response) SubmitResult {
 	out := SubmitResult{Disposition: resp.Disposition.CRName(), DispositionValue: int(resp.Disposition),
 		Message: resp.Disposition.Message(), RequestID: resp.RequestID, Status: "0x00000000"}
 	if resp.Status != nil {
-		out.Status = fmt.Sprintf("0x%08X", uint32(ca.CodeOf(resp.Status)))
+		out.Status = fmt.Sprintf("0x%08X", uint32(codeOf(resp.Status)))
 		out.StatusText = resp.Status.Error()
 	}
 	if resp.Cert != nil && resp.Disposition.HasCertificate() {
@@ -88,7 +88,7 @@ func resultOf(resp *ca.Response) SubmitResult {
 }
 
 func failure(d ca.Disposition, code winerr.Code, text string) *ca.Response {
-	return &ca.Response{Disposition: d, Status: &ca.RequestError{Code: ca.Code(code), Detail: text}}
+	return &ca.Response{Disposition: d, Status: &ca.RequestError{Code: code, Detail: text}}
 }
 
 func httpError(w http.ResponseWriter, status int, format string, args ...any) {
@@ -206,7 +206,7 @@ func (s *Server) submitWith(w http.ResponseWriter, r *http.Request, f Fault, req
 	opts.Requester, opts.Delegated = requester, true
 	switch f {
 	case CADeny:
-		opts.Inject.Deny = ca.CERTSRV_E_ADMIN_DENIED_REQUEST
+		opts.Inject.Deny = winerr.CERTSRV_E_ADMIN_DENIED_REQUEST
 	case CAPend:
 		opts.Inject.Pend, opts.Inject.ApproveAfter = true, s.pendApproveAfter()
 	case DelegatedCertRequest:
@@ -473,4 +473,9 @@ func (s *Server) handleFullCMC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBase64(w, http.StatusOK, ctCMCResp, body)
+}
+
+func codeOf(err error) winerr.Code {
+	c, _ := winerr.FromError(err)
+	return c
 }

@@ -205,7 +205,7 @@ func TestFaults(t *testing.T) {
 		{HTTP500, seen{HTTP: 500}},
 		{DropAfterIssue, seen{HTTP: 0, CAIssued: true}},
 		{Timeout, seen{HTTP: 0}},
-		{CADeny, seen{HTTP: 200, Disposition: "CR_DISP_DENIED", Status: winerr.Code(ca.CERTSRV_E_ADMIN_DENIED_REQUEST)}},
+		{CADeny, seen{HTTP: 200, Disposition: "CR_DISP_DENIED", Status: winerr.CERTSRV_E_ADMIN_DENIED_REQUEST}},
 		{CAPend, seen{HTTP: 200, Disposition: "CR_DISP_UNDER_SUBMISSION"}},
 		{LookupAfterImpersonation, seen{HTTP: 502, Disposition: "CR_DISP_ERROR", Status: winerr.ERROR_FILE_NOT_FOUND}},
 		{DelegatedCertRequest, seen{HTTP: 200, Disposition: "CR_DISP_ERROR", Status: winerr.ERROR_NO_SUCH_USER}},

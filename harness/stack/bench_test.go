@@ -6,6 +6,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard/gids"
 	"github.com/cardharness/cardharness/vcard/testcard"
@@ -30,14 +31,7 @@ func benchStack(b *testing.B, g *gids.Card) *stack.Stack {
 }
 
 func benchGIDS(b *testing.B) *gids.Card {
-	g, err := gids.New(gids.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := g.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		b.Fatal(err)
-	}
-	return g
+	return gidstest.New(b, gids.Options{}, gids.InitParams{PIN: "123456"})
 }
 
 // getCardCF is GET DATA of cardcf (A010/DF22), the APDU every Windows card

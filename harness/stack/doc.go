@@ -1,7 +1,7 @@
 // Package stack runs a private pcscd with vsmartcard's vpcd driver, with
 // virtual cards in its reader slots, without touching the system's pcscd.
 //
-// The recipe is reference/vpcd-and-peers.md §2.3. pcscd's socket and pid
+// The recipe is docs/reference/vpcd-and-peers.md §2.3. pcscd's socket and pid
 // file paths are compiled in (/run/pcscd), so a second pcscd needs its own
 // mount namespace with a private directory bound over /run/pcscd, and its own
 // network namespace so that vpcd's listeners (0.0.0.0:35963+n, no
@@ -29,4 +29,6 @@
 // reader entry), and two reader entries that share one driver file
 // overwrite each other's slot state (§1.5). Each pair of slots therefore
 // gets its own copy of the driver.
+//
+// Bare § citations in this package refer to docs/reference/vpcd-and-peers.md.
 package stack

@@ -15,28 +15,17 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
 	"github.com/cardharness/cardharness/vcard/vpcd"
 )
 
-func connect(t *testing.T, st *stack.Stack, slot int) *pcsc.Card {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	card, err := cardtest.Client(t).Connect(ctx, st.Slots()[slot].Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { card.Close() })
-	return card
-}
-
 func TestThousandAPDUsRoundTrip(t *testing.T) {
 	echo := &testcard.Echo{}
 	st := cardtest.Start(t, echo, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	if got := card.ATR(); !bytes.Equal(got, testcard.DefaultATR) {
 		t.Fatalf("ATR = % X, want % X", got, testcard.DefaultATR)
 	}
@@ -71,7 +60,7 @@ func TestReadersAndPresence(t *testing.T) {
 	// Every slot answers on its own: four independent cards, which Debian's
 	// vpcd only gives with one driver copy per pair of slots.
 	for i, sl := range st.Slots() {
-		card := connect(t, st, i)
+		card := cardtest.Connect(t, st, i)
 		resp, err := card.Transmit(context.Background(), []byte{0x00, 0xCA, 0x00, 0x00, 0x01, byte(i)})
 		if err != nil {
 			t.Fatalf("slot %d (%s): %v", i, sl.Reader, err)
@@ -132,7 +121,7 @@ func TestInsertionAndRemovalEvents(t *testing.T) {
 
 func TestCardDyingMidAPDUIsAnError(t *testing.T) {
 	st := cardtest.Start(t, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	st.Slots()[0].Link.InjectFault(vpcd.FaultDropOnAPDU)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -151,7 +140,7 @@ func TestCardDyingMidAPDUIsAnError(t *testing.T) {
 
 func TestHangingCardIsCutOffByDeadline(t *testing.T) {
 	st := cardtest.Start(t, &testcard.Echo{})
-	card := connect(t, st, 0)
+	card := cardtest.Connect(t, st, 0)
 	link := st.Slots()[0].Link
 	link.InjectFault(vpcd.FaultHangOnAPDU)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -193,20 +182,20 @@ func TestParentKilledLeavesNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if pids := pcscdPIDsFor(dir); len(pids) == 0 {
+	if pids := testutil.PcscdProcesses(dir); len(pids) == 0 {
 		t.Fatalf("no pcscd running for %s while the child is up", dir)
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		pids := pcscdPIDsFor(dir)
+		pids := testutil.PcscdProcesses(dir)
 		_, statErr := os.Stat(dir)
 		if len(pids) == 0 && errors.Is(statErr, os.ErrNotExist) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("10s after SIGKILL: pcscd pids %v, dir %s: %v", pids, dir, statErr)
+			t.Fatalf("10s after SIGKILL: pcscd %q, dir %s: %v", pids, dir, statErr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -229,21 +218,4 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
-}
-
-// pcscdPIDsFor lists pcscd processes whose command line names dir.
-func pcscdPIDsFor(dir string) []string {
-	var pids []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(cmdline), dir) {
-			pids = append(pids, e.Name())
-		}
-	}
-	return pids
 }

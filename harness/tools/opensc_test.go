@@ -175,7 +175,7 @@ const (
 	serialHex    = "00112233445566778899AABBCCDDEEFF"
 )
 
-// TestOpenSCPeerSuite is the extended peer suite of gids-protocol.md §6:
+// TestOpenSCPeerSuite is the extended peer suite of docs/reference/gids-protocol.md §6:
 // the real OpenSC 0.23 tools against a blank virtual GIDS card on a
 // private pcscd + vpcd stack, every step checked in the tool's output and
 // on the card.
@@ -212,7 +212,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 	})
 	t.Run("refuses to re-initialise", func(t *testing.T) {
 		p.t = t
-		// gids-tool prints the failure but exits 0 (gids-protocol.md §2.14).
+		// gids-tool prints the failure but exits 0 (docs/reference/gids-protocol.md §2.14).
 		res, _ := p.r.Run(context.Background(), "gids-tool", "--initialize", "--pin", "654321", "--admin-key", adminKeyHex, "--serial", "FFEEDDCCBBAA99887766554433221100")
 		mustContain(t, "second gids-tool --initialize", res.Output(), "SC_CARDCTL_GIDS_INITIALIZE", "failed")
 		id, _ := card.DO(0xA012, 0xDF20)
@@ -238,7 +238,7 @@ func TestOpenSCPeerSuite(t *testing.T) {
 		if len(m) != 1 || m[0].Flags != 0x03 || m[0].KeyExchangeKeySizeBits != 2048 || m[0].GUID != "key2048" {
 			t.Errorf("cmapfile after keygen: %+v", m)
 		}
-		// OpenSC bumps containers once and files twice (gids-protocol.md §3.5).
+		// OpenSC bumps containers once and files twice (docs/reference/gids-protocol.md §3.5).
 		if cf := p.cardcf(); !bytes.Equal(cf, []byte{0, 0, 1, 0, 2, 0}) {
 			t.Errorf("cardcf after one keygen % X, want 00 00 01 00 02 00", cf)
 		}

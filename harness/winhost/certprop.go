@@ -9,7 +9,7 @@ import (
 	"github.com/cardharness/cardharness/harness/vclock"
 )
 
-// Certificate propagation (CertPropSvc), minidriver-semantics.md §2.5:
+// Certificate propagation (CertPropSvc), docs/reference/minidriver-semantics.md §2.5:
 //
 //   - Triggers: user logon (every inserted card) and card insertion while a
 //     user is signed in. Writes to a card during an insertion session are

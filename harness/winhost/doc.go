@@ -10,7 +10,7 @@
 //
 // # Sources
 //
-// The model is reference/minidriver-semantics.md §2 (host model) built on
+// The model is docs/reference/minidriver-semantics.md §2 (host model) built on
 // §1 (cardcf, cache modes, PINs) and §3.1–3.3 (enrollment and renewal at
 // card level). Every rule in the code cites the section or the transition
 // (T1–T16 of §2.8) it implements, with the tags of the reference: [S] a
@@ -114,4 +114,6 @@
 // G, and the minidriver's own internal caching on NO_CACHE cards. Card
 // properties (cache mode, read-only, free space) come from
 // minidriver.Options and are not cached in G.
+//
+// Bare § citations in this package refer to docs/reference/minidriver-semantics.md.
 package winhost

@@ -14,7 +14,7 @@ import (
 	"github.com/cardharness/cardharness/winerr"
 )
 
-// The CertEnroll side of enrollment on the host (minidriver-semantics.md
+// The CertEnroll side of enrollment on the host (docs/reference/minidriver-semantics.md
 // §3.1 step 5 and day N step 3, §3.2 rollback; ICertPropertyEnrollment,
 // IX509Enrollment::InstallResponse): a dummy self-signed certificate in
 // REQUEST stands for the outstanding request and carries the key's

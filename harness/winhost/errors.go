@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/winerr"
 )
 
 // Error is a failed host operation. Code is what the Windows API would
-// return (errors.Is(err, winerr.NTE_BAD_KEYSET)); Err, if set, is the cause
-// (a card error, a minidriver error), itself reachable with errors.Is/As.
+// return; Err, if set, is the cause (a card error, a minidriver error).
+// It unwraps to both, the Code first, so errors.As(err, &code) gives the
+// Windows API's answer and errors.Is(err, winerr.NTE_BAD_KEYSET) matches
+// it, while the cause stays reachable with errors.Is/As.
 type Error struct {
 	Op   string // the Windows-side operation, e.g. "CryptAcquireCertificatePrivateKey"
 	Code winerr.Code
@@ -24,14 +25,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %v: %v", e.Op, e.Code, e.Err)
 }
 
-// Is matches the Windows code.
-func (e *Error) Is(target error) bool {
-	c, ok := target.(winerr.Code)
-	return ok && c == e.Code
+// Unwrap returns the Windows code, then the cause.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Code}
+	}
+	return []error{e.Code, e.Err}
 }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
 
 func newErr(op string, code winerr.Code, cause error) *Error {
 	return &Error{Op: op, Code: code, Err: cause}
@@ -78,23 +78,8 @@ func noCard(op, reader string) error {
 // cardCode is the Windows code a minidriver error carries (the CardError
 // code, SCARD_W_WRONG_CHV for a wrong PIN), or fallback.
 func cardCode(err error, fallback winerr.Code) winerr.Code {
-	var ce *minidriver.CardError
-	if errors.As(err, &ce) {
-		return ce.Code
-	}
-	if _, ok := minidriver.IsWrongPIN(err); ok {
-		return winerr.SCARD_W_WRONG_CHV
-	}
-	var c winerr.Code
-	if errors.As(err, &c) {
+	if c, ok := winerr.FromError(err); ok {
 		return c
 	}
 	return fallback
 }
-
-// Codes the model returns that winerr does not define (values from
-// winerror.h).
-const (
-	// NTE_BAD_ALGID: a hash the provider does not sign with.
-	NTE_BAD_ALGID winerr.Code = 0x80090008
-)

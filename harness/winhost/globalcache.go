@@ -10,7 +10,7 @@ import (
 )
 
 // itemHeaderSize is the header SCardSvr keeps with each cached value: the
-// 6-byte cardcf snapshot, padding and a LE32 length (minidriver-semantics.md
+// 6-byte cardcf snapshot, padding and a LE32 length (docs/reference/minidriver-semantics.md
 // §1.4 [U]). It counts against CacheMaxBytesPerItem.
 const itemHeaderSize = 16
 

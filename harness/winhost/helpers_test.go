@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -38,13 +39,7 @@ type vcard struct {
 
 func newCard(t *testing.T, id [16]byte) *vcard {
 	t.Helper()
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: testPIN, AdminKey: adminKey, CardID: id}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: testPIN, AdminKey: adminKey, CardID: id})
 	return &vcard{card: card, reader: pcsc.NewReader(card)}
 }
 
@@ -330,3 +325,67 @@ var bumpVariants = []struct {
 	name string
 	pol  minidriver.Bump
 }{{"correct", minidriver.BumpCorrect}, {"faulty", minidriver.BumpNone}}
+
+// variants runs a transition test twice, as subtests "correct" and
+// "faulty": f's second argument says which (the faulty client, or the
+// faulty precondition, of docs/reference/minidriver-semantics.md §2.8).
+func variants(t *testing.T, f func(t *testing.T, faulty bool)) {
+	t.Helper()
+	t.Run("correct", func(t *testing.T) { f(t, false) })
+	t.Run("faulty", func(t *testing.T) { f(t, true) })
+}
+
+// signedInWithCard is the opening of the enrollment-path tests: a fresh
+// host and card, the user signed in, the card inserted, and certreq.exe
+// running.
+func signedInWithCard(t *testing.T) (*env, *winhost.Process) {
+	t.Helper()
+	e := newEnv(t)
+	e.logon()
+	e.insert(minidriver.Options{})
+	return e, e.proc("certreq.exe", winhost.ProcessOptions{})
+}
+
+// generate creates a key container as Base CSP's CryptGenKey does,
+// failing the test on error.
+func (e *env) generate(p *winhost.Process) winhost.Container {
+	e.t.Helper()
+	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// acquire is CryptAcquireCertificatePrivateKey with no flags, failing the
+// test on error.
+func (e *env) acquire(p *winhost.Process, sc winhost.StoreCert) *winhost.KeyHandle {
+	e.t.Helper()
+	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
+}
+
+// cachedByApp is the opening of the cache tests: alice's certificate is
+// enrolled on the card (with a correct bump), the card inserted, and
+// app.exe has read the card's certificates once, so the host's caches
+// hold them.
+func (e *env) cachedByApp() *winhost.Process {
+	e.t.Helper()
+	e.card.enroll(e.t, guidA, "alice", minidriver.BumpCorrect)
+	e.insert(minidriver.Options{})
+	p := e.proc("app.exe", winhost.ProcessOptions{})
+	e.cardCerts(p)
+	return p
+}
+
+// statsOfRead is what one more read of the card's certificates costs p
+// (transactions, cache hits and misses, card reads).
+func (e *env) statsOfRead(p *winhost.Process) winhost.Stats {
+	e.t.Helper()
+	before := p.Stats()
+	e.cardCerts(p)
+	return delta(before, p.Stats())
+}

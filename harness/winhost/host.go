@@ -71,7 +71,7 @@ type insertion struct {
 // Host is a Windows machine: its smart-card service (SCardSvr with the
 // global cache G), readers, processes with their Base CSP/KSP instances,
 // one signed-in user with certificate stores, CertPropSvc and the logon
-// path (minidriver-semantics.md §2).
+// path (docs/reference/minidriver-semantics.md §2).
 //
 // A Host is safe for use from several goroutines, but the model is
 // single-threaded: every operation runs to completion under the host's
@@ -314,7 +314,7 @@ func (h *Host) Reboot() {
 
 // newGUID returns a lower-case GUID string from the host's seeded source:
 // the container name Base CSP gives a new container (≤ 39 characters,
-// minidriver-semantics.md §3.1 step 2).
+// docs/reference/minidriver-semantics.md §3.1 step 2).
 func (h *Host) newGUID() string {
 	var b [16]byte
 	for i := range b {

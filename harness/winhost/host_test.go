@@ -47,9 +47,8 @@ func TestCacheModes(t *testing.T) {
 			e.insert(minidriver.Options{CacheMode: tt.mode})
 			p := e.proc("app.exe", winhost.ProcessOptions{})
 			e.cardCerts(p)
-			before := p.Stats()
-			e.cardCerts(p)
-			if d := cmp.Diff(tt.wantSecond, delta(before, p.Stats())); d != "" {
+			got := e.statsOfRead(p)
+			if d := cmp.Diff(tt.wantSecond, got); d != "" {
 				t.Errorf("second read (-want +got):\n%s", d)
 			}
 			if n := len(e.h.GlobalCache()); n != tt.wantG {
@@ -66,22 +65,18 @@ func TestFreshnessGranularity(t *testing.T) {
 	for _, g := range []winhost.Granularity{winhost.PerCategory, winhost.WholeSnapshot} {
 		t.Run(g.String(), func(t *testing.T) {
 			e := newEnv(t, func(k *winhost.Knobs) { k.Granularity = g })
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
+			p := e.cachedByApp()
 			e.card.oobRaw(t, func(c *minidriver.Card) {
 				if err := c.ChangePIN(e.ctx, testPIN, "99998888", minidriver.BumpCorrect); err != nil {
 					t.Fatal(err)
 				}
 			})
-			before := p.Stats()
-			e.cardCerts(p)
+			got := e.statsOfRead(p)
 			want := winhost.Stats{Transactions: 1, CacheHits: 2}
 			if g == winhost.WholeSnapshot {
 				want = winhost.Stats{Transactions: 1, CacheStale: 2, CardReads: 2}
 			}
-			if d := cmp.Diff(want, delta(before, p.Stats())); d != "" {
+			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
@@ -95,10 +90,7 @@ func TestCmapfileCounterKnob(t *testing.T) {
 	for _, cat := range []fs.Category{fs.CategoryFiles, fs.CategoryContainers} {
 		t.Run(cat.String(), func(t *testing.T) {
 			e := newEnv(t, func(k *winhost.Knobs) { k.CmapfileCounter = cat })
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
+			p := e.cachedByApp()
 			e.card.oob(t, func(c *minidriver.Card) {
 				m, _ := c.Containers(e.ctx)
 				m[0].GUID = guidB
@@ -144,15 +136,11 @@ func TestGlobalCachePersistenceAndAge(t *testing.T) {
 	p := e.proc("a.exe", winhost.ProcessOptions{})
 	e.cardCerts(p)
 	e.reinsert()
-	before := p.Stats()
-	e.cardCerts(p)
-	if d := delta(before, p.Stats()); d.CacheHits != 2 {
+	if d := e.statsOfRead(p); d.CacheHits != 2 {
 		t.Errorf("after re-insertion: %+v, want G hits", d)
 	}
 	e.h.Clock().Advance(6 * 24 * time.Hour)
-	before = p.Stats()
-	e.cardCerts(p)
-	if d := delta(before, p.Stats()); d.CacheMisses != 2 || d.CardReads != 2 {
+	if d := e.statsOfRead(p); d.CacheMisses != 2 || d.CardReads != 2 {
 		t.Errorf("after 6 days: %+v, want misses", d)
 	}
 }
@@ -242,14 +230,8 @@ func TestPropagationStraightFromCard(t *testing.T) {
 // A card certificate that the user's stores know with an enrollment
 // property is filed into REQUEST, not My (§2.5).
 func TestPropagationFiltersEnrollmentIntoRequest(t *testing.T) {
-	e := newEnv(t)
-	e.logon()
-	e.insert(minidriver.Options{})
-	p := e.proc("certreq.exe", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, p := signedInWithCard(t)
+	c := e.generate(p)
 	dummy, err := p.CreateRequest(e.ctx, c.GUID, winhost.RequestOptions{Enrollment: winhost.EnrollmentProperty{RequestID: 7}})
 	if err != nil {
 		t.Fatal(err)
@@ -345,10 +327,7 @@ func TestLogonFilters(t *testing.T) {
 	e := newEnv(t)
 	e.insert(minidriver.Options{})
 	p := e.proc("x", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.generate(p)
 	plain := issueWith(t, c.PublicKey, "alice", func(c *x509.Certificate) { c.ExtKeyUsage, c.UnknownExtKeyUsage = nil, nil })
 	if _, err := p.InstallCertificate(e.ctx, plain, winhost.InstallOptions{CardOnly: true}); err != nil {
 		t.Fatal(err)
@@ -414,10 +393,7 @@ func TestDeterminismAndEvents(t *testing.T) {
 		e.insert(minidriver.Options{})
 		p := e.proc("x", winhost.ProcessOptions{})
 		for range 2 {
-			c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := e.generate(p)
 			runs[i] = append(runs[i], c.GUID)
 		}
 		kinds := map[winhost.EventKind]bool{}

@@ -138,7 +138,7 @@ func (p *Process) containerMissing(op, guid string, silent bool, cause error) er
 }
 
 // AcquireCertificatePrivateKey is CryptAcquireCertificatePrivateKey
-// (minidriver-semantics.md §2.7, T9, T10, T13, T14):
+// (docs/reference/minidriver-semantics.md §2.7, T9, T10, T13, T14):
 //
 //  1. No CERT_KEY_PROV_INFO: CRYPT_E_NO_KEY_PROPERTY, unless
 //     Knobs.HealMissingProvInfo finds a container with the certificate's
@@ -281,7 +281,7 @@ func (k *KeyHandle) sign(ctx context.Context, digest []byte, hash crypto.Hash) (
 	}
 	di, err := digestInfo(hash, digest)
 	if err != nil {
-		return nil, newErr(op, NTE_BAD_ALGID, err)
+		return nil, newErr(op, winerr.NTE_BAD_ALGID, err)
 	}
 	t, idx, err := k.keyTxn(ctx, op)
 	if err != nil {

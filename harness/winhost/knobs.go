@@ -10,7 +10,7 @@ import (
 
 // Provider names as registered for smart cards (Calais\SmartCards\<card>
 // "Crypto Provider" and "Smart Card Key Storage Provider" values); they are
-// what CERT_KEY_PROV_INFO carries (minidriver-semantics.md §2.5, OpenSC
+// what CERT_KEY_PROV_INFO carries (docs/reference/minidriver-semantics.md §2.5, OpenSC
 // PR#2523).
 const (
 	ProviderCAPI = "Microsoft Base Smart Card Crypto Provider"
@@ -18,7 +18,7 @@ const (
 )
 
 // Granularity says which cardcf counters decide whether a cached item is
-// still fresh (minidriver-semantics.md §2.2 "Knob", §7 question 1).
+// still fresh (docs/reference/minidriver-semantics.md §2.2 "Knob", §7 question 1).
 type Granularity int
 
 const (
@@ -59,7 +59,7 @@ func (p NoDefaultPolicy) String() string {
 }
 
 // CertFileNaming is how the host names a container's certificate file
-// (minidriver-semantics.md §1.1, §7 q6: Base CSP's own spelling past
+// (docs/reference/minidriver-semantics.md §1.1, §7 q6: Base CSP's own spelling past
 // index 9 is unknown).
 type CertFileNaming int
 
@@ -93,7 +93,7 @@ func (n CertFileNaming) file(idx int, spec fs.KeySpec) string {
 }
 
 // Knobs are the host behaviours the sources leave open
-// (minidriver-semantics.md §2.8 "Knobs to expose" and §7). Every field has a
+// (docs/reference/minidriver-semantics.md §2.8 "Knobs to expose" and §7). Every field has a
 // documented default in DefaultKnobs; the zero Knobs is NOT the default (a
 // nil Config.Knobs is). Change a copy of DefaultKnobs():
 //

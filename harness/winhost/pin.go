@@ -31,7 +31,7 @@ type pinEntry struct {
 }
 
 // authenticate verifies the user PIN for this transaction through api's
-// PIN cache (minidriver-semantics.md §1.6):
+// PIN cache (docs/reference/minidriver-semantics.md §1.6):
 //
 //   - PIN_INFO is read through the cache first (it tells Base CSP the cache
 //     policy; it is covered by bPinsFreshness).

@@ -40,10 +40,7 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, sc := pinEnv(t, func(k *winhost.Knobs) { k.SessionPINs = tt.session })
 			p := e.proc("app.exe", winhost.ProcessOptions{})
-			capi, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			capi := e.acquire(p, sc)
 			cng, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{AllowNCrypt: true, PreferNCrypt: true})
 			if err != nil {
 				t.Fatal(err)
@@ -127,10 +124,7 @@ func TestPINBattleBetweenProcesses(t *testing.T) {
 func TestSilentContextAndCancel(t *testing.T) {
 	e, sc := pinEnv(t)
 	silent := e.proc("service.exe", winhost.ProcessOptions{Silent: true})
-	k, err := silent.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := e.acquire(silent, sc)
 	if err := signAndVerify(t, e.ctx, k, sc.Cert); !errors.Is(err, winerr.NTE_SILENT_CONTEXT) {
 		t.Fatalf("silent process: %v, want NTE_SILENT_CONTEXT", err)
 	}

@@ -238,7 +238,7 @@ func (p *Process) handle(ctx context.Context, op, reader string) (*cardHandle, e
 
 // txnConn lets transactions nest: the minidriver client opens one per
 // call, the host one per CSP operation around several calls (Base CSP runs
-// each operation as one atomic transaction, minidriver-semantics.md §1.3).
+// each operation as one atomic transaction, docs/reference/minidriver-semantics.md §1.3).
 // Only the outermost Begin/End reach the card.
 type txnConn struct {
 	pcsc.Transport

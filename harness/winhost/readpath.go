@@ -16,7 +16,7 @@ import (
 
 // txn is one card transaction of a process: the unit in which Base CSP
 // checks freshness, authenticates, and does one operation
-// (minidriver-semantics.md §2.2, §2.3; MSOV: each operation is one atomic
+// (docs/reference/minidriver-semantics.md §2.2, §2.3; MSOV: each operation is one atomic
 // transaction; MSPIN: authentication lasts only inside it).
 type txn struct {
 	ctx    context.Context

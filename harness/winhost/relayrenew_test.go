@@ -191,7 +191,7 @@ func TestRenewThroughRelayFaults(t *testing.T) {
 		{relay.HTTP500, winerr.HTTP_E_STATUS_SERVER_ERROR},
 		{relay.DropAfterIssue, winerr.ERROR_WINHTTP_CONNECTION_ERROR},
 		{relay.Timeout, winerr.ERROR_WINHTTP_TIMEOUT},
-		{relay.CADeny, winerr.Code(ca.CERTSRV_E_ADMIN_DENIED_REQUEST)},
+		{relay.CADeny, winerr.CERTSRV_E_ADMIN_DENIED_REQUEST},
 		{relay.CAPend, winerr.E_PENDING}, // pending, and this client does not wait: rolled back
 		{relay.LookupAfterImpersonation, winerr.ERROR_FILE_NOT_FOUND},
 		{relay.DelegatedCertRequest, winerr.ERROR_NO_SUCH_USER},

@@ -1,6 +1,6 @@
 package winhost_test
 
-// One test per transition of minidriver-semantics.md §2.8 (T1–T16). Each
+// One test per transition of docs/reference/minidriver-semantics.md §2.8 (T1–T16). Each
 // drives the host model against a virtual GIDS card and asserts the
 // documented outcome of the correct variant and of the faulty one (or, for
 // T1 and T15, whose faulty column is "—", the documented behaviour itself).
@@ -176,10 +176,7 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 				t.Fatal("the new certificate reached My through a stale cache")
 			}
 			sc, _ := e.my().FindCert(oldCert)
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := e.acquire(p, sc)
 			if err := signAndVerify(t, e.ctx, k, oldCert); !errors.Is(err, winerr.NTE_BAD_SIGNATURE) {
 				t.Fatalf("verify under the propagated (stale) certificate: %v, want NTE_BAD_SIGNATURE", err)
 			}
@@ -190,57 +187,51 @@ func TestT2_WriterWithoutBump(t *testing.T) {
 // T3: the writer bumps in one transaction and writes in another; a host
 // that reads in between caches the old data under the new counter.
 func TestT3_BumpAndWriteInSeparateTransactions(t *testing.T) {
-	for _, faulty := range []bool{false, true} {
-		name := "correct"
+	variants(t, func(t *testing.T, faulty bool) {
+		e := newEnv(t)
+		idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
+		e.insert(minidriver.Options{})
+		p := e.proc("app.exe", winhost.ProcessOptions{})
+		e.cardCerts(p)
+		newCert := issue(t, e.card.publicKey(t, idx), "alice reissued")
 		if faulty {
-			name = "faulty"
+			// Transaction 1: bump. The host reads between the two.
+			e.card.oob(t, func(c *minidriver.Card) {
+				cf, _ := c.CardCF(e.ctx)
+				cf.BumpFiles()
+				if err := c.WriteCardCF(e.ctx, cf); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if got := e.cardCerts(p); !sameCert(got[guidA], oldCert) {
+				t.Fatal("read between the transactions did not see the old certificate")
+			}
+			// Transaction 2: the data, no bump.
+			e.card.writeCert(t, idx, newCert, minidriver.BumpNone)
+		} else {
+			e.card.writeCert(t, idx, newCert, minidriver.BumpCorrect)
 		}
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			idx, oldCert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
-			newCert := issue(t, e.card.publicKey(t, idx), "alice reissued")
-			if faulty {
-				// Transaction 1: bump. The host reads between the two.
-				e.card.oob(t, func(c *minidriver.Card) {
-					cf, _ := c.CardCF(e.ctx)
-					cf.BumpFiles()
-					if err := c.WriteCardCF(e.ctx, cf); err != nil {
-						t.Fatal(err)
-					}
-				})
-				if got := e.cardCerts(p); !sameCert(got[guidA], oldCert) {
-					t.Fatal("read between the transactions did not see the old certificate")
-				}
-				// Transaction 2: the data, no bump.
-				e.card.writeCert(t, idx, newCert, minidriver.BumpNone)
-			} else {
-				e.card.writeCert(t, idx, newCert, minidriver.BumpCorrect)
+		got := e.cardCerts(p)
+		if !faulty {
+			if !sameCert(got[guidA], newCert) {
+				t.Fatal("one-transaction write: host still serves the old certificate")
 			}
-			got := e.cardCerts(p)
-			if !faulty {
-				if !sameCert(got[guidA], newCert) {
-					t.Fatal("one-transaction write: host still serves the old certificate")
-				}
-				return
-			}
-			if !sameCert(got[guidA], oldCert) {
-				t.Fatal("old data cached under the new counter was not served")
-			}
-			// Stale until the next change; a host that never cached it sees the truth.
-			fresh := newHost(t)
-			if err := fresh.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			q := fresh.StartProcess("app.exe", winhost.ProcessOptions{})
-			cs, err := q.CardCertificates(e.ctx, readerName)
-			if err != nil || len(cs) != 1 || !sameCert(cs[0].Cert, newCert) {
-				t.Fatalf("fresh host: %v %v", cs, err)
-			}
-		})
-	}
+			return
+		}
+		if !sameCert(got[guidA], oldCert) {
+			t.Fatal("old data cached under the new counter was not served")
+		}
+		// Stale until the next change; a host that never cached it sees the truth.
+		fresh := newHost(t)
+		if err := fresh.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		q := fresh.StartProcess("app.exe", winhost.ProcessOptions{})
+		cs, err := q.CardCertificates(e.ctx, readerName)
+		if err != nil || len(cs) != 1 || !sameCert(cs[0].Cert, newCert) {
+			t.Fatalf("fresh host: %v %v", cs, err)
+		}
+	})
 }
 
 // T4: the card is re-initialised, counters back to zero; the same
@@ -248,82 +239,70 @@ func TestT3_BumpAndWriteInSeparateTransactions(t *testing.T) {
 // cardid the host serves the previous content (ghost containers).
 func TestT4_ReinitKeepsCardID(t *testing.T) {
 	id := [16]byte{0x04, 0x04, 0x04, 0x04, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
-	for _, keepID := range []bool{false, true} {
-		name := "correct"
-		if keepID {
-			name = "faulty"
+	variants(t, func(t *testing.T, keepID bool) {
+		e := &env{t: t, ctx: t.Context(), h: newHost(t), card: newCard(t, id)}
+		_, oldCert := e.card.enroll(t, guidA, "previous owner", minidriver.BumpCorrect)
+		cfBefore := e.card.cardcf(t)
+		e.insert(minidriver.Options{})
+		p := e.proc("app.exe", winhost.ProcessOptions{})
+		e.cardCerts(p)
+		e.remove()
+		newID := id
+		if !keepID {
+			newID = fs.RandomCardID()
 		}
-		t.Run(name, func(t *testing.T) {
-			e := &env{t: t, ctx: t.Context(), h: newHost(t), card: newCard(t, id)}
-			_, oldCert := e.card.enroll(t, guidA, "previous owner", minidriver.BumpCorrect)
-			cfBefore := e.card.cardcf(t)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
-			e.remove()
-			newID := id
-			if !keepID {
-				newID = fs.RandomCardID()
+		e.card.reinit(t, newID)
+		_, newCert := e.card.enroll(t, guidB, "new owner", minidriver.BumpCorrect)
+		if cf := e.card.cardcf(t); cf.Changed(cfBefore) {
+			t.Fatalf("precondition: counters %x differ from the cached %x", cf.Bytes(), cfBefore.Bytes())
+		}
+		e.insert(minidriver.Options{})
+		got := e.cardCerts(p)
+		if !keepID {
+			if len(got) != 1 || !sameCert(got[guidB], newCert) {
+				t.Fatalf("new cardid: host sees %v", got)
 			}
-			e.card.reinit(t, newID)
-			_, newCert := e.card.enroll(t, guidB, "new owner", minidriver.BumpCorrect)
-			if cf := e.card.cardcf(t); cf.Changed(cfBefore) {
-				t.Fatalf("precondition: counters %x differ from the cached %x", cf.Bytes(), cfBefore.Bytes())
-			}
-			e.insert(minidriver.Options{})
-			got := e.cardCerts(p)
-			if !keepID {
-				if len(got) != 1 || !sameCert(got[guidB], newCert) {
-					t.Fatalf("new cardid: host sees %v", got)
-				}
-				return
-			}
-			if len(got) != 1 || !sameCert(got[guidA], oldCert) {
-				t.Fatalf("same cardid: want the ghost container %s of the previous content, got %v", guidA, got)
-			}
-		})
-	}
+			return
+		}
+		if len(got) != 1 || !sameCert(got[guidA], oldCert) {
+			t.Fatalf("same cardid: want the ghost container %s of the previous content, got %v", guidA, got)
+		}
+	})
 }
 
 // T5: two cards share a cardid; the host shows card A's certificates for
 // card B, and propagation puts A's, not B's, into My.
 func TestT5_DuplicateCardID(t *testing.T) {
 	shared := [16]byte{0x05, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
-	for _, dup := range []bool{false, true} {
-		name := "correct"
-		if dup {
-			name = "faulty"
+	variants(t, func(t *testing.T, dup bool) {
+		idB := shared
+		if !dup {
+			idB = fs.RandomCardID()
 		}
-		t.Run(name, func(t *testing.T) {
-			idB := shared
-			if !dup {
-				idB = fs.RandomCardID()
+		a, b := newCard(t, shared), newCard(t, idB)
+		_, certA := a.enroll(t, guidA, "card A", minidriver.BumpCorrect)
+		_, certB := b.enroll(t, guidB, "card B", minidriver.BumpCorrect)
+		e := &env{t: t, ctx: t.Context(), h: newHost(t), card: a}
+		e.logon()
+		e.insert(minidriver.Options{})
+		e.settle()
+		e.remove()
+		e.card = b
+		e.insert(minidriver.Options{})
+		e.settle()
+		_, inMy := e.my().FindCert(certB)
+		p := e.proc("app.exe", winhost.ProcessOptions{})
+		got := e.cardCerts(p)
+		if !dup {
+			if !inMy || !sameCert(got[guidB], certB) {
+				t.Fatalf("distinct cardids: B in My %v, host sees %v", inMy, got)
 			}
-			a, b := newCard(t, shared), newCard(t, idB)
-			_, certA := a.enroll(t, guidA, "card A", minidriver.BumpCorrect)
-			_, certB := b.enroll(t, guidB, "card B", minidriver.BumpCorrect)
-			e := &env{t: t, ctx: t.Context(), h: newHost(t), card: a}
-			e.logon()
-			e.insert(minidriver.Options{})
-			e.settle()
-			e.remove()
-			e.card = b
-			e.insert(minidriver.Options{})
-			e.settle()
-			_, inMy := e.my().FindCert(certB)
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			got := e.cardCerts(p)
-			if !dup {
-				if !inMy || !sameCert(got[guidB], certB) {
-					t.Fatalf("distinct cardids: B in My %v, host sees %v", inMy, got)
-				}
-				return
-			}
-			if inMy || !sameCert(got[guidA], certA) || got[guidB] != nil {
-				t.Fatalf("shared cardid: want A's certificate shown for B and B's missing from My; B in My %v, host sees %v", inMy, got)
-			}
-		})
-	}
+			return
+		}
+		if inMy || !sameCert(got[guidA], certA) || got[guidB] != nil {
+			t.Fatalf("shared cardid: want A's certificate shown for B and B's missing from My; B in My %v, host sees %v", inMy, got)
+		}
+	})
 }
 
 // T6: the PIN is changed out of band. With the bPinsFreshness bump the
@@ -345,10 +324,7 @@ func TestT6_PINChangedOutOfBand(t *testing.T) {
 					t.Fatal(err)
 				}
 				sc := winhost.StoreCert{Cert: cs[0].Cert, ProvInfo: &cs[0].ProvInfo}
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-				if err != nil {
-					t.Fatal(err)
-				}
+				k := e.acquire(p, sc)
 				if err := signAndVerify(t, e.ctx, k, sc.Cert); err != nil { // prompts, caches the PIN
 					t.Fatal(err)
 				}
@@ -409,10 +385,7 @@ func TestT7_AdminUnblockWithoutUserPIN(t *testing.T) {
 				t.Fatal(err)
 			}
 			sc := winhost.StoreCert{Cert: cs[0].Cert, ProvInfo: &cs[0].ProvInfo}
-			k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := e.acquire(p, sc)
 			if err := signAndVerify(t, e.ctx, k, sc.Cert); err != nil {
 				t.Fatal(err)
 			}
@@ -492,94 +465,73 @@ func TestT8_CertificateWrittenWhileInserted(t *testing.T) {
 // and acquiring its key fails: silent → NTE_BAD_KEYSET (knob), otherwise
 // the insert-card dialog.
 func TestT9_ContainerDeletedCertificateLeftInMy(t *testing.T) {
-	for _, faulty := range []bool{false, true} {
-		name := "correct"
-		if faulty {
-			name = "faulty"
+	variants(t, func(t *testing.T, faulty bool) {
+		e, p := signedInWithCard(t)
+		oldC := e.generate(p)
+		oldCert := issue(t, oldC.PublicKey, "alice")
+		if _, err := p.InstallCertificate(e.ctx, oldCert, winhost.InstallOptions{}); err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			e.insert(minidriver.Options{})
-			p := e.proc("certreq.exe", winhost.ProcessOptions{})
-			oldC, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
+		newC := e.generate(p)
+		newCert := issue(t, newC.PublicKey, "alice")
+		if _, err := p.InstallCertificate(e.ctx, newCert, winhost.InstallOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.DeleteContainer(e.ctx, oldC.GUID, winhost.DeleteOptions{MoveDefaultTo: newC.GUID}); err != nil {
+			t.Fatal(err)
+		}
+		if !faulty {
+			if !e.my().Delete(winhost.Thumbprint(oldCert)) {
+				t.Fatal("old certificate was not in My")
+			}
+		}
+		sc, ok := e.my().FindCert(oldCert)
+		if !faulty {
+			if ok {
+				t.Fatal("old certificate still in My")
+			}
+			nc, _ := e.my().FindCert(newCert)
+			k, err := p.AcquireCertificatePrivateKey(e.ctx, nc, winhost.AcquireFlags{Silent: true, CompareKey: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			oldCert := issue(t, oldC.PublicKey, "alice")
-			if _, err := p.InstallCertificate(e.ctx, oldCert, winhost.InstallOptions{}); err != nil {
+			if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
 				t.Fatal(err)
 			}
-			newC, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-			if err != nil {
-				t.Fatal(err)
-			}
-			newCert := issue(t, newC.PublicKey, "alice")
-			if _, err := p.InstallCertificate(e.ctx, newCert, winhost.InstallOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.DeleteContainer(e.ctx, oldC.GUID, winhost.DeleteOptions{MoveDefaultTo: newC.GUID}); err != nil {
-				t.Fatal(err)
-			}
-			if !faulty {
-				if !e.my().Delete(winhost.Thumbprint(oldCert)) {
-					t.Fatal("old certificate was not in My")
-				}
-			}
-			sc, ok := e.my().FindCert(oldCert)
-			if !faulty {
-				if ok {
-					t.Fatal("old certificate still in My")
-				}
-				nc, _ := e.my().FindCert(newCert)
-				k, err := p.AcquireCertificatePrivateKey(e.ctx, nc, winhost.AcquireFlags{Silent: true, CompareKey: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := signAndVerify(t, e.ctx, k, newCert); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !ok {
-				t.Fatal("old certificate vanished from My")
-			}
-			app := e.proc("outlook.exe", winhost.ProcessOptions{})
-			if _, err := app.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true}); !errors.Is(err, winerr.NTE_BAD_KEYSET) {
-				t.Errorf("silent acquire: %v, want NTE_BAD_KEYSET", err)
-			}
-			_, err = app.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-			var ice *winhost.InsertCardError
-			if !errors.Is(err, winhost.ErrInsertCardDialog) || !errors.As(err, &ice) || ice.ContainerGUID != oldC.GUID {
-				t.Errorf("non-silent acquire: %v, want the insert-card dialog", err)
-			}
-			if n := app.Stats().InsertCardDialogs; n != 1 {
-				t.Errorf("%d insert-card dialogs", n)
-			}
-			// The silent code is a knob (§7 q3).
-			h2 := newHost(t, func(k *winhost.Knobs) { k.SilentNoContainerError = winerr.SCARD_E_NO_KEY_CONTAINER })
-			if err := h2.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			_, err = h2.StartProcess("x", winhost.ProcessOptions{}).AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true})
-			if !errors.Is(err, winerr.SCARD_E_NO_KEY_CONTAINER) {
-				t.Errorf("knob SilentNoContainerError: %v", err)
-			}
-		})
-	}
+			return
+		}
+		if !ok {
+			t.Fatal("old certificate vanished from My")
+		}
+		app := e.proc("outlook.exe", winhost.ProcessOptions{})
+		if _, err := app.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true}); !errors.Is(err, winerr.NTE_BAD_KEYSET) {
+			t.Errorf("silent acquire: %v, want NTE_BAD_KEYSET", err)
+		}
+		_, err := app.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
+		var ice *winhost.InsertCardError
+		if !errors.Is(err, winhost.ErrInsertCardDialog) || !errors.As(err, &ice) || ice.ContainerGUID != oldC.GUID {
+			t.Errorf("non-silent acquire: %v, want the insert-card dialog", err)
+		}
+		if n := app.Stats().InsertCardDialogs; n != 1 {
+			t.Errorf("%d insert-card dialogs", n)
+		}
+		// The silent code is a knob (§7 q3).
+		h2 := newHost(t, func(k *winhost.Knobs) { k.SilentNoContainerError = winerr.SCARD_E_NO_KEY_CONTAINER })
+		if err := h2.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = h2.StartProcess("x", winhost.ProcessOptions{}).AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{Silent: true})
+		if !errors.Is(err, winerr.SCARD_E_NO_KEY_CONTAINER) {
+			t.Errorf("knob SilentNoContainerError: %v", err)
+		}
+	})
 }
 
 // T10: a certificate in My without provinfo → CRYPT_E_NO_KEY_PROPERTY; the
 // installer (InstallResponse) sets it from the request dummy.
 func TestT10_CertificateWithoutProvInfo(t *testing.T) {
-	e := newEnv(t)
-	e.logon()
-	e.insert(minidriver.Options{})
-	p := e.proc("certreq.exe", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, p := signedInWithCard(t)
+	c := e.generate(p)
 	cert := issue(t, c.PublicKey, "alice")
 
 	// Faulty: the certificate is added to My as a bare certificate.
@@ -645,14 +597,8 @@ func TestT11_DefaultContainerDeleted(t *testing.T) {
 		e := newEnv(t, mods...)
 		e.insert(minidriver.Options{})
 		p := e.proc("certreq.exe", winhost.ProcessOptions{})
-		d, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := e.generate(p)
+		n := e.generate(p)
 		if !d.Default || n.Default {
 			t.Fatalf("default flags: first %v, second %v", d.Default, n.Default)
 		}
@@ -708,52 +654,47 @@ func TestT11_DefaultContainerDeleted(t *testing.T) {
 // NTE_TOKEN_KEYSET_STORAGE_FULL.
 func TestT12_AbortedEnrollmentLeaksContainers(t *testing.T) {
 	const slots = 2
-	for _, rollback := range []bool{true, false} {
-		name := "correct"
-		if !rollback {
-			name = "faulty"
+	variants(t, func(t *testing.T, faulty bool) {
+		rollback := !faulty
+		e := newEnv(t)
+		e.logon()
+		if err := e.h.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{MaxContainers: slots}); err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.logon()
-			if err := e.h.InsertCard(e.ctx, readerName, winhost.FromReader(e.card.reader), minidriver.Options{MaxContainers: slots}); err != nil {
+		p := e.proc("certreq.exe", winhost.ProcessOptions{})
+		for attempt := range slots + 1 {
+			c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
+			if !rollback && attempt == slots {
+				if !errors.Is(err, winerr.NTE_TOKEN_KEYSET_STORAGE_FULL) {
+					t.Fatalf("attempt %d on a full card: %v, want NTE_TOKEN_KEYSET_STORAGE_FULL", attempt+1, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("attempt %d: %v", attempt+1, err)
+			}
+			dummy, err := p.CreateRequest(e.ctx, c.GUID, winhost.RequestOptions{Enrollment: winhost.EnrollmentProperty{RequestID: attempt + 1}})
+			if err != nil {
 				t.Fatal(err)
 			}
-			p := e.proc("certreq.exe", winhost.ProcessOptions{})
-			for attempt := range slots + 1 {
-				c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-				if !rollback && attempt == slots {
-					if !errors.Is(err, winerr.NTE_TOKEN_KEYSET_STORAGE_FULL) {
-						t.Fatalf("attempt %d on a full card: %v, want NTE_TOKEN_KEYSET_STORAGE_FULL", attempt+1, err)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("attempt %d: %v", attempt+1, err)
-				}
-				dummy, err := p.CreateRequest(e.ctx, c.GUID, winhost.RequestOptions{Enrollment: winhost.EnrollmentProperty{RequestID: attempt + 1}})
-				if err != nil {
+			// The CA answers 500: abort.
+			if rollback {
+				if err := p.AbortRequest(e.ctx, dummy); err != nil {
 					t.Fatal(err)
 				}
-				// The CA answers 500: abort.
-				if rollback {
-					if err := p.AbortRequest(e.ctx, dummy); err != nil {
-						t.Fatal(err)
-					}
-					if err := p.AbortRequest(e.ctx, dummy); err != nil { // idempotent
-						t.Fatalf("second rollback: %v", err)
-					}
+				if err := p.AbortRequest(e.ctx, dummy); err != nil { // idempotent
+					t.Fatalf("second rollback: %v", err)
 				}
 			}
-			cs, err := p.Containers(e.ctx, readerName)
-			if err != nil || len(cs) != 0 {
-				t.Fatalf("containers left after rolled-back attempts: %v %v", cs, err)
-			}
-			if n := e.h.Profile(user).Request().Len(); n != 0 {
-				t.Errorf("%d dummies left in REQUEST", n)
-			}
-		})
-	}
+		}
+		cs, err := p.Containers(e.ctx, readerName)
+		if err != nil || len(cs) != 0 {
+			t.Fatalf("containers left after rolled-back attempts: %v %v", cs, err)
+		}
+		if n := e.h.Profile(user).Request().Len(); n != 0 {
+			t.Errorf("%d dummies left in REQUEST", n)
+		}
+	})
 }
 
 // T13: a cmapfile record is valid but its key is missing (keymap and
@@ -764,10 +705,7 @@ func TestT13_ContainerRecordWithoutKey(t *testing.T) {
 		e := newEnv(t)
 		e.insert(minidriver.Options{})
 		p := e.proc("certreq.exe", winhost.ProcessOptions{})
-		c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := e.generate(p)
 		e.card.oobRaw(t, func(mc *minidriver.Card) {
 			cmap, _ := mc.Containers(e.ctx)
 			km, _ := mc.KeyMap(e.ctx)
@@ -812,14 +750,8 @@ func TestT13_ContainerRecordWithoutKey(t *testing.T) {
 // writer refuses; a faulty one writes it, and then CompareKey gives
 // NTE_BAD_PUBLIC_KEY and signatures fail verification: NTE_BAD_SIGNATURE.
 func TestT14_CertificateKeyMismatch(t *testing.T) {
-	e := newEnv(t)
-	e.logon()
-	e.insert(minidriver.Options{})
-	p := e.proc("certreq.exe", winhost.ProcessOptions{})
-	c, err := p.GenerateKeyPair(e.ctx, winhost.GenerateRequest{Bits: keyBits})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, p := signedInWithCard(t)
+	c := e.generate(p)
 	wrong := issue(t, softwareKey(t), "alice")
 	if _, err := p.InstallCertificate(e.ctx, wrong, winhost.InstallOptions{ContainerGUID: c.GUID}); !errors.Is(err, winerr.NTE_BAD_PUBLIC_KEY) {
 		t.Fatalf("correct writer: %v, want NTE_BAD_PUBLIC_KEY", err)
@@ -834,10 +766,7 @@ func TestT14_CertificateKeyMismatch(t *testing.T) {
 	if _, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{CompareKey: true}); !errors.Is(err, winerr.NTE_BAD_PUBLIC_KEY) {
 		t.Fatalf("acquire with CompareKey: %v, want NTE_BAD_PUBLIC_KEY", err)
 	}
-	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := e.acquire(p, sc)
 	if err := signAndVerify(t, e.ctx, k, wrong); !errors.Is(err, winerr.NTE_BAD_SIGNATURE) {
 		t.Fatalf("verify: %v, want NTE_BAD_SIGNATURE", err)
 	}
@@ -874,39 +803,29 @@ func TestT15_SessionOnlyStaleWhileInserted(t *testing.T) {
 // T16: items larger than the per-item cap are not cached; every read of
 // them is a card read (SCARD_W_CACHE_ITEM_TOO_BIG internally).
 func TestT16_ItemLargerThanCap(t *testing.T) {
-	for _, tooBig := range []bool{false, true} {
-		name := "correct"
-		if tooBig {
-			name = "faulty"
-		}
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, func(k *winhost.Knobs) {
-				if tooBig {
-					k.CacheMaxBytesPerItem = 300 // a compressed certificate, not an 86-byte cmapfile
-				}
-			})
-			e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-			e.insert(minidriver.Options{})
-			p := e.proc("app.exe", winhost.ProcessOptions{})
-			e.cardCerts(p)
-			before := p.Stats()
-			e.cardCerts(p)
-			want := winhost.Stats{Transactions: 1, CacheHits: 2}
+	variants(t, func(t *testing.T, tooBig bool) {
+		e := newEnv(t, func(k *winhost.Knobs) {
 			if tooBig {
-				want = winhost.Stats{Transactions: 1, CacheHits: 1, CacheMisses: 1, CardReads: 1, CacheTooBig: 1}
-			}
-			if d := cmp.Diff(want, delta(before, p.Stats())); d != "" {
-				t.Errorf("second read (-want +got):\n%s", d)
-			}
-			cached := false
-			for _, it := range e.h.GlobalCache() {
-				if strings.HasSuffix(it.Name, "/kxc00") {
-					cached = true
-				}
-			}
-			if cached == tooBig {
-				t.Errorf("certificate item in G: %v", cached)
+				k.CacheMaxBytesPerItem = 300 // a compressed certificate, not an 86-byte cmapfile
 			}
 		})
-	}
+		p := e.cachedByApp()
+		got := e.statsOfRead(p)
+		want := winhost.Stats{Transactions: 1, CacheHits: 2}
+		if tooBig {
+			want = winhost.Stats{Transactions: 1, CacheHits: 1, CacheMisses: 1, CardReads: 1, CacheTooBig: 1}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("second read (-want +got):\n%s", d)
+		}
+		cached := false
+		for _, it := range e.h.GlobalCache() {
+			if strings.HasSuffix(it.Name, "/kxc00") {
+				cached = true
+			}
+		}
+		if cached == tooBig {
+			t.Errorf("certificate item in G: %v", cached)
+		}
+	})
 }

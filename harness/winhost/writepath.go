@@ -13,7 +13,7 @@ import (
 	"github.com/cardharness/cardharness/winerr"
 )
 
-// The write path through Base CSP / the KSP (minidriver-semantics.md
+// The write path through Base CSP / the KSP (docs/reference/minidriver-semantics.md
 // §2.3): inside one transaction, authenticate the user PIN, make the
 // minidriver calls with correct bumps (BumpCorrect: the right counter,
 // before the change, in the same transaction), then read cardcf back and

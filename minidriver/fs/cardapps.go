@@ -78,7 +78,7 @@ const CardIDSize = 16
 // CardID is the cardid file: 16 opaque bytes that key every host cache
 // together with cardcf. Re-initialising a card without changing it lets
 // hosts serve data cached from the previous content
-// (minidriver-semantics.md §2.8 T4, T5).
+// (docs/reference/minidriver-semantics.md §2.8 T4, T5).
 type CardID [CardIDSize]byte
 
 // ParseCardID decodes a cardid file, which must be exactly 16 bytes

@@ -64,7 +64,7 @@ func (c CardCF) Bytes() []byte {
 // after exactly 2^16 (2^8) changes between two looks.
 
 // BumpPins increments PinsFreshness (PIN change, unblock, admin key
-// change; minidriver-semantics.md §1.2).
+// change; docs/reference/minidriver-semantics.md §1.2).
 func (c *CardCF) BumpPins() { c.PinsFreshness++ }
 
 // BumpContainers increments ContainersFreshness (container created or
@@ -89,7 +89,7 @@ func (c *CardCF) Bump(cats Category) {
 }
 
 // Category is a set of cardcf freshness counters. Which counters a cached
-// item depends on is unknown for Windows (minidriver-semantics.md §2.8,
+// item depends on is unknown for Windows (docs/reference/minidriver-semantics.md §2.8,
 // "freshness granularity"), so the host model takes it as a knob: compare
 // with AllCategories for the whole-snapshot model, or with the item's own
 // category for the per-counter model.

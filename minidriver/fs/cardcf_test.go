@@ -83,7 +83,7 @@ func TestCardCFBumpWraps(t *testing.T) {
 		t.Errorf("after wrap (-want +got):\n%s", d)
 	}
 	// OpenSC's sequence for a key generation then a certificate store
-	// (gids-protocol.md §3.5): files, containers, files, then files twice.
+	// (docs/reference/gids-protocol.md §3.5): files, containers, files, then files twice.
 	var s CardCF
 	s.BumpFiles()
 	s.BumpContainers()

@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// Certificate file header (gids-protocol.md §3.9).
+// Certificate file header (docs/reference/gids-protocol.md §3.9).
 const (
 	CertHeaderSize = 4
 	MaxCertSize    = 0xFFFF // the header's length is 16 bits
@@ -92,7 +92,7 @@ func DecodeCert(b []byte) ([]byte, error) {
 // upper-case hex digits. Upper case follows OpenSC (gids_save_certificate
 // uses %02X) because OpenSC 0.23 looks names up with strcmp: a card
 // carrying kxc0a would hide index 10's certificate from it. Windows' own
-// spelling beyond index 9 is unknown (gids-protocol.md §9), which is why
+// spelling beyond index 9 is unknown (docs/reference/gids-protocol.md §9), which is why
 // ParseCertFileName accepts both cases. It panics on an index outside
 // 0..255 or an unknown key spec, which are programming errors.
 func CertFileName(index int, spec KeySpec) string {

@@ -29,7 +29,7 @@ var (
 
 // testCert returns a self-signed RSA-2048 certificate of exactly 689
 // bytes, the size of the certificate in the observed DO
-// DF 24 82 02 A7 01 00 B1 02 78 9C … (gids-protocol.md §3.9). The common
+// DF 24 82 02 A7 01 00 B1 02 78 9C … (docs/reference/gids-protocol.md §3.9). The common
 // name is padded until the DER has that size; everything else is fixed,
 // so the size only depends on the name.
 func testCert(t testing.TB) []byte {

@@ -6,8 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// CONTAINER_MAP_RECORD geometry (minidriver-semantics.md §1.1,
-// gids-protocol.md §3.6).
+// CONTAINER_MAP_RECORD geometry (docs/reference/minidriver-semantics.md §1.1,
+// docs/reference/gids-protocol.md §3.6).
 const (
 	ContainerRecordSize = 86
 	guidUnits           = 40 // WCHAR wszGuid[40]
@@ -206,7 +206,7 @@ func (m ContainerMap) Default() int {
 
 // SetDefault makes valid record i the only default: Windows logon uses
 // the default container, so renewal must move the flag rather than add a
-// second one (minidriver-semantics.md "ten things" 8). The bit is cleared
+// second one (docs/reference/minidriver-semantics.md "ten things" 8). The bit is cleared
 // on every other record, invalid ones included.
 func (m ContainerMap) SetDefault(i int) error {
 	if i < 0 || i >= len(m) {
@@ -236,7 +236,7 @@ func (m ContainerMap) Zero(i int) error {
 // Validate checks the rules MS-FS states for the file as a whole: the
 // default bit only on a valid record, and exactly one valid default
 // whenever there is a valid container (a card without one is unusable
-// for logon, minidriver-semantics.md §2.8 T11). It also rejects two valid
+// for logon, docs/reference/minidriver-semantics.md §2.8 T11). It also rejects two valid
 // containers with the same name: containers are opened by name, and
 // OpenSC's driver notes that GIDS container names must be unique. A
 // cmapfile OpenSC leaves after deleting the default container fails here

@@ -20,7 +20,7 @@ func asciiGUID(s string) []byte {
 }
 
 func TestContainerMapVectors(t *testing.T) {
-	// gids-protocol.md §5.2 step 6: "… 03 00 00 00 00 08" = flags 03,
+	// docs/reference/gids-protocol.md §5.2 step 6: "… 03 00 00 00 00 08" = flags 03,
 	// sig 0, kx 2048, for the key labelled key2048 in the peer suite.
 	opensc2048 := cat(asciiGUID("key2048"), mustHex(t, "03 00 00 00 00 08"))
 	// A Windows-created container name (GA MinidriverTest, §3.6), a
@@ -249,14 +249,7 @@ func TestContainerMapValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.m.Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			checkFormatErr(t, err, *tt.want, tt.msg)
+			checkFormatErrOrNil(t, tt.m.Validate(), tt.want, tt.msg)
 		})
 	}
 }

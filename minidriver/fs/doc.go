@@ -3,9 +3,9 @@
 // package is where their meaning lives, for the host model, for writers
 // that must bump cardcf, and for tests that inspect a card.
 //
-// References: gids-protocol.md (§3.2–3.6, §3.9) for the GIDS placement
+// References: docs/reference/gids-protocol.md (§3.2–3.6, §3.9) for the GIDS placement
 // and byte layouts as OpenSC 0.23 and GidsApplet use them, and
-// minidriver-semantics.md (§1.1–1.2) for what the files mean to Windows.
+// docs/reference/minidriver-semantics.md (§1.1–1.2) for what the files mean to Windows.
 //
 // # Why the files look the way they do
 //
@@ -15,7 +15,7 @@
 // its own, only DO-container EFs whose access rule applies to every DO
 // inside, so the inbox GIDS profile adds two files of its own:
 //
-//   - The masterfile (A000/DF1F, gids-protocol.md §3.3) maps a minidriver
+//   - The masterfile (A000/DF1F, docs/reference/gids-protocol.md §3.3) maps a minidriver
 //     path to (EF, DO). Its 28-byte records are a C struct dumped as is —
 //     two char[9] names, two alignment bytes, two little-endian ints —
 //     which is why the names must keep a NUL inside their 9 bytes (OpenSC
@@ -30,7 +30,7 @@
 // The MS-FS files keep their MS-FS layouts (little-endian, since they are
 // Windows structures):
 //
-//   - cardcf (A010/DF22, §3.5; minidriver-semantics.md §1.1) is
+//   - cardcf (A010/DF22, §3.5; docs/reference/minidriver-semantics.md §1.1) is
 //     CARD_CACHE_FILE_FORMAT, the freshness counters hosts compare to
 //     decide whether their cache is stale. Version is 0 on GIDS cards and
 //     never a freshness signal; counters wrap and are compared for
@@ -72,4 +72,6 @@
 // Malformed input yields a *FormatError naming the file, the byte offset,
 // and the record and field; a disagreement between cmapfile and keymap is
 // a *ConsistencyError.
+//
+// Bare § citations in this package refer to docs/reference/gids-protocol.md.
 package fs

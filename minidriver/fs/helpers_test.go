@@ -1,50 +1,44 @@
 package fs
 
 import (
-	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-// mustHex decodes hex written the way the reference files quote bytes:
-// spaces and newlines between bytes, upper or lower case.
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var (
+	mustHex = testutil.Hex
+	cat     = testutil.Cat
+)
 
 func zeros(n int) []byte { return make([]byte, n) }
 
-// Vectors quoted in gids-protocol.md and minidriver-semantics.md.
+// Vectors quoted in docs/reference/gids-protocol.md and docs/reference/minidriver-semantics.md.
 const (
-	// gids-protocol.md §3.3, "Complete initial value (141 bytes …)".
+	// docs/reference/gids-protocol.md §3.3, "Complete initial value (141 bytes …)".
 	hexInitialMasterFile = `01 6D 73 63 70 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 A0 00 00 00
 00 00 00 00 00 00 00 00 63 61 72 64 69 64 00 00 00 00 00 20 DF 00 00 12 A0 00 00 00 00 00 00 00 00 00
 00 00 63 61 72 64 61 70 70 73 00 00 00 21 DF 00 00 10 A0 00 00 00 00 00 00 00 00 00 00 00 63 61 72 64
 63 66 00 00 00 00 00 22 DF 00 00 10 A0 00 00 6D 73 63 70 00 00 00 00 00 63 6D 61 70 66 69 6C 65 00 00
 00 23 DF 00 00 10 A0 00 00`
-	// gids-protocol.md §3.3, the record appended for the first
+	// docs/reference/gids-protocol.md §3.3, the record appended for the first
 	// certificate: `6D 73 63 70 00×5 | 6B 78 63 30 30 00×4 | 00 00 |
 	// 24 DF 00 00 | 10 A0 00 00`.
 	hexKxc00Record = `6D 73 63 70 00 00 00 00 00  6B 78 63 30 30 00 00 00 00  00 00  24 DF 00 00  10 A0 00 00`
-	// gids-protocol.md §3.3, record 2 of the initial value.
+	// docs/reference/gids-protocol.md §3.3, record 2 of the initial value.
 	hexCardIDRecord = `00 00 00 00 00 00 00 00 00  63 61 72 64 69 64 00 00 00  00 00  20 DF 00 00  12 A0 00 00`
-	// gids-protocol.md §3.6, `DF 20 0D 01 01 00 00 00 07 9A 81 B0 FF FF 00 00`.
+	// docs/reference/gids-protocol.md §3.6, `DF 20 0D 01 01 00 00 00 07 9A 81 B0 FF FF 00 00`.
 	hexKeyMapOne = `01 01 00 00 00 07 9A 81 B0 FF FF 00 00`
-	// gids-protocol.md §5.5, keymap record 0 after deletion.
+	// docs/reference/gids-protocol.md §5.5, keymap record 0 after deletion.
 	hexKeyRecordDeleted = `00 00 00 00 00 00 FF FF FF FF 00 00`
-	// gids-protocol.md §3.2 / §2.14, cardapps after initialize.
+	// docs/reference/gids-protocol.md §3.2 / §2.14, cardapps after initialize.
 	hexCardApps = `6D 73 63 70 00 00 00 00`
 )
 
@@ -52,6 +46,19 @@ var equateEmpty = cmpopts.EquateEmpty()
 
 // checkFormatErr asserts err is a *FormatError with want's File and
 // Offset and a message containing msg (the record/field it names).
+// checkFormatErrOrNil is checkFormatErr for tables where a nil want means
+// the input is valid.
+func checkFormatErrOrNil(t *testing.T, err error, want *FormatError, msg string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	checkFormatErr(t, err, *want, msg)
+}
+
 func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	t.Helper()
 	var fe *FormatError

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Where the minidriver files live on a GIDS card (gids-protocol.md §3.1,
+// Where the minidriver files live on a GIDS card (docs/reference/gids-protocol.md §3.1,
 // §3.2). DO tags are per EF: DF20 is the keymap in A000 and the cardid in
 // A012.
 const (
@@ -31,7 +31,7 @@ const (
 )
 
 // Key references: container i uses key reference 0x81+i, key EF B0(81+i)
-// (gids-protocol.md §3.1, §3.6). A key reference is one byte, so 0xFF,
+// (docs/reference/gids-protocol.md §3.1, §3.6). A key reference is one byte, so 0xFF,
 // container 126, is the last one a GIDS card can address; OpenSC calls
 // this bound GIDS_MAX_CONTAINER.
 const (
@@ -66,7 +66,7 @@ func (k KeySpec) String() string {
 var ErrKeySize = errors.New("fs: unsupported key size")
 
 // AlgID returns the GIDS size identifier of an RSA key of the given size
-// (gids-protocol.md §3.7). The identifier is what the keymap stores and
+// (docs/reference/gids-protocol.md §3.7). The identifier is what the keymap stores and
 // the low nibble of every MSE/CRT algorithm byte. The ECC identifiers
 // 0A..0E exist as constants in OpenSC but no implementation the harness
 // talks to can use them, so they are not offered.

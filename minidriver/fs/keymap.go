@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Keymap geometry (gids-protocol.md §3.6, OpenSC card-gids.h
+// Keymap geometry (docs/reference/gids-protocol.md §3.6, OpenSC card-gids.h
 // gids_keymap_record: int, u8, u8, u16, u16 padded to the int's alignment).
 const (
 	KeyMapVersion  = 0x01
@@ -174,7 +174,7 @@ func (m KeyMap) Validate() error {
 // containers. The record counts must be equal: OpenSC refuses to create
 // or delete a container otherwise. Beyond that it checks what both known
 // writers keep in step when they create or delete a container
-// (gids-protocol.md §5.2, §5.5): a valid cmapfile record has a valid key
+// (docs/reference/gids-protocol.md §5.2, §5.5): a valid cmapfile record has a valid key
 // record whose type, size id and key reference match it, and a deleted
 // one has a deleted key record. A record with the valid bit but no
 // usable size (both or neither set) is reported, since no key record can

@@ -130,14 +130,7 @@ func TestKeyMapValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.m.Validate()
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			checkFormatErr(t, err, *tt.want, tt.msg)
+			checkFormatErrOrNil(t, tt.m.Validate(), tt.want, tt.msg)
 		})
 	}
 }
@@ -212,7 +205,7 @@ func TestCheckConsistent(t *testing.T) {
 }
 
 // TestOpenSCKeyLifecycle replays OpenSC's key generation and deletion
-// (gids-protocol.md §5.2, §5.5) on parsed files and checks every file
+// (docs/reference/gids-protocol.md §5.2, §5.5) on parsed files and checks every file
 // against the observed bytes.
 func TestOpenSCKeyLifecycle(t *testing.T) {
 	var cf CardCF

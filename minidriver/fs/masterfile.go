@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// Masterfile geometry (gids-protocol.md §3.3, OpenSC card-gids.h
+// Masterfile geometry (docs/reference/gids-protocol.md §3.3, OpenSC card-gids.h
 // gids_mf_record_t).
 const (
 	MasterFileVersion = 0x01

@@ -16,7 +16,7 @@ const (
 // case 1 has neither, case 2 only Le, case 3 only data, case 4 both.
 // HasLe is kept separately from Ne because a card must distinguish
 // "no Le" (case 3: the host wants no data, and OpenSC turns a 61xx answer
-// into 9000, gids-protocol.md §2.1) from "Le present"; Ne alone cannot, as
+// into 9000, docs/reference/gids-protocol.md §2.1) from "Le present"; Ne alone cannot, as
 // Ne is never 0 when Le is present.
 type Command struct {
 	CLA, INS, P1, P2 byte

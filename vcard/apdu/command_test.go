@@ -2,25 +2,19 @@ package apdu
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-// mustHex decodes hex with optional spaces, so vectors can be copied from
-// traces in the byte-grouped form of gids-protocol.md.
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var mustHex = testutil.Hex
 
 func seq(n int) []byte {
 	b := make([]byte, n)

@@ -5,7 +5,7 @@
 // them exactly as a physical card on a T=1 reader would, because the peers
 // under test — OpenSC 0.23 and the Windows inbox minidriver — were written
 // against such cards and react to every transport detail. The rules below
-// come from the project's GIDS reference, gids-protocol.md (cited as §n),
+// come from the project's GIDS reference, docs/reference/gids-protocol.md (cited as §n),
 // which in turn cites OpenSC's apdu.c/iso7816.c and GidsApplet's
 // TransmitManager, both read as ISO 7816-4 in practice.
 //
@@ -79,4 +79,6 @@
 //
 // Session.Reset must be called on card reset and application selection;
 // the session cannot see those events itself (§1.5).
+//
+// Bare § citations in this package refer to docs/reference/gids-protocol.md.
 package apdu

@@ -14,13 +14,13 @@ const insGetResponse = 0xC0
 
 // DefaultChainable reports whether GidsApplet accepts command chaining
 // for ins: PERFORM SECURITY OPERATION (2A), GENERATE ASYMMETRIC KEY PAIR
-// (47) and PUT DATA (DB) (gids-protocol.md §2.1).
+// (47) and PUT DATA (DB) (docs/reference/gids-protocol.md §2.1).
 func DefaultChainable(ins byte) bool {
 	return ins == 0x2A || ins == 0x47 || ins == 0xDB
 }
 
 // DefaultCheckCLA applies GidsApplet's class-byte rules in its order
-// (gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
+// (docs/reference/gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
 // bits 0xE0 (proprietary or further-interindustry class, including FF)
 // → 6E00. It also rejects logical channels 1..3 with 6881, which is what
 // a Java Card runtime answers when no channel was opened; this card
@@ -81,7 +81,7 @@ func (s *Session) Chainable(ins byte) bool {
 // Reset drops any chain in progress and any response data waiting for
 // GET RESPONSE. Call it on power-off, warm or cold reset, and when the
 // application is (re)selected, since a real card keeps this state in
-// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (gids-protocol.md §1.5).
+// CLEAR_ON_DESELECT/CLEAR_ON_RESET memory (docs/reference/gids-protocol.md §1.5).
 func (s *Session) Reset() {
 	s.chain = nil
 	s.pending = nil
@@ -197,7 +197,7 @@ func (s *Session) getResponse(c Command) []byte {
 	ne := c.Ne
 	if !c.HasLe {
 		// GidsApplet serves 256 bytes when Le is missing because VMware's
-		// shared reader strips it (gids-protocol.md §7); doing the same
+		// shared reader strips it (docs/reference/gids-protocol.md §7); doing the same
 		// avoids an endless 61xx loop with such readers.
 		ne = MaxShortNe
 	}

@@ -18,7 +18,7 @@ type Status uint16
 
 // Status words used by the GIDS card and its transport layer. Names follow
 // the ISO 7816-4 §5.6 meaning; where GidsApplet or OpenSC use a status in a
-// narrower sense, gids-protocol.md §2.16 is the reference.
+// narrower sense, docs/reference/gids-protocol.md §2.16 is the reference.
 const (
 	SWOK Status = 0x9000 // normal processing
 

@@ -4,7 +4,7 @@
 // The GIDS card stores every minidriver file as a BER-TLV data object
 // (tags DF1F…DF2x) inside DO-container EFs, answers GET DATA with the
 // complete TLV, receives whole TLVs in PUT DATA, and exchanges key
-// material in templates such as 7F49 (gids-protocol.md §2.3, §2.4,
+// material in templates such as 7F49 (docs/reference/gids-protocol.md §2.3, §2.4,
 // §2.10, §3.2). This package is that shared layer; it does not interpret
 // any tag.
 //
@@ -17,11 +17,11 @@
 //     accepted. Non-minimal forms (81 05, 82 00 05) are accepted because
 //     hosts send them and X.690 BER permits them; Encode always writes the
 //     minimal form, which OpenSC also produces and which GET DATA answers
-//     must use (gids-protocol.md §2.3).
+//     must use (docs/reference/gids-protocol.md §2.3).
 //   - The indefinite length 80 is rejected: ISO 7816-4 does not allow it
 //     in card data objects, and a DO store cannot hold one.
 //   - 00 or FF where a tag should start is an error. ISO 7816-4 lets such
-//     bytes pad the space between objects, but gids-protocol.md records no
+//     bytes pad the space between objects, but docs/reference/gids-protocol.md records no
 //     GIDS implementation doing so (an EF's DOs are returned back to back,
 //     §2.3), so a padding byte here means corrupt data and is reported
 //     rather than skipped.
@@ -66,7 +66,7 @@ const maxTagBytes = 4
 // ParseTag reads the tag at the start of b and returns it with the number
 // of bytes it occupied. It is exported for tag lists, where tags appear
 // without lengths (e.g. the 7F49 in GIDS's public-key request
-// 70 08 84 01 kk A5 03 7F 49 80, gids-protocol.md §2.10).
+// 70 08 84 01 kk A5 03 7F 49 80, docs/reference/gids-protocol.md §2.10).
 func ParseTag(b []byte) (tag uint32, n int, err error) {
 	if len(b) == 0 {
 		return 0, 0, errAt(0, "missing tag")

@@ -2,23 +2,22 @@ package ber
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var (
+	mustHex = testutil.Hex
+	cat     = testutil.Cat
+)
 
 func seq(n int) []byte {
 	b := make([]byte, n)
@@ -28,12 +27,10 @@ func seq(n int) []byte {
 	return b
 }
 
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
 var equateEmpty = cmpopts.EquateEmpty()
 
 // rsaPubKey builds the GIDS public-key template 7F49 { 81 modulus, 82
-// exponent } exactly as gids-protocol.md §2.10 shows it.
+// exponent } exactly as docs/reference/gids-protocol.md §2.10 shows it.
 func rsaPubKey(t *testing.T, hdr string, mod []byte, modHdr string) []byte {
 	return cat(mustHex(t, hdr), mustHex(t, modHdr), mod, mustHex(t, "82 03 01 00 01"))
 }
@@ -103,7 +100,7 @@ func TestParseVectors(t *testing.T) {
 }
 
 // TestNestedPublicKey walks the 7F49 template the way OpenSC does
-// (gids-protocol.md §2.10): find 7F49, then 81 and 82 inside it.
+// (docs/reference/gids-protocol.md §2.10): find 7F49, then 81 and 82 inside it.
 func TestNestedPublicKey(t *testing.T) {
 	mod := seq(256)
 	pk := rsaPubKey(t, "7F 49 82 01 09", mod, "81 82 01 00")

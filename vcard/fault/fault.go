@@ -16,7 +16,7 @@ const (
 	// DropCardCFWrites answers PUT DATA to cardcf (A010/DF22) with 9000
 	// without storing it: every writer's counter bumps are lost, as on a
 	// card whose cardcf cannot be written. Hosts then keep serving what
-	// they cached (minidriver-semantics.md T2).
+	// they cached (docs/reference/minidriver-semantics.md T2).
 	DropCardCFWrites = "drop-cardcf-writes"
 )
 

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
 func TestDropCardCFWrites(t *testing.T) {
-	g, _ := gids.New(gids.Options{})
-	if err := g.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
+	g := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	c, err := Wrap(g, DropCardCFWrites)
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ const (
 )
 
 // TestAccessMatrix runs every protected operation in every authentication
-// state on an initialised card (gids-protocol.md §3.1, §4.2, §4.3) with a
+// state on an initialised card (docs/reference/gids-protocol.md §3.1, §4.2, §4.3) with a
 // 1024-bit user key in B081 (OpenSC's FCP: 8C 05 8F 10 10 10 00).
 func TestAccessMatrix(t *testing.T) {
 	base := newInitCard(t)

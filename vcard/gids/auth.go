@@ -12,7 +12,7 @@ import (
 )
 
 // manageSecurityEnvironment implements MANAGE SECURITY ENVIRONMENT
-// (gids-protocol.md §2.8; GA GidsApplet.processManageSecurityEnvironment).
+// (docs/reference/gids-protocol.md §2.8; GA GidsApplet.processManageSecurityEnvironment).
 //
 //	P1=41 (sign B6 / decipher B8): 80 01 <alg> 84 01 <kref>.
 //	P1=C1 or 81 (authentication A4): 83 01 <kref>, algorithm implicitly 02.
@@ -71,7 +71,7 @@ func (c *Card) manageSecurityEnvironment(cmd apdu.Command) ([]byte, error) {
 	return nil, nil
 }
 
-// Sizes of the GENERAL AUTHENTICATE values (gids-protocol.md §2.9).
+// Sizes of the GENERAL AUTHENTICATE values (docs/reference/gids-protocol.md §2.9).
 const (
 	mutualChallengeLen   = 16 // R1 and R2
 	externalChallengeLen = 8
@@ -80,7 +80,7 @@ const (
 )
 
 // generalAuthenticate implements GENERAL AUTHENTICATE with the admin key
-// (gids-protocol.md §2.9; GA GidsPINManager.processGeneralAuthenticate,
+// (docs/reference/gids-protocol.md §2.9; GA GidsPINManager.processGeneralAuthenticate,
 // CheckForExternalChallenge, CheckForChallengeResponse). All cryptography
 // is DES-EDE3-CBC with a zero IV and no padding, restarted for each
 // operation.

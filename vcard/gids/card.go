@@ -25,7 +25,7 @@ import (
 //	3B 8D 01 80 FB A0 00 00 03 97 42 54 46 59 02 01 TCK
 //
 // Microsoft's TPM virtual smart card uses the same shape with version 04
-// (gids-protocol.md §1.3). No ATR-only OpenSC driver claims it, so OpenSC
+// (docs/reference/gids-protocol.md §1.3). No ATR-only OpenSC driver claims it, so OpenSC
 // reaches the GIDS driver's SELECT; Windows pairs the card by SELECT too.
 var DefaultATR = withTCK([]byte{
 	0x3B, 0x8D, 0x01,
@@ -53,7 +53,7 @@ type Options struct {
 	Log  *slog.Logger // nil: discard
 }
 
-// Card is a virtual GIDS v2 smart card (gids-protocol.md). It implements
+// Card is a virtual GIDS v2 smart card (docs/reference/gids-protocol.md). It implements
 // vcard.Card. Its persistent state lives in a store.Store (see records.go for
 // the record layout); volatile state (security status, current EF, security
 // environment, pending challenge, chaining and GET RESPONSE buffers) is lost
@@ -90,7 +90,7 @@ type cachedKey struct {
 	key *rsa.PrivateKey
 }
 
-// secEnv is the current security environment set by MSE (gids-protocol.md §2.8).
+// secEnv is the current security environment set by MSE (docs/reference/gids-protocol.md §2.8).
 type secEnv struct {
 	set  bool
 	tmpl byte // P2 of the MSE: B6 sign, B8 decipher, A4 authentication
@@ -166,7 +166,7 @@ func (c *Card) clearVolatile() {
 }
 
 // deselect drops all volatile state: what power loss, reset and
-// (re)selection of the application do (gids-protocol.md §1.5). c.mu held.
+// (re)selection of the application do (docs/reference/gids-protocol.md §1.5). c.mu held.
 func (c *Card) deselect() {
 	c.sess.Reset()
 	c.sec = secState{}
@@ -184,7 +184,7 @@ func (c *Card) Store() *store.Store { return c.store }
 
 // FactoryReset erases the card back to its blank state: application in
 // creation state, no files, no PIN, no keys. This is the out-of-band reset
-// that gids-tool --initialize needs (gids-protocol.md §4.1, §8 item 9).
+// that gids-tool --initialize needs (docs/reference/gids-protocol.md §4.1, §8 item 9).
 func (c *Card) FactoryReset() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -244,20 +244,20 @@ func (c *Card) update(fn func(tx *store.Tx) error) error {
 type handler func(c *Card, cmd apdu.Command) ([]byte, error)
 
 var handlers = map[byte]handler{
-	0xA4: (*Card).selectFile,
-	0xCB: (*Card).getData,
-	0xDB: (*Card).putData,
-	0x20: (*Card).verify,
-	0x24: (*Card).changeReferenceData,
-	0x2C: (*Card).resetRetryCounter,
-	0x22: (*Card).manageSecurityEnvironment,
-	0x87: (*Card).generalAuthenticate,
-	0x47: (*Card).generateKeyPair,
-	0x2A: (*Card).performSecurityOperation,
-	0xE0: (*Card).createFile,
-	0x44: (*Card).activateFile,
-	0xE4: (*Card).deleteFile,
-	0xE6: (*Card).terminateDF,
+	apdu.INSSelect:                    (*Card).selectFile,
+	apdu.INSGetData:                   (*Card).getData,
+	apdu.INSPutData:                   (*Card).putData,
+	apdu.INSVerify:                    (*Card).verify,
+	apdu.INSChangeReferenceData:       (*Card).changeReferenceData,
+	apdu.INSResetRetryCounter:         (*Card).resetRetryCounter,
+	apdu.INSManageSecurityEnvironment: (*Card).manageSecurityEnvironment,
+	apdu.INSGeneralAuthenticate:       (*Card).generalAuthenticate,
+	apdu.INSGenerateAsymmetricKeyPair: (*Card).generateKeyPair,
+	apdu.INSPerformSecurityOperation:  (*Card).performSecurityOperation,
+	apdu.INSCreateFile:                (*Card).createFile,
+	apdu.INSActivateFile:              (*Card).activateFile,
+	apdu.INSDeleteFile:                (*Card).deleteFile,
+	apdu.INSTerminateDF:               (*Card).terminateDF,
 }
 
 // handle dispatches one complete command (c.mu held).
@@ -279,7 +279,7 @@ func (c *Card) dispatch(cmd apdu.Command) apdu.Response {
 		return c.fail(cmd, err)
 	}
 	if lc == Terminated {
-		// gids-protocol.md §4.1: after TERMINATE DF every command is
+		// docs/reference/gids-protocol.md §4.1: after TERMINATE DF every command is
 		// answered 6285, selection included.
 		return apdu.Err(apdu.SWTerminated)
 	}
@@ -310,7 +310,7 @@ func (c *Card) fail(cmd apdu.Command, err error) apdu.Response {
 }
 
 // checkSC evaluates one security-condition byte of a compact security
-// attribute (gids-protocol.md §4.2; GA GidsPINManager.CheckACL):
+// attribute (docs/reference/gids-protocol.md §4.2; GA GidsPINManager.CheckACL):
 //
 //	00 always; FF never;
 //	low nibble = security environment: 1 contact only (satisfied: this is

@@ -44,7 +44,7 @@ func TestDefaultATR(t *testing.T) {
 		t.Errorf("historical bytes (-want +got):\n%s", diff)
 	}
 	// The same rule reproduces the TCK of Microsoft's TPM virtual smart
-	// card ATR quoted in gids-protocol.md §1.3.
+	// card ATR quoted in docs/reference/gids-protocol.md §1.3.
 	vsc := h("3B 8D 01 80 FB A0 00 00 03 97 42 54 46 59 04 01 CF")
 	if x := xorTCK(vsc); x != 0 {
 		t.Errorf("MS VSC ATR check fails: %02X", x)
@@ -67,7 +67,7 @@ func TestDefaultATR(t *testing.T) {
 	}
 }
 
-// The initial masterfile quoted byte for byte in gids-protocol.md §3.3.
+// The initial masterfile quoted byte for byte in docs/reference/gids-protocol.md §3.3.
 var specMasterfile = h(`01 6D 73 63 70 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 A0 00 00 00
 00 00 00 00 00 00 00 00 63 61 72 64 69 64 00 00 00 00 00 20 DF 00 00 12 A0 00 00 00 00 00 00 00 00 00
 00 00 63 61 72 64 61 70 70 73 00 00 00 21 DF 00 00 10 A0 00 00 00 00 00 00 00 00 00 00 00 63 61 72 64

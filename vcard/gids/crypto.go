@@ -12,14 +12,14 @@ import (
 )
 
 // keySizes maps the GIDS algorithm (size) identifiers to RSA modulus sizes
-// (gids-protocol.md §3.7). ECC identifiers 0A..0E are not supported:
+// (docs/reference/gids-protocol.md §3.7). ECC identifiers 0A..0E are not supported:
 // OpenSC 0.23 cannot use them either.
 var keySizes = map[byte]int{0x06: 1024, 0x07: 2048, 0x08: 3072, 0x09: 4096}
 
 // publicKeyTemplate encodes pub as 7F49 { 81 modulus, 82 exponent } with
 // minimal lengths, the modulus without a leading 00 and the exponent in
 // its minimal big-endian form (GA hard-codes 3 exponent bytes; for 65537
-// the result is the same) (gids-protocol.md §2.10).
+// the result is the same) (docs/reference/gids-protocol.md §2.10).
 func publicKeyTemplate(pub *rsa.PublicKey) []byte {
 	inner := ber.Append(nil, 0x81, pub.N.Bytes())
 	inner = ber.Append(inner, 0x82, big.NewInt(int64(pub.E)).Bytes())
@@ -40,7 +40,7 @@ func (c *Card) keyEF(r reader, kref byte) (*efRecord, error) {
 }
 
 // readPublicKey answers GET DATA 3FFF 70 08 84 01 <kref> A5 03 7F 49 80
-// (gids-protocol.md §2.10; GA GidsApplet.processGetData): unknown key EF
+// (docs/reference/gids-protocol.md §2.10; GA GidsApplet.processGetData): unknown key EF
 // → 6984, not activated → 6985, read rule (01) fails → 6982 (user keys
 // allow everyone; the admin key EF nobody), no RSA key in it → 6A88.
 func (c *Card) readPublicKey(kref byte) ([]byte, error) {
@@ -61,7 +61,7 @@ func (c *Card) readPublicKey(kref byte) ([]byte, error) {
 	return publicKeyTemplate(&k.PublicKey), nil
 }
 
-// generateKeyPair implements GENERATE ASYMMETRIC KEY PAIR (gids-protocol.md
+// generateKeyPair implements GENERATE ASYMMETRIC KEY PAIR (docs/reference/gids-protocol.md
 // §2.10; GA GidsApplet.processGenerateAsymmetricKeypair).
 //
 // 00 47 00 00 08 AC 06 80 01 <alg> 83 01 <kref> [Le]. P1P2≠0000 → 6A86;
@@ -122,7 +122,7 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 }
 
 // performSecurityOperation implements PERFORM SECURITY OPERATION
-// (gids-protocol.md §2.11; GA GidsApplet.processPerformSecurityOperation,
+// (docs/reference/gids-protocol.md §2.11; GA GidsApplet.processPerformSecurityOperation,
 // computeDigitalSignature, decipher). P1P2 9E9A computes a signature, 8086
 // deciphers; others → 6A86. Input longer than 255 bytes arrives by command
 // chaining (assembled by the session); answers longer than Le leave by
@@ -237,7 +237,7 @@ func rawRSA(k *rsa.PrivateKey, in []byte) ([]byte, error) {
 }
 
 // importKey implements PUT DATA with P1P2=3FFF: key import and PUT KEY of
-// the admin key (gids-protocol.md §2.12; GA GidsApplet.importPrivateKey,
+// the admin key (docs/reference/gids-protocol.md §2.12; GA GidsApplet.importPrivateKey,
 // CRTKeyFile.importKey). Data = 70 { 84 01 <kref>, A5 { [83 01 type],
 // [84 01 00], 87 <key>, [88 …] } }, usually sent with command chaining.
 //

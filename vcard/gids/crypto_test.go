@@ -18,7 +18,7 @@ import (
 	"github.com/cardharness/cardharness/vcard/ber"
 )
 
-// TestMutualAuthVector replays the verified trace of gids-protocol.md §2.9
+// TestMutualAuthVector replays the verified trace of docs/reference/gids-protocol.md §2.9
 // (key = 24 × 00): with R2 and Z2 injected through Rand, the card's
 // cryptogram must equal the quoted one byte for byte.
 func TestMutualAuthVector(t *testing.T) {

@@ -12,14 +12,14 @@ import (
 // 43 01 F4, card capabilities 47 03 08 01 80 (command chaining, no extended
 // Lc/Le) and pre-issuing data 46 0C "MySmartLogon". It is kept byte for
 // byte so that the Windows minidriver, which is inferred to read it, sees
-// the same capabilities as with GidsApplet (gids-protocol.md §2.3).
+// the same capabilities as with GidsApplet (docs/reference/gids-protocol.md §2.3).
 var efATR = []byte{
 	0x43, 0x01, 0xF4,
 	0x47, 0x03, 0x08, 0x01, 0x80,
 	0x46, 0x0C, 'M', 'y', 'S', 'm', 'a', 'r', 't', 'L', 'o', 'g', 'o', 'n',
 }
 
-// getData implements GET DATA (gids-protocol.md §2.3; GA
+// getData implements GET DATA (docs/reference/gids-protocol.md §2.3; GA
 // GidsApplet.processGetData, GidsFileSystem.processGetData).
 //
 // P1P2 names the EF: 3FFF is the application (public key, PIN status),
@@ -159,7 +159,7 @@ func readAllDOs(r reader, fid uint16) ([]byte, error) {
 	return out, nil
 }
 
-// getDataApplication answers GET DATA with P1P2=3FFF (gids-protocol.md
+// getDataApplication answers GET DATA with P1P2=3FFF (docs/reference/gids-protocol.md
 // §2.3, §2.5, §2.10; GA GidsApplet.processGetData): Lc=10 starting with 70
 // is a public-key read (70 08 84 01 <kref> A5 03 7F 49 80; like GA only the
 // length and the 70 are checked, since 7F 49 80 is not valid BER); 5C 02
@@ -186,7 +186,7 @@ func (c *Card) getDataApplication(cmd apdu.Command) ([]byte, error) {
 	return nil, apdu.SWReferenceDataNotUsable
 }
 
-// putData implements PUT DATA (gids-protocol.md §2.4; GA
+// putData implements PUT DATA (docs/reference/gids-protocol.md §2.4; GA
 // GidsFileSystem.processPutData). P1P2=3FFF is key import (importKey);
 // otherwise P1P2 names a DO container EF as for GET DATA (0000 = current
 // EF, FFFF → 6A86, missing → 6A82, key file → 6981, not activated → 6985,

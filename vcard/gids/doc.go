@@ -2,7 +2,7 @@
 // Identity Device Specification) application, as OpenSC 0.23's GIDS driver
 // and the Windows inbox minidriver expect it.
 //
-// The byte-level specification is the project's gids-protocol.md (cited as
+// The byte-level specification is the project's docs/reference/gids-protocol.md (cited as
 // §n). It was derived from OpenSC and from GidsApplet (GA), the JavaCard
 // reference implementation; this package follows GA's observable behaviour
 // (status words, order of checks) except where listed below. No code was
@@ -68,4 +68,6 @@
 // Like GA, in the creation state all PIN/admin conditions count as
 // satisfied but "never" (FF) still refuses; new EFs accept only ACTIVATE
 // until activated (6985); there is no admin-key try counter.
+//
+// Bare § citations in this package refer to docs/reference/gids-protocol.md.
 package gids

@@ -7,7 +7,7 @@ import (
 	"github.com/cardharness/cardharness/vcard/ber"
 )
 
-// Fixed templates of the application DF (gids-protocol.md §1.1, §1.5; GA
+// Fixed templates of the application DF (docs/reference/gids-protocol.md §1.1, §1.5; GA
 // GidsApplet constructor; MS-INBOX "DF FCP", "DF FMD").
 var (
 	// aid is the full GIDS v2 application identifier: Microsoft RID,
@@ -38,7 +38,7 @@ var (
 
 // aidMinMatch is the shortest DF name accepted as a (prefix) match of aid:
 // the 9-byte MS GIDS AID without version and reserved byte, which Windows
-// sends (gids-protocol.md §1.4).
+// sends (docs/reference/gids-protocol.md §1.4).
 const aidMinMatch = 9
 
 // matchAID reports whether name selects the GIDS application: a prefix of
@@ -80,7 +80,7 @@ const (
 	crtMaxLen = 127
 )
 
-// parseFCP checks an FCP template as CREATE FILE receives it (gids-protocol.md
+// parseFCP checks an FCP template as CREATE FILE receives it (docs/reference/gids-protocol.md
 // §2.13; GA GidsFileSystem.getSafeFile): tag 62 (or 6F) filling the whole
 // input, consistent inner TLVs, 83 = 2-byte FID, 82 = descriptor 39 (DO
 // container) or 18 (key file, which needs an A5 CRT list of 11..127 bytes),
@@ -158,7 +158,7 @@ func parseFCP(b []byte) (fcpInfo, error) {
 }
 
 // Operations of the compact security attribute's access-mode byte
-// (gids-protocol.md §4.2). The same bit means different things for a DF,
+// (docs/reference/gids-protocol.md §4.2). The same bit means different things for a DF,
 // a DO container EF and a key EF.
 const (
 	opDeleteChild = 0x01 // DF: DELETE FILE of a child EF
@@ -201,7 +201,7 @@ func scFor(acl []byte, op byte) (sc byte, present bool) {
 // template with tag tmpl (B6 sign, B8 decipher, A4 authentication) whose
 // algorithm (80) is alg. Only the tag and 80 are compared: OpenSC writes a
 // wrong key reference (83) into signature templates, so 83 must not be
-// checked (gids-protocol.md §3.8; GA CRTKeyFile.CheckUsage).
+// checked (docs/reference/gids-protocol.md §3.8; GA CRTKeyFile.CheckUsage).
 func crtAllows(crt []byte, tmpl, alg byte) bool {
 	tlvs, err := ber.Parse(crt)
 	if err != nil {

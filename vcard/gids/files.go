@@ -16,7 +16,7 @@ const (
 	maxEFContent = 1024 << 10 // total value bytes of the DOs of one EF
 )
 
-// selectFile implements SELECT (gids-protocol.md §1.4, §1.5; GA
+// selectFile implements SELECT (docs/reference/gids-protocol.md §1.4, §1.5; GA
 // GidsFileSystem.processSelectFile).
 //
 //   - P1=04 selects the application by DF name: any prefix of the AID of at
@@ -102,7 +102,7 @@ func appSelectResponse(p2 byte) ([]byte, error) {
 	return nil, nil
 }
 
-// createFile implements CREATE FILE (gids-protocol.md §2.13; GA
+// createFile implements CREATE FILE (docs/reference/gids-protocol.md §2.13; GA
 // GidsFileSystem.processCreateFile, getSafeFile). The data is an FCP (62):
 // 83 FID, 82 descriptor 39 (DO container) or 18 (key file with an A5 CRT
 // list of 11..127 bytes), optional 8C access rule. A malformed FCP, an
@@ -151,7 +151,7 @@ func (c *Card) createFile(cmd apdu.Command) ([]byte, error) {
 	return nil, nil
 }
 
-// activateFile implements ACTIVATE FILE (gids-protocol.md §2.13, §4.1; GA
+// activateFile implements ACTIVATE FILE (docs/reference/gids-protocol.md §2.13, §4.1; GA
 // GidsFileSystem.processActivateFile). It activates the current EF, or,
 // when no EF is current (after SELECT 3FFF or the AID), the application:
 // the card leaves the creation state, access rules are enforced from now
@@ -209,14 +209,14 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 	return nil, err
 }
 
-// deleteFile implements DELETE FILE (gids-protocol.md §2.13; GA
+// deleteFile implements DELETE FILE (docs/reference/gids-protocol.md §2.13; GA
 // GidsFileSystem.processDeleteFile): it deletes the current EF with all its
 // data objects or key material. P1P2 must be 0000 (6A86) and there must be
 // no data field (6700); with no current EF the target would be the
 // application, which cannot be deleted (6986). An EF still in creation
 // state cannot be deleted (6985, as in GA).
 //
-// Deviation from GidsApplet (recommended by gids-protocol.md §2.13): GA
+// Deviation from GidsApplet (recommended by docs/reference/gids-protocol.md §2.13): GA
 // checks only the EF's own "delete" bit (40), which OpenSC never sets, so
 // anyone may delete A010 there. This card also applies the application's
 // "delete child" rule (8C 03 03 30 30: PIN or admin), as MS-INBOX requires;
@@ -273,7 +273,7 @@ func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
 	return nil, nil
 }
 
-// terminateDF implements TERMINATE DF (gids-protocol.md §4.1; GA
+// terminateDF implements TERMINATE DF (docs/reference/gids-protocol.md §4.1; GA
 // GidsApplet.processTerminateDF): 00 E6 00 00 puts the application in the
 // terminated state, after which every command is answered 6285 until an
 // out-of-band FactoryReset.

@@ -5,21 +5,24 @@ import (
 	"crypto/des"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 	"github.com/cardharness/cardharness/vcard/store"
 )
+
+// The hex and concatenation helpers are internal/testutil's (one copy for
+// the module); the short names keep the vectors readable.
+var h = testutil.MustHex
 
 // Test profile of the "initialized" card: what OpenSC's CI uses.
 const testPIN = "123456"
@@ -28,15 +31,6 @@ var (
 	testAdminKey [24]byte // 24 × 00
 	testCardID   = [16]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 )
-
-// h parses hex with optional spaces; it panics on bad input (test data).
-func h(s string) []byte {
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		panic(fmt.Sprintf("bad hex %q: %v", s, err))
-	}
-	return b
-}
 
 // testRand is a deterministic card RNG: queued bytes first, then a seeded
 // ChaCha8 stream.

@@ -11,14 +11,14 @@ import (
 // The card has one PIN, reference 80 (P2=00 is an alias, as in GA), 4..16
 // bytes compared as given (OpenSC and Windows send ASCII without padding),
 // 3 tries. There is no PUK: unblocking is RESET RETRY COUNTER after admin
-// authentication (gids-protocol.md §4.3).
+// authentication (docs/reference/gids-protocol.md §4.3).
 
 // pinRef reports whether p2 names the user PIN.
 func pinRef(p2 byte) bool { return p2 == 0x80 || p2 == 0x00 }
 
 func pinLenOK(n int) bool { return n >= pinMinLen && n <= pinMaxLen }
 
-// verify implements VERIFY (gids-protocol.md §2.5; GA
+// verify implements VERIFY (docs/reference/gids-protocol.md §2.5; GA
 // GidsPINManager.processVerify).
 //
 //	P1≠00 → 6A86. P2=82: logout (PIN and admin status, challenge and
@@ -103,7 +103,7 @@ func (c *Card) verify(cmd apdu.Command) ([]byte, error) {
 	return nil, result
 }
 
-// changeReferenceData implements CHANGE REFERENCE DATA (gids-protocol.md
+// changeReferenceData implements CHANGE REFERENCE DATA (docs/reference/gids-protocol.md
 // §2.6; GA GidsPINManager.processChangeReferenceData).
 //
 // P1=01 sets the PIN without the old one: P2 not 00/80 → 6A88, length
@@ -198,7 +198,7 @@ func (c *Card) changeReferenceData(cmd apdu.Command) ([]byte, error) {
 	return nil, apdu.SWIncorrectP1P2
 }
 
-// resetRetryCounter implements RESET RETRY COUNTER (gids-protocol.md §2.7;
+// resetRetryCounter implements RESET RETRY COUNTER (docs/reference/gids-protocol.md §2.7;
 // GA GidsPINManager.processResetRetryCounter): 00 2C 02 80 <new PIN> after
 // admin authentication (§2.9). Creation state → 6986; P1≠02 → 6A86;
 // P2≠80 → 6A88; admin not authenticated → 6982; length outside 4..16 →

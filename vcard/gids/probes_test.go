@@ -10,7 +10,7 @@ import (
 )
 
 // foreignProbes are the APDUs OpenSC's other drivers send before the GIDS
-// driver (gids-protocol.md §1.2, observed), with the answer this card gives.
+// driver (docs/reference/gids-protocol.md §1.2, observed), with the answer this card gives.
 func foreignProbes() []struct {
 	name string
 	apdu []byte

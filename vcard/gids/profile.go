@@ -17,7 +17,7 @@ type InitParams struct {
 	CardID   [16]byte // cardid (--serial); all zero: 16 bytes from Options.Rand
 }
 
-// Masterfile record fields (gids-protocol.md §3.3, card-gids.h gids_mf_record_t).
+// Masterfile record fields (docs/reference/gids-protocol.md §3.3, card-gids.h gids_mf_record_t).
 const (
 	mfVersion    = 0x01
 	mfRecordLen  = 28
@@ -122,7 +122,7 @@ func chained(ins, p1, p2 byte, data []byte) [][]byte {
 }
 
 // initSteps returns the APDU sequence of gids-tool --initialize
-// (gids-protocol.md §2.14) without the foreign driver probes.
+// (docs/reference/gids-protocol.md §2.14) without the foreign driver probes.
 func initSteps(pin []byte, adminKey [24]byte, cardID [16]byte) []initStep {
 	nameAID := aid[:aidMinMatch]
 	steps := []initStep{
@@ -184,7 +184,7 @@ func initSteps(pin []byte, adminKey [24]byte, cardID [16]byte) []initStep {
 }
 
 // Initialize personalises a blank card exactly as `gids-tool --initialize`
-// does (gids-protocol.md §2.14, §3.2): it sends gids-tool's APDU sequence
+// does (docs/reference/gids-protocol.md §2.14, §3.2): it sends gids-tool's APDU sequence
 // through Process, so the real command code paths do the work. The card
 // must be blank (FactoryReset first otherwise). Afterwards the application
 // is operational with six DO container EFs (A000, A010..A014), the admin

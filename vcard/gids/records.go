@@ -80,7 +80,7 @@ func parseDOTag(key string, fid uint16) (uint32, bool) {
 	return uint32(v), err == nil
 }
 
-// LifeCycle is the life-cycle state of the GIDS application (gids-protocol.md §4.1).
+// LifeCycle is the life-cycle state of the GIDS application (docs/reference/gids-protocol.md §4.1).
 type LifeCycle byte
 
 // Life-cycle states, with GidsApplet's encoding.
@@ -119,7 +119,7 @@ func loadLifeCycle(r reader) (LifeCycle, error) {
 
 func encodeLifeCycle(l LifeCycle) []byte { return []byte{recordVersion, byte(l)} }
 
-// PIN parameters (gids-protocol.md §4.3; GA GidsPINManager).
+// PIN parameters (docs/reference/gids-protocol.md §4.3; GA GidsPINManager).
 const (
 	pinMinLen   = 4
 	pinMaxLen   = 16

@@ -49,7 +49,7 @@ func TestVectors(t *testing.T) {
 			runVectorFile(t, f, seen)
 		})
 	}
-	// gids-protocol.md §2.16: every status word the card can produce must
+	// docs/reference/gids-protocol.md §2.16: every status word the card can produce must
 	// appear in at least one vector (61xx and 63Cx as families).
 	want := []apdu.Status{
 		0x9000, 0x6100, 0x63C0, 0x6983, 0x6982, 0x6985, 0x6986, 0x6984, 0x6A80, 0x6A81,

@@ -1,0 +1,66 @@
+// Package testutil holds the helpers several packages' tests share, so
+// each exists once. It imports only the standard library, so every
+// package of the module (the card included) can use it from its tests.
+package testutil
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Hex decodes hex written the way docs/reference quotes bytes: spaces
+// and newlines between bytes, upper or lower case. Bad hex fails the test.
+func Hex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// MustHex is Hex for package-level test data (no *testing.T yet): bad hex
+// panics.
+func MustHex(s string) []byte {
+	b, err := decode(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func decode(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		return nil, fmt.Errorf("bad hex %q: %v", s, err)
+	}
+	return b, nil
+}
+
+// Cat concatenates byte strings.
+func Cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// PcscdProcesses lists the pcscd processes whose command line names dir
+// (a private stack's configuration directory), each as "PID arg0 arg1 …",
+// so a test can check that a stack started its pcscd and that nothing is
+// left behind.
+func PcscdProcesses(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if strings.HasSuffix(args[0], "pcscd") && strings.Contains(string(b), dir) {
+			out = append(out, e.Name()+" "+strings.Join(args, " "))
+		}
+	}
+	return out
+}
