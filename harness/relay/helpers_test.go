@@ -57,7 +57,10 @@ func sclTemplate() ca.Template {
 		Extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: eku}}}
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *env {
+// peer is alice's certificate as a verified TLS peer chain.
+func (e *env) peer() []*x509.Certificate { return []*x509.Certificate{e.old} }
+
+func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	clk := vclock.New(time.Now().Truncate(time.Second))
 	c, err := ca.New(ca.Options{Name: "Relay Test CA", Clock: clk.Now, Key: testKey(t, 4),
@@ -88,7 +91,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 }
 
 // enroll issues a certificate for key i to requester from c.
-func (e *env) enroll(t *testing.T, c *ca.CA, i int, requester string, tmpl ca.TemplateID) *x509.Certificate {
+func (e *env) enroll(t testing.TB, c *ca.CA, i int, requester string, tmpl ca.TemplateID) *x509.Certificate {
 	t.Helper()
 	te, err := tmpl.Extension()
 	if err != nil {
@@ -118,7 +121,7 @@ func (e *env) client(cred *tls.Certificate) *http.Client {
 }
 
 // renewalCMC builds alice's CMC renewal with key newKey.
-func (e *env) renewalCMC(t *testing.T, newKey int, reg map[string]string) []byte {
+func (e *env) renewalCMC(t testing.TB, newKey int, reg map[string]string) []byte {
 	t.Helper()
 	der, err := ca.BuildRenewal(ca.RenewalRequest{OldCert: e.old, OldKey: testKey(t, 0), NewKey: testKey(t, newKey),
 		Template: tmplSCL, RegInfo: reg})
