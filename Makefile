@@ -25,7 +25,7 @@ SHELL := bash
 FUZZTIME ?= 15s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 3
-# `make run` arguments, e.g. make run ARGS="--cards 4"
+# `make run` arguments, e.g. make run ARGS="--stack direct --run S11"
 ARGS ?=
 
 .PHONY: all deps apt-deps tools build run test unit lint fmt-check crossbuild bench fuzz clean

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/fault"
 	"github.com/cardharness/cardharness/vcard/gids"
-	"github.com/cardharness/cardharness/winerr"
 )
 
 // epoch is the virtual clock's start: fixed, so reports are reproducible.
@@ -103,53 +101,26 @@ func (e *env) lookup(name, field string) (any, bool) {
 	return nil, false
 }
 
-func (s *stepCtx) str(name, def string) string {
+// arg is the declaration of the step's argument name (nil: the action does
+// not declare it, a programming error the built-in suite would show).
+func (s *stepCtx) arg(name string) *Arg { return s.st.action.arg(name) }
+
+// str is an argument's value with references expanded, or its declared
+// default.
+func (s *stepCtx) str(name string) string {
 	n, ok := s.st.Args[name]
 	if !ok || n.Kind != yaml.ScalarNode {
-		return def
-	}
-	v := n.Value
-	if m := refRE.FindStringSubmatch(v); m != nil {
-		if x, ok := s.e.lookup(m[1], m[2]); ok {
-			return fmt.Sprint(x)
+		if a := s.arg(name); a != nil {
+			return a.Default
 		}
+		return ""
 	}
-	return interpRE.ReplaceAllStringFunc(v, func(ref string) string {
-		m := interpRE.FindStringSubmatch(ref)
-		if x, ok := s.e.lookup(m[1], m[2]); ok {
-			return fmt.Sprint(x)
-		}
-		return ref
-	})
+	return s.expand(n.Value)
 }
 
-func (s *stepCtx) int(name string, def int) int {
-	if !s.has(name) {
-		return def
-	}
-	v, err := strconv.Atoi(s.str(name, ""))
-	if err != nil {
-		return def
-	}
-	return v
-}
-
-func (s *stepCtx) bool(name string, def bool) bool {
-	if !s.has(name) {
-		return def
-	}
-	switch strings.ToLower(s.str(name, "")) {
-	case "true", "yes", "on":
-		return true
-	case "false", "no", "off":
-		return false
-	}
-	return def
-}
-
-// resolve expands $name.field and ${name.field} in a literal (used for
-// expected values).
-func (s *stepCtx) resolve(v string) string {
+// expand resolves $name.field (the whole value) and ${name.field} (inside
+// text).
+func (s *stepCtx) expand(v string) string {
 	if m := refRE.FindStringSubmatch(v); m != nil {
 		if x, ok := s.e.lookup(m[1], m[2]); ok {
 			return fmt.Sprint(x)
@@ -157,6 +128,59 @@ func (s *stepCtx) resolve(v string) string {
 	}
 	return interpolate(s.e, v)
 }
+
+// The typed accessors read values prepare has checked against the
+// declaration, so they cannot fail.
+func (s *stepCtx) int(name string) int {
+	v, _ := strconv.Atoi(s.str(name))
+	return v
+}
+
+func (s *stepCtx) bool(name string) bool {
+	b, _ := parseBool(s.str(name))
+	return b
+}
+
+func (s *stepCtx) duration(name string) time.Duration {
+	d, _ := ParseDuration(s.str(name))
+	return d
+}
+
+func (s *stepCtx) keySpec(name string) fs.KeySpec {
+	switch strings.ToLower(s.str(name)) {
+	case "signature", "at_signature":
+		return fs.AT_SIGNATURE
+	}
+	return fs.AT_KEYEXCHANGE
+}
+
+func (s *stepCtx) bump() minidriver.Bump {
+	b, _ := minidriver.ParseBump(strings.ToLower(s.str("bump")))
+	return b
+}
+
+// prepare checks the step's arguments once their references are
+// resolved: a saved value can hold anything, so what --check could not see
+// is checked here, with the same messages.
+func (s *stepCtx) prepare() error {
+	for _, a := range s.st.action.Args {
+		n, ok := s.st.Args[a.Name]
+		if !ok || a.Type.isObject() || n.Kind != yaml.ScalarNode {
+			continue
+		}
+		if a.Type == Command {
+			continue
+		}
+		if err := a.check(s.expand(n.Value)); err != nil {
+			return s.argErr(a.Name, "%v", err)
+		}
+	}
+	return nil
+}
+
+// resolve expands $name.field and ${name.field} in a literal (used for
+// expected values).
+func (s *stepCtx) resolve(v string) string { return s.expand(v) }
 
 // obj resolves an argument that names a saved value ($name or
 // $name.field).
@@ -204,7 +228,7 @@ func (e *env) newGUID() string {
 }
 
 func (e *env) card(s *stepCtx) (*cardEnv, error) {
-	name := s.str("card", "")
+	name := s.str("card")
 	c, ok := e.cards[name]
 	if !ok {
 		return nil, s.argErr("card", "no card %q", name)
@@ -213,7 +237,7 @@ func (e *env) card(s *stepCtx) (*cardEnv, error) {
 }
 
 func (e *env) host(s *stepCtx) (*winhost.Host, error) {
-	name := s.str("host", "")
+	name := s.str("host")
 	h, ok := e.hosts[name]
 	if !ok {
 		return nil, s.argErr("host", "no host %q", name)
@@ -242,19 +266,19 @@ func (e *env) processHost(s *stepCtx) (*winhost.Process, *winhost.Host, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	name := s.str("process", "app")
+	name := s.str("process")
+	if name == "" {
+		name = "app"
+	}
 	api := winhost.CAPI
-	switch strings.ToLower(s.str("api", "capi")) {
-	case "capi":
+	switch strings.ToLower(s.str("api")) {
 	case "cng", "ksp":
 		api = winhost.CNG
-	default:
-		return nil, nil, s.argErr("api", "want capi or cng")
 	}
 	key := h.Name() + "/" + name + "/" + api.String()
 	p, ok := e.procs[key]
 	if !ok || p.Exited() {
-		p = h.StartProcess(name, winhost.ProcessOptions{API: api, Silent: s.bool("silent", false)})
+		p = h.StartProcess(name, winhost.ProcessOptions{API: api, Silent: s.bool("silent")})
 		e.procs[key] = p
 	}
 	return p, h, nil
@@ -283,12 +307,16 @@ func (e *env) mdClient(c *cardEnv) (*minidriver.Card, func(), error) {
 	return md, func() { t.Close() }, nil
 }
 
+func pinOr(pin, def string) string {
+	if pin == "" {
+		return def
+	}
+	return pin
+}
+
 // writer runs an out-of-band write: PIN verified, then f with the policy.
 func (e *env) writer(s *stepCtx, f func(md *minidriver.Card, bump minidriver.Bump) error) error {
-	bump, err := bumpArg(s)
-	if err != nil {
-		return err
-	}
+	bump := s.bump()
 	c, err := e.card(s)
 	if err != nil {
 		return err
@@ -298,58 +326,11 @@ func (e *env) writer(s *stepCtx, f func(md *minidriver.Card, bump minidriver.Bum
 		return err
 	}
 	defer closeFn()
-	if err := md.AuthenticatePIN(e.ctx, s.str("pin", c.pin)); err != nil {
+	if err := md.AuthenticatePIN(e.ctx, pinOr(s.str("pin"), c.pin)); err != nil {
 		return err
 	}
 	defer md.Deauthenticate(e.ctx)
 	return f(md, bump)
-}
-
-// cardState reads a card directly, without any host cache.
-func (e *env) cardState(c *cardEnv) (Values, error) {
-	md, closeFn, err := e.mdClient(c)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
-	cf, err := md.CardCF(e.ctx)
-	if err != nil {
-		return nil, err
-	}
-	cmap, err := md.Containers(e.ctx)
-	if err != nil {
-		return nil, err
-	}
-	r := Values{"cardcf": hex.EncodeToString(cf.Bytes()), "pins_freshness": int(cf.PinsFreshness),
-		"containers_freshness": int(cf.ContainersFreshness), "files_freshness": int(cf.FilesFreshness),
-		"cardid": md.CardID().String()}
-	var guids []string
-	valid, def := 0, ""
-	for i, rec := range cmap {
-		if !cmap.Valid(i) {
-			continue
-		}
-		valid++
-		guids = append(guids, rec.GUID)
-		if rec.IsDefault() {
-			def = rec.GUID
-		}
-	}
-	r["containers"] = valid
-	r["container_records"] = len(cmap)
-	r["guids"] = guids
-	r["default"] = def
-	files, _ := md.EnumFiles(e.ctx, "mscp")
-	certs := 0
-	for _, f := range files {
-		if _, _, ok := fs.ParseCertFileName(f); ok {
-			certs++
-		}
-	}
-	r["certificates"] = certs
-	free, _ := md.QueryFreeSpace(e.ctx)
-	r["free_containers"] = free.ContainersAvailable
-	return r, nil
 }
 
 func (e *env) reinitialize(c *cardEnv, keepCardID bool) error {
@@ -443,127 +424,4 @@ func interpolate(e *env, v string) string {
 		}
 		return ref
 	})
-}
-
-// knobs builds a host's knobs from the scenario: each key is a Knobs field
-// in snake_case; unknown keys and bad values are errors with their line.
-func knobs(h *HostDecl) (*winhost.Knobs, error) {
-	k := winhost.DefaultKnobs()
-	rv := reflect.ValueOf(&k).Elem()
-	fields := map[string]int{}
-	for i := 0; i < rv.NumField(); i++ {
-		fields[snake(rv.Type().Field(i).Name)] = i
-	}
-	var errs ParseErrors
-	for name, val := range h.Knobs {
-		i, ok := fields[name]
-		if !ok {
-			names := make([]string, 0, len(fields))
-			for n := range fields {
-				names = append(names, n)
-			}
-			errs = append(errs, &ParseError{File: h.File, Line: val.Line, Msg: fmt.Sprintf("host %q: unknown knob %q (knobs: %s)", h.Name, name, strings.Join(sortedStrings(names), ", "))})
-			continue
-		}
-		if err := setKnob(rv.Field(i), val.Value); err != nil {
-			errs = append(errs, &ParseError{File: h.File, Line: val.Line, Msg: fmt.Sprintf("host %q: knob %s: %v", h.Name, name, err)})
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return &k, nil
-}
-
-func sortedStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-}
-
-func snake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 && !(s[i-1] >= 'A' && s[i-1] <= 'Z') {
-				b.WriteByte('_')
-			} else if i > 0 && i+1 < len(s) && s[i+1] >= 'a' && s[i+1] <= 'z' {
-				b.WriteByte('_')
-			}
-			b.WriteRune(r + 'a' - 'A')
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func setKnob(f reflect.Value, v string) error {
-	switch f.Interface().(type) {
-	case time.Duration:
-		d, err := ParseDuration(v)
-		if err != nil {
-			return err
-		}
-		f.SetInt(int64(d))
-		return nil
-	case winerr.Code:
-		c, ok := winerr.ByName(v)
-		if !ok {
-			return fmt.Errorf("unknown Windows error %q", v)
-		}
-		f.SetUint(uint64(c))
-		return nil
-	case fs.Category:
-		var c fs.Category
-		for _, part := range strings.Split(v, "|") {
-			switch strings.TrimSpace(part) {
-			case "pins":
-				c |= fs.CategoryPins
-			case "containers":
-				c |= fs.CategoryContainers
-			case "files":
-				c |= fs.CategoryFiles
-			default:
-				return fmt.Errorf("counter %q: want pins, containers, files (joined with |)", part)
-			}
-		}
-		f.SetUint(uint64(c))
-		return nil
-	}
-	switch f.Kind() {
-	case reflect.Bool:
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		f.SetBool(b)
-	case reflect.String:
-		f.SetString(v)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		// Enumerations with a String method are named by it.
-		if s, ok := f.Interface().(fmt.Stringer); ok {
-			for i := int64(0); i < 16; i++ {
-				f.SetInt(i)
-				if strings.EqualFold(s.String(), v) || strings.EqualFold(f.Interface().(fmt.Stringer).String(), v) {
-					return nil
-				}
-			}
-			return fmt.Errorf("unknown value %q", v)
-		}
-		n, err := strconv.ParseInt(v, 0, 64)
-		if err != nil {
-			return fmt.Errorf("want a number, got %q", v)
-		}
-		f.SetInt(n)
-	default:
-		return fmt.Errorf("knob of type %s cannot be set from a scenario", f.Type())
-	}
-	return nil
 }

@@ -23,7 +23,7 @@ func htmlRun(t *testing.T, dir string) (string, []Result) {
 		{Path: "builtin/store/s9-no-provinfo.yaml", Builtin: true},
 		{Path: "builtin/stale-cache/seed-flow-correct-writer.yaml", Builtin: true},
 	}
-	res, err := Run(context.Background(), refs, Options{Stack: "direct", CardFaults: []string{"drop-cardcf-writes"}, TraceDir: filepath.Join(dir, "traces")})
+	res, err := RunAll(context.Background(), refs, Options{Stack: "direct", CardFaults: []string{"drop-cardcf-writes"}, TraceDir: filepath.Join(dir, "traces")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,10 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -45,11 +47,49 @@ func (es ParseErrors) Error() string {
 	return b.String()
 }
 
+// Bounds on scenario files: a scenario file is small text written by a
+// person, so anything far beyond these is a mistake or an attack, refused
+// with an error rather than followed until memory or time runs out.
+const (
+	// MaxFileBytes bounds one scenario or include file.
+	MaxFileBytes = 1 << 20
+	// MaxFiles bounds the files one scenario reads (itself and includes).
+	MaxFiles = 64
+	// MaxSteps bounds the steps of a scenario after includes are merged.
+	MaxSteps = 10000
+	// MaxStepRuns bounds the steps a scenario runs, repeats multiplied out.
+	MaxStepRuns = 1000000
+)
+
+// sorted orders the errors by file and line, as a reader goes through
+// the file.
+func (es ParseErrors) sorted() ParseErrors {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].File != es[j].File {
+			return es[i].File < es[j].File
+		}
+		return es[i].Line < es[j].Line
+	})
+	return es
+}
+
 type parser struct {
-	fsys  fs.FS
+	fsys fs.FS
+	// roots are the directories includes must stay under (the directory
+	// of the scenario that started the run, plus --include-path).
+	roots []string
 	file  string
 	errs  ParseErrors
-	depth int
+	// chain is the include chain being read (for cycles); loaded maps each
+	// file read to where it was first included.
+	chain  []string
+	loaded map[string]string
+	// includeFailed: an include could not be read, so checks of the
+	// whole scenario would only repeat that error in other words.
+	includeFailed bool
+	// disk: fsys is the operating system's (paths may be absolute and
+	// symlinks are resolved before the root check).
+	disk bool
 }
 
 func (p *parser) errf(n *yaml.Node, format string, args ...any) {
@@ -60,34 +100,160 @@ func (p *parser) errf(n *yaml.Node, format string, args ...any) {
 	p.errs = append(p.errs, &ParseError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Load parses the scenario file name in fsys, with its includes.
-func Load(fsys fs.FS, name string) (*Scenario, error) {
-	p := &parser{fsys: fsys, file: name}
-	s := p.load(name)
-	if len(p.errs) > 0 {
-		return nil, p.errs
+func newParser(fsys fs.FS, top string, roots []string) *parser {
+	_, disk := fsys.(osFS)
+	if len(roots) == 0 {
+		roots = []string{path.Dir(top)}
 	}
-	return s, nil
+	return &parser{fsys: fsys, file: top, roots: roots, loaded: map[string]string{}, disk: disk}
 }
 
-func (p *parser) load(name string) *Scenario {
-	b, err := fs.ReadFile(p.fsys, name)
+// Load parses the scenario file name in fsys, with its includes (which must
+// lie under name's directory).
+func Load(fsys fs.FS, name string) (*Scenario, error) {
+	return LoadWithin(fsys, name, nil)
+}
+
+// LoadWithin is Load with the directories includes may come from (nil:
+// name's directory).
+func LoadWithin(fsys fs.FS, name string, roots []string) (*Scenario, error) {
+	p := newParser(fsys, name, roots)
+	b, err := p.read(name)
 	if err != nil {
 		p.errs = append(p.errs, &ParseError{File: name, Msg: err.Error()})
-		return nil
+		return nil, p.errs
 	}
-	return p.parse(name, b)
+	p.loaded[p.key(name)] = "the command line"
+	p.chain = []string{p.key(name)}
+	s := p.parse(name, b)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return s, nil
 }
 
 // Parse parses one scenario from b (file names the source in errors;
-// includes are resolved in fsys relative to it).
+// includes are resolved in fsys relative to it, under its directory).
 func Parse(fsys fs.FS, file string, b []byte) (*Scenario, error) {
-	p := &parser{fsys: fsys, file: file}
+	p := newParser(fsys, file, nil)
+	if len(b) > MaxFileBytes {
+		return nil, ParseErrors{{File: file, Msg: fmt.Sprintf("%d bytes: a scenario file may have at most %d", len(b), MaxFileBytes)}}
+	}
+	p.chain = []string{p.key(file)}
 	s := p.parse(file, b)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, p.errs.sorted()
 	}
 	return s, nil
+}
+
+// key identifies a file for cycle and read-once checks.
+func (p *parser) key(name string) string {
+	if p.disk {
+		if abs, err := filepath.Abs(name); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				return real
+			}
+			return abs
+		}
+	}
+	return path.Clean(name)
+}
+
+// read reads a regular file of at most MaxFileBytes. Errors say what is
+// wrong with the file, never what is in it.
+func (p *parser) read(name string) ([]byte, error) {
+	f, err := p.fsys.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.New("no such file")
+		}
+		return nil, errors.New("cannot open the file")
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, errors.New("cannot stat the file")
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", modeName(st.Mode()))
+	}
+	if st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%d bytes: a scenario file may have at most %d", st.Size(), MaxFileBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, errors.New("read failed")
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("more than %d bytes: a scenario file may have at most %d", MaxFileBytes, MaxFileBytes)
+	}
+	return b, nil
+}
+
+// quotePath quotes an include path as written (the user's own text, so
+// shown whole unless absurdly long).
+func quotePath(p string) string {
+	if len(p) > 256 {
+		return quote(p)
+	}
+	return strconv.Quote(p)
+}
+
+func modeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeDevice != 0 || m&fs.ModeCharDevice != 0:
+		return "a device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
+}
+
+// resolveInclude turns an include as written into the name to open:
+// relative to the including file, or absolute as given; it must lie under
+// one of the roots.
+func (p *parser) resolveInclude(from, inc string) (string, error) {
+	var name string
+	switch {
+	case path.IsAbs(inc) && !p.disk:
+		return "", errors.New("absolute include paths are not allowed here")
+	case path.IsAbs(inc):
+		name = path.Clean(inc)
+	default:
+		name = path.Join(path.Dir(from), inc)
+	}
+	for _, root := range p.roots {
+		if p.within(root, name) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("outside %s (includes stay under the scenario's directory; --include-path DIR allows another)", strings.Join(p.roots, ", "))
+}
+
+func (p *parser) within(root, name string) bool {
+	if !p.disk {
+		root = path.Clean(root)
+		return root == "." && !strings.HasPrefix(name, "../") && name != ".." || name == root || strings.HasPrefix(name, root+"/")
+	}
+	r, err1 := filepath.Abs(root)
+	n, err2 := filepath.Abs(name)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if rr, err := filepath.EvalSymlinks(r); err == nil {
+		r = rr
+	}
+	// A symlink inside the root pointing outside does not count as inside.
+	if nn, err := filepath.EvalSymlinks(n); err == nil {
+		n = nn
+	}
+	rel, err := filepath.Rel(r, n)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func (p *parser) parse(file string, b []byte) *Scenario {
@@ -131,16 +297,9 @@ func (p *parser) parse(file string, b []byte) *Scenario {
 	// Includes come first: a shared setup's declarations and steps, then
 	// this file's (which may override vars, cards and hosts by name).
 	if len(includes) > 0 {
-		if p.depth > 8 {
-			p.errf(includes[0], "includes nested more than 8 deep (a cycle?)")
-			return s
-		}
 		merged := &Scenario{File: file, Vars: map[string]string{}, Cards: map[string]*CardDecl{}, Hosts: map[string]*HostDecl{}}
 		for _, inc := range includes {
-			name := path.Join(path.Dir(file), p.str(inc))
-			p.depth++
-			sub := p.load(name)
-			p.depth--
+			sub := p.include(file, inc)
 			if sub == nil {
 				continue
 			}
@@ -154,6 +313,10 @@ func (p *parser) parse(file string, b []byte) *Scenario {
 				merged.Hosts[k] = v
 			}
 			merged.Steps = append(merged.Steps, sub.Steps...)
+			if len(merged.Steps) > MaxSteps {
+				p.errf(inc, "more than %d steps with includes", MaxSteps)
+				return s
+			}
 		}
 		for k, v := range s.Vars {
 			merged.Vars[k] = v
@@ -167,10 +330,58 @@ func (p *parser) parse(file string, b []byte) *Scenario {
 		s.Vars, s.Cards, s.Hosts = merged.Vars, merged.Cards, merged.Hosts
 		s.Steps = append(merged.Steps, s.Steps...)
 	}
-	if p.depth == 0 {
+	if len(p.chain) <= 1 && !p.includeFailed {
 		p.check(root, s)
 	}
 	return s
+}
+
+// include reads one include: each file at most once per scenario, no
+// cycles, under the roots, bounded in size and number.
+func (p *parser) include(from string, inc *yaml.Node) *Scenario {
+	written := p.str(inc)
+	if written == "" {
+		return nil
+	}
+	before := len(p.errs)
+	defer func() {
+		if len(p.errs) > before {
+			p.includeFailed = true
+		}
+	}()
+	name, err := p.resolveInclude(from, written)
+	if err != nil {
+		p.errf(inc, "include %s: %v", quotePath(written), err)
+		return nil
+	}
+	k := p.key(name)
+	for i, c := range p.chain {
+		if c == k {
+			cycle := append(append([]string{}, p.chain[i:]...), k)
+			for j := range cycle {
+				cycle[j] = filepath.Base(cycle[j])
+			}
+			p.errf(inc, "include cycle: %s", strings.Join(cycle, " -> "))
+			return nil
+		}
+	}
+	if where, ok := p.loaded[k]; ok {
+		p.errf(inc, "include %s: already included (at %s); a file is included at most once per scenario", quotePath(written), where)
+		return nil
+	}
+	if len(p.loaded) >= MaxFiles {
+		p.errf(inc, "include %s: more than %d files in one scenario", quotePath(written), MaxFiles)
+		return nil
+	}
+	p.loaded[k] = fmt.Sprintf("%s:%d", p.file, inc.Line)
+	b, err := p.read(name)
+	if err != nil {
+		p.errf(inc, "include %s: %v", quotePath(written), err)
+		return nil
+	}
+	p.chain = append(p.chain, k)
+	defer func() { p.chain = p.chain[:len(p.chain)-1] }()
+	return p.parse(name, b)
 }
 
 // check validates what only makes sense on the whole scenario.
@@ -186,11 +397,11 @@ func (p *parser) check(root *yaml.Node, s *Scenario) {
 			switch ref.kind {
 			case "card":
 				if _, ok := s.Cards[ref.name]; !ok {
-					p.errAt(st.File, ref.line, "step %q: no card named %q (declared: %s)", st.Do, ref.name, keys(s.Cards))
+					p.errAt(st.File, ref.line, "step %q: no card named %s%s (declared: %s)", st.Do, quote(ref.name), didYouMean(ref.name, keysOf(s.Cards)), keys(s.Cards))
 				}
 			case "host":
 				if _, ok := s.Hosts[ref.name]; !ok {
-					p.errAt(st.File, ref.line, "step %q: no host named %q (declared: %s)", st.Do, ref.name, keys(s.Hosts))
+					p.errAt(st.File, ref.line, "step %q: no host named %s%s (declared: %s)", st.Do, quote(ref.name), didYouMean(ref.name, keysOf(s.Hosts)), keys(s.Hosts))
 				}
 			}
 		}
@@ -198,9 +409,25 @@ func (p *parser) check(root *yaml.Node, s *Scenario) {
 	for name, c := range s.Cards {
 		if c.CardIDFrom != "" {
 			if _, ok := s.Cards[c.CardIDFrom]; !ok || c.CardIDFrom == name {
-				p.errAt(c.File, c.Line, "card %q: cardid_from %q is not another declared card", name, c.CardIDFrom)
+				p.errAt(c.File, c.Line, "card %q: cardid_from %s is not another declared card", name, quote(c.CardIDFrom))
 			}
 		}
+	}
+	for _, hn := range sortedStrings(keysOf(s.Hosts)) {
+		if _, err := knobs(s.Hosts[hn]); err != nil {
+			var pe ParseErrors
+			if errors.As(err, &pe) {
+				p.errs = append(p.errs, pe...)
+			}
+		}
+	}
+	if len(s.Steps) > MaxSteps {
+		p.errf(root, "%d steps: a scenario may have at most %d", len(s.Steps), MaxSteps)
+		return
+	}
+	p.checkVariables(s)
+	if n := stepRuns(s.Steps); n > MaxStepRuns {
+		p.errf(root, "the scenario would run %d steps (repeats multiplied out), more than %d", n, MaxStepRuns)
 	}
 }
 
@@ -239,9 +466,9 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("value %q", n.Value)
+		return "value " + quote(n.Value)
 	case yaml.AliasNode:
-		return "alias"
+		return "YAML alias (write the value out)"
 	}
 	return "document"
 }
@@ -263,11 +490,11 @@ func (p *parser) mapping(n *yaml.Node, fields map[string]func(k, v *yaml.Node)) 
 				known = append(known, name)
 			}
 			sort.Strings(known)
-			p.errf(k, "unknown key %q (known: %s)", k.Value, strings.Join(known, ", "))
+			p.errf(k, "unknown key %s%s (known: %s)", quote(k.Value), didYouMean(k.Value, known), strings.Join(known, ", "))
 			continue
 		}
 		if seen[k.Value] {
-			p.errf(k, "key %q given twice", k.Value)
+			p.errf(k, "key %s given twice", quote(k.Value))
 		}
 		seen[k.Value] = true
 		f(k, v)
@@ -311,7 +538,7 @@ func (p *parser) strList(n *yaml.Node) []string {
 func (p *parser) int(n *yaml.Node) int64 {
 	v, err := strconv.ParseInt(p.str(n), 0, 64)
 	if err != nil {
-		p.errf(n, "want a whole number, got %q", n.Value)
+		p.errf(n, "want a whole number, got %s", quote(n.Value))
 	}
 	return v
 }
@@ -323,32 +550,50 @@ func (p *parser) bool(n *yaml.Node) bool {
 	case "false", "no", "off":
 		return false
 	}
-	p.errf(n, "want true or false, got %q", n.Value)
+	p.errf(n, "want true or false, got %s%s", quote(n.Value), didYouMean(n.Value, []string{"true", "false"}))
 	return false
 }
 
 // ParseDuration reads Go durations plus days ("3d", "1d12h"), the unit
-// enrollment flows think in.
+// enrollment flows think in. Negative durations and durations over 100
+// years are refused: the virtual clock only moves forward, and an overflow
+// would wrap.
 func ParseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("bad duration %s (want e.g. 3d, 36h, 90s)", quote(s))
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("negative duration %s: the clock only moves forward", quote(s))
+	}
 	var total time.Duration
 	rest := s
-	if i := strings.Index(rest, "d"); i > 0 {
-		days, err := strconv.Atoi(rest[:i])
+	if i := strings.Index(rest, "d"); i >= 0 {
+		days, err := strconv.ParseUint(rest[:i], 10, 32)
 		if err != nil {
-			return 0, fmt.Errorf("bad duration %q (want e.g. 3d, 36h, 90s)", s)
+			return 0, bad
+		}
+		if days > uint64(maxDuration/(24*time.Hour)) {
+			return 0, fmt.Errorf("duration %s is longer than 100 years", quote(s))
 		}
 		total = time.Duration(days) * 24 * time.Hour
 		rest = rest[i+1:]
 	}
 	if rest != "" {
+		if strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
+			return 0, bad
+		}
 		d, err := time.ParseDuration(rest)
 		if err != nil {
-			return 0, fmt.Errorf("bad duration %q (want e.g. 3d, 36h, 90s)", s)
+			return 0, bad
+		}
+		if d > maxDuration {
+			return 0, fmt.Errorf("duration %s is longer than 100 years", quote(s))
 		}
 		total += d
 	}
-	if s == "" {
-		return 0, errors.New("empty duration")
+	if total > maxDuration {
+		return 0, fmt.Errorf("duration %s is longer than 100 years", quote(s))
 	}
 	return total, nil
 }
@@ -363,7 +608,7 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 		"profile": func(k, v *yaml.Node) {
 			c.Profile = p.str(v)
 			if c.Profile != "blank" && c.Profile != "initialized" {
-				p.errf(v, "profile %q: want blank or initialized", c.Profile)
+				p.errf(v, "profile %s: want blank or initialized%s", quote(c.Profile), didYouMean(c.Profile, []string{"blank", "initialized"}))
 			}
 		},
 		"pin":         func(k, v *yaml.Node) { c.PIN = p.str(v) },
@@ -373,23 +618,28 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 		"cache_mode": func(k, v *yaml.Node) {
 			c.CacheMode = p.str(v)
 			if c.CacheMode != "global" && c.CacheMode != "session-only" && c.CacheMode != "none" {
-				p.errf(v, "cache_mode %q: want global, session-only or none", c.CacheMode)
+				p.errf(v, "cache_mode %s: want global, session-only or none%s", quote(c.CacheMode), didYouMean(c.CacheMode, []string{"global", "session-only", "none"}))
 			}
 		},
-		"read_only":      func(k, v *yaml.Node) { c.ReadOnly = p.bool(v) },
-		"max_containers": func(k, v *yaml.Node) { c.MaxContainers = int(p.int(v)) },
+		"read_only": func(k, v *yaml.Node) { c.ReadOnly = p.bool(v) },
+		"max_containers": func(k, v *yaml.Node) {
+			c.MaxContainers = int(p.int(v))
+			if c.MaxContainers < 0 || c.MaxContainers > 255 {
+				p.errf(v, "max_containers %d: want 0 (the card's own limit) to 255", c.MaxContainers)
+			}
+		},
 		"faults": func(k, v *yaml.Node) {
 			for _, f := range p.seq(v) {
 				name := p.str(f)
 				if !fault.Known(name) {
-					p.errf(f, "unknown card fault %q (known: %s)", name, strings.Join(fault.Names(), ", "))
+					p.errf(f, "unknown card fault %s%s (known: %s)", quote(name), didYouMean(name, fault.Names()), strings.Join(fault.Names(), ", "))
 				}
 				c.Faults = append(c.Faults, name)
 			}
 		},
 	})
 	if len(c.PIN) < 4 || len(c.PIN) > 16 {
-		p.errf(v, "card %q: PIN %q must have 4 to 16 characters", c.Name, c.PIN)
+		p.errf(v, "card %s: the PIN must have 4 to 16 characters, it has %d", quote(c.Name), len(c.PIN))
 	}
 	return c
 }
@@ -397,7 +647,7 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 func (p *parser) hexField(v *yaml.Node, n int, what string) string {
 	s := strings.ReplaceAll(p.str(v), " ", "")
 	if len(s) != 2*n || !isHex(s) {
-		p.errf(v, "%s %q: want %d hex digits", what, v.Value, 2*n)
+		p.errf(v, "%s %s: want %d hex digits", what, quote(v.Value), 2*n)
 	}
 	return s
 }
@@ -445,7 +695,7 @@ func (p *parser) steps(v *yaml.Node) []*Step {
 }
 
 // step parses one step. The keys an action takes are checked when the
-// action is bound (see actions.go), so that an unknown argument is
+// action is bound (see action.go), so that an unknown argument is
 // reported with the action's own list of arguments.
 func (p *parser) step(n *yaml.Node) *Step {
 	if n.Kind != yaml.MappingNode {
@@ -468,13 +718,13 @@ func (p *parser) step(n *yaml.Node) *Step {
 			st.Sub = p.steps(v)
 		default:
 			if _, dup := st.Args[k.Value]; dup {
-				p.errf(k, "key %q given twice", k.Value)
+				p.errf(k, "key %s given twice", quote(k.Value))
 			}
 			st.Args[k.Value] = v
 		}
 	}
 	if st.Do == "" {
-		p.errf(n, "step has no do: (actions: %s)", strings.Join(ActionNames(), ", "))
+		p.errf(n, "step has no do: (cardharness actions lists the actions)")
 		return nil
 	}
 	if (st.Do == "repeat") != (st.Sub != nil) {
@@ -482,18 +732,23 @@ func (p *parser) step(n *yaml.Node) *Step {
 	}
 	a, ok := actions[st.Do]
 	if !ok {
-		p.errf(n, "unknown action %q (actions: %s)", st.Do, strings.Join(ActionNames(), ", "))
+		p.errf(n, "unknown action %s%s (cardharness actions lists them)", quote(st.Do), didYouMean(st.Do, ActionNames()))
 		return nil
 	}
 	st.action = a
-	for name, arg := range st.Args {
-		if !a.takes(name) {
-			p.errf(arg, "action %q takes no argument %q (it takes: %s)", st.Do, name, strings.Join(a.argNames(), ", "))
+	for _, name := range sortedStrings(keysOf(st.Args)) {
+		arg := st.Args[name]
+		decl := a.arg(name)
+		if decl == nil {
+			known := append(a.argNames(), "name", "expect", "save")
+			p.errf(arg, "action %q takes no argument %s%s (it takes: %s)", st.Do, quote(name), didYouMean(name, known), strings.Join(a.argNames(), ", "))
+			continue
 		}
+		p.checkArg(st, decl, arg)
 	}
-	for _, req := range a.Required {
-		if _, ok := st.Args[req]; !ok {
-			p.errf(n, "action %q needs %s:", st.Do, req)
+	for _, decl := range a.Args {
+		if _, ok := st.Args[decl.Name]; decl.Required && !ok {
+			p.errf(n, "action %q needs %s:", st.Do, decl.Name)
 		}
 	}
 	if st.Expect != nil {
@@ -502,15 +757,98 @@ func (p *parser) step(n *yaml.Node) *Step {
 	return st
 }
 
+// checkArg checks a literal argument against its declaration; values with
+// $references are checked once the whole scenario is known (variables)
+// and again at run time (their values).
+func (p *parser) checkArg(st *Step, decl *Arg, v *yaml.Node) {
+	if decl.Type == Command {
+		if v.Kind == yaml.SequenceNode {
+			if len(v.Content) == 0 {
+				p.errf(v, "%s: empty command", decl.Name)
+			}
+			for _, w := range v.Content {
+				p.str(w)
+			}
+			return
+		}
+	}
+	if v.Kind != yaml.ScalarNode {
+		p.errf(v, "%s: want a value, got a %s", decl.Name, kindName(v))
+		return
+	}
+	if decl.Type.isObject() {
+		if !isVarRef(v.Value) || refRE.FindStringSubmatch(v.Value) == nil {
+			p.errf(v, "%s: want a saved %s such as $%s.%s, got %s", decl.Name, decl.Type, exampleVar(decl.Type), savedField[decl.Type], quote(v.Value))
+		}
+		return
+	}
+	if hasRef(v.Value) {
+		return
+	}
+	if err := decl.check(v.Value); err != nil {
+		p.errf(v, "%s: %v", decl.Name, err)
+	}
+}
+
+// checkExpected: an expected value a field of its type can never have is a
+// mistake in the file, not a failure of the card.
+func (p *parser) checkExpected(f *Field, v *yaml.Node) {
+	switch f.Type {
+	case Int:
+		if _, err := strconv.ParseFloat(strings.TrimSpace(v.Value), 64); err != nil {
+			p.errf(v, "expect.result.%s is a number, got %s", f.Name, quote(v.Value))
+		}
+	case Bool:
+		if _, ok := parseBool(v.Value); !ok {
+			p.errf(v, "expect.result.%s is true or false, got %s%s", f.Name, quote(v.Value), didYouMean(v.Value, []string{"true", "false"}))
+		}
+	}
+}
+
+func exampleVar(t Type) string {
+	switch t {
+	case Key:
+		return "k"
+	case CSR:
+		return "req"
+	case Dummy:
+		return "pending"
+	}
+	return "issued"
+}
+
 func (p *parser) expect(st *Step, a *Action) {
 	p.mapping(st.Expect, map[string]func(k, v *yaml.Node){
 		"error": func(k, v *yaml.Node) {
 			name := p.str(v)
 			if name != "none" && !validErrorName(name) {
-				p.errf(v, "unknown error %q: use a Windows name such as CRYPT_E_NO_KEY_PROPERTY, a hex value such as 0x8009200B, or none", name)
+				p.errf(v, "unknown error %s%s: use a Windows name such as CRYPT_E_NO_KEY_PROPERTY, a hex value such as 0x8009200B, or none", quote(name), didYouMean(name, errorNames()))
 			}
 			st.ExpectError = name
 		},
-		"result": func(k, v *yaml.Node) { st.ExpectResult = v },
+		"result": func(k, v *yaml.Node) {
+			st.ExpectResult = v
+			if v.Kind != yaml.MappingNode {
+				p.errf(v, "expect.result: want a mapping of result fields, got a %s", kindName(v))
+				st.ExpectResult = nil
+				return
+			}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				f, val := v.Content[i], v.Content[i+1]
+				if a.field(f.Value) == nil {
+					fields := "none: it has no result"
+					if len(a.Result) > 0 {
+						fields = strings.Join(a.fieldNames(), ", ")
+					}
+					p.errf(f, "action %q has no result field %s%s (fields: %s)", a.Name, quote(f.Value), didYouMean(f.Value, a.fieldNames()), fields)
+				}
+				if val.Kind != yaml.ScalarNode && val.Kind != yaml.SequenceNode {
+					p.errf(val, "expect.result.%s: want a value or a list, got a %s", f.Value, kindName(val))
+				}
+				if fd := a.field(f.Value); fd != nil && val.Kind == yaml.ScalarNode && !hasRef(val.Value) {
+					p.checkExpected(fd, val)
+				}
+			}
+		},
 	})
 }

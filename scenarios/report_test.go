@@ -104,7 +104,7 @@ func TestVerbosePrintsEachStep(t *testing.T) {
 		return
 	}
 	var w bytes.Buffer
-	res, err := Run(context.Background(), []Ref{{Path: "testdata/timeline.yaml"}}, Options{Stack: "pcscd", Verbose: true, Progress: &w})
+	res, err := RunAll(context.Background(), []Ref{{Path: "testdata/timeline.yaml"}}, Options{Stack: "pcscd", Verbose: true, Progress: &w})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 func runBuiltin(t *testing.T, opts Options) []Result {
 	t.Helper()
 	opts.Parallel = 2
-	res, err := Run(context.Background(), BuiltinRefs(), opts)
+	res, err := RunAll(context.Background(), BuiltinRefs(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,32 +28,28 @@ func runBuiltin(t *testing.T, opts Options) []Result {
 	return res
 }
 
-func requireAllPass(t *testing.T, res []Result) {
-	t.Helper()
-	for _, r := range res {
-		if r.Status != Pass {
-			var b bytes.Buffer
-			WriteText(&b, []Result{r})
-			t.Errorf("%s: %s", r.Name, b.String())
-		}
+// TestScenarios runs the built-in suite in process, one subtest per
+// scenario: go test ./scenarios -run 'Scenarios/seed' runs the seed ones.
+func TestScenarios(t *testing.T) {
+	if n := len(BuiltinRefs()); n < 18 {
+		t.Fatalf("only %d built-in scenarios", n)
 	}
+	RunWith(t, Options{Stack: "direct"}, "builtin")
 }
 
-func TestBuiltinSuiteDirect(t *testing.T) {
-	requireAllPass(t, runBuiltin(t, Options{Stack: "direct"}))
-}
-
-func TestBuiltinSuitePCSCD(t *testing.T) {
+// TestScenariosPCSCD runs it on private pcscd stacks, as cardharness run
+// does by default.
+func TestScenariosPCSCD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the pcscd run starts a private stack per scenario")
 	}
-	requireAllPass(t, runBuiltin(t, Options{Stack: "pcscd"}))
+	Run(t, "builtin")
 }
 
-// TestCounterFaultBreaksExactlyTheBumpDependentScenarios: with cards that
+// TestCounterFaultBreaksExactlyTheBumpDependentOnes: with cards that
 // drop cardcf writes, the scenarios tagged bump-dependent fail, each with a
 // diff, and no other scenario does.
-func TestCounterFaultBreaksExactlyTheBumpDependentScenarios(t *testing.T) {
+func TestCounterFaultBreaksExactlyTheBumpDependentOnes(t *testing.T) {
 	res := runBuiltin(t, Options{Stack: "direct", CardFaults: []string{"drop-cardcf-writes"}})
 	var want, got []string
 	for _, ref := range BuiltinRefs() {
@@ -115,11 +113,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 
 func TestBadKnobIsAFileLineError(t *testing.T) {
 	src := "name: x\nhosts:\n  h:\n    knobs: {propagation_delay: soon, shiny: true}\nsteps:\n  - {do: advance, by: 1s}\n"
-	sc, err := Load(fstest.MapFS{"k.yaml": {Data: []byte(src)}}, "k.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = knobs(sc.Hosts["h"])
+	_, err := Load(fstest.MapFS{"k.yaml": {Data: []byte(src)}}, "k.yaml")
 	for _, want := range []string{"k.yaml:4: host \"h\": knob propagation_delay: bad duration \"soon\"", "k.yaml:4: host \"h\": unknown knob \"shiny\""} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("knob error %v lacks %q", err, want)
@@ -129,7 +123,7 @@ func TestBadKnobIsAFileLineError(t *testing.T) {
 
 func TestJUnitIsWellFormedWithOneTestcasePerScenario(t *testing.T) {
 	refs := []Ref{{Path: "builtin/store/s9-no-provinfo.yaml", Builtin: true}, {Path: "testdata/failing.yaml"}}
-	res, err := Run(context.Background(), refs, Options{Stack: "direct", TraceDir: t.TempDir()})
+	res, err := RunAll(context.Background(), refs, Options{Stack: "direct", TraceDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,29 +182,47 @@ func TestSameSeedSameRun(t *testing.T) {
 	}
 }
 
-// TestReadmeExampleRuns keeps the worked example in README.md true: it is
-// extracted from the README and run.
-func TestReadmeExampleRuns(t *testing.T) {
+// TestReadmeExamplesRun keeps the scenarios in README.md true: every
+// ```yaml block that is a scenario (starts with name:) is extracted and
+// run.
+func TestReadmeExamplesRun(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
-	example, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no ```yaml example")
+	n := 0
+	rest := string(readme)
+	for {
+		var ok bool
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+		if !ok {
+			break
+		}
+		example, after, ok := strings.Cut(rest, "```")
+		if !ok {
+			t.Fatal("README.md has an unterminated ```yaml block")
+		}
+		rest = after
+		if !strings.HasPrefix(example, "name:") {
+			continue
+		}
+		n++
+		name := fmt.Sprintf("README.md example %d", n)
+		sc, err := Parse(fstest.MapFS{}, name, []byte(example))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := RunOne(context.Background(), sc, Options{Stack: "direct"}); r.Status != Pass {
+			t.Errorf("%s (%s) does not pass: %s\n%s", name, sc.Name, r.Failure, r.Diff)
+		}
 	}
-	sc, err := Parse(fstest.MapFS{}, "README.md example", []byte(example))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := RunOne(context.Background(), sc, Options{Stack: "direct"}); r.Status != Pass {
-		t.Fatalf("the README example does not pass: %s\n%s", r.Failure, r.Diff)
+	if n < 2 {
+		t.Fatalf("found %d scenario examples in README.md, want the seed bug and the walkthrough", n)
 	}
 }
 
 func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
-	res, err := Run(context.Background(), []Ref{{Path: "testdata/failing.yaml"}}, Options{Stack: "direct"})
+	res, err := RunAll(context.Background(), []Ref{{Path: "testdata/failing.yaml"}}, Options{Stack: "direct"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +233,30 @@ func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
 	for _, want := range []string{"0 passed, 1 failed", "a scenario whose expectation is wrong", "testdata/failing.yaml:10", "Expected vs observed", `class="sc fail"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+}
+
+// TestScenariosSubtestsAreSelectable: go test -run 'Scenarios/seed' runs
+// the seed scenarios and no other (checked on this test binary).
+func TestScenariosSubtestsAreSelectable(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestScenarios$/seed", "-test.v")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var ran []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- PASS: TestScenarios/"); ok {
+			ran = append(ran, name)
+		}
+	}
+	if len(ran) != 2 {
+		t.Fatalf("ran %q, want the two seed scenarios", ran)
+	}
+	for _, r := range ran {
+		if !strings.HasPrefix(r, "seed") {
+			t.Errorf("ran %s", r)
 		}
 	}
 }

@@ -8,8 +8,21 @@
 // processes, an out-of-band writer with its counter-bump policy, the CA,
 // the clock, an external tool) and arguments, and may carry expectations:
 // the Windows error it must produce, and fields of its result. The file
-// format is documented in README.md ("Scenario files"); the built-in suite
-// lives in builtin/ and is embedded in the binary.
+// format is documented in README.md ("Scenario files") and
+// docs/scenarios.md; the built-in suite lives in builtin/ and is embedded
+// in the binary.
+//
+// Adding an action: in the actor's file (actions_host.go, ...), or a new
+// actions_NAME.go, register an *Action from an init function: its Name,
+// Actor, one-sentence Doc, Args (each with Type, and Default, Values, Min,
+// Max as they apply; shared ones such as argHost and processArgs are in
+// action.go), Result fields with types and meaning, the Errors it is known
+// to return, a one-line Example, and Run, a named function
+// func(e *env, s *stepCtx) (Values, error) that reads its arguments with
+// s.str, s.int, s.bool, s.duration, s.cert, s.obj (already checked against
+// the declaration) and returns only declared fields. Then run
+// go test ./scenarios -update-docs to regenerate the README table and
+// docs/scenarios.md; TestEveryActionIsDocumented checks the declaration.
 package scenarios
 
 import (

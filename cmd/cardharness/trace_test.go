@@ -70,7 +70,7 @@ func TestExecTraceIsPrivateAndMasked(t *testing.T) {
 func TestRunTracesArePrivateAndMasked(t *testing.T) {
 	for _, secrets := range []bool{false, true} {
 		dir := t.TempDir()
-		args := []string{"run", "--stack", "direct", "--trace-dir", dir}
+		args := []string{"run", "--stack", "direct", "--trace-dir", dir, "--out", t.TempDir()}
 		if secrets {
 			args = append(args, "--trace-secrets")
 		}
@@ -94,7 +94,7 @@ func TestRunTracesArePrivateAndMasked(t *testing.T) {
 // TestRunNamesTheFaultOnTheTerminal: the header and the summary of the
 // text report say which fault was injected.
 func TestRunNamesTheFaultOnTheTerminal(t *testing.T) {
-	out, _ := cardharness("run", "--stack", "direct", "--trace-dir", t.TempDir(), "--fault", "drop-cardcf-writes", "../../scenarios/testdata/timeline.yaml").CombinedOutput()
+	out, _ := cardharness("run", "--stack", "direct", "--trace-dir", t.TempDir(), "--out", t.TempDir(), "--fault", "drop-cardcf-writes", "../../scenarios/testdata/timeline.yaml").CombinedOutput()
 	for _, want := range []string{"(stack direct, injected faults: drop-cardcf-writes, parallel 2)",
 		"injected faults: drop-cardcf-writes (--fault, every card)", "0 passed, 1 failed with injected faults: drop-cardcf-writes"} {
 		if !strings.Contains(string(out), want) {

@@ -457,3 +457,22 @@ func (s *Stack) Close() error {
 	})
 	return s.closeErr
 }
+
+// Preflight checks that the components Start needs are installed, without
+// starting anything: a caller about to start many stacks reports a missing
+// pcscd or vpcd driver once, up front.
+func Preflight(cfg Config) error {
+	if cfg.Pcscd == "" {
+		cfg.Pcscd = DefaultPcscd
+	}
+	if cfg.Driver == "" {
+		cfg.Driver = DefaultDriver
+	}
+	if _, err := findPcscd(cfg.Pcscd); err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.Driver); err != nil {
+		return &ErrMissing{What: "vpcd driver", Path: cfg.Driver, Package: "vsmartcard-vpcd"}
+	}
+	return nil
+}

@@ -25,3 +25,6 @@ func (*Stack) Insert(int, vcard.Card, ...vpcd.Option) (*vpcd.Link, error) { retu
 func (*Stack) WaitPresent(context.Context, ...int) error                  { return ErrUnsupported }
 func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
 func (*Stack) Close() error                                               { return nil }
+
+// Preflight reports ErrUnsupported outside Linux.
+func Preflight(Config) error { return ErrUnsupported }

@@ -1,5 +1,7 @@
 package scenarios
 
+// The runner: one scenario in this process, setup, then its steps.
+
 import (
 	"bytes"
 	"context"
@@ -11,13 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/harness/vclock"
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
@@ -27,80 +24,7 @@ import (
 	"github.com/cardharness/cardharness/vcard/fault"
 	"github.com/cardharness/cardharness/vcard/gids"
 	"github.com/cardharness/cardharness/vcard/trace"
-	"github.com/cardharness/cardharness/winerr"
 )
-
-// Options configure a run.
-type Options struct {
-	// Stack is "pcscd" (each scenario on its own private pcscd + vpcd, in
-	// its own process) or "direct" (cards in process, no sockets).
-	Stack string
-	// Reader runs against a real card in that reader (system pcscd): the
-	// scenario's first card is that card; steps that need card internals
-	// are skipped and reported.
-	Reader string
-	// Parallel is how many scenarios run at once (default 1).
-	Parallel int
-	// Seed overrides every scenario's seed when SeedSet.
-	Seed    int64
-	SeedSet bool
-	// CardFaults are applied to every virtual card (vcard/fault names).
-	CardFaults []string
-	// TraceDir receives the APDU traces of failed scenarios ("" : none).
-	TraceDir string
-	// Timeout bounds one scenario (default 5 minutes).
-	Timeout time.Duration
-	// Progress receives one line per finished scenario (nil: none).
-	Progress io.Writer
-	// Verbose prints each step's result and timeline events to Progress
-	// as it runs (timeline.go).
-	Verbose bool
-	// TraceSecrets keeps PINs and key material in APDU traces (default:
-	// masked, vcard/trace).
-	TraceSecrets bool
-	Log          *slog.Logger
-}
-
-// Status of a scenario or step.
-const (
-	Pass  = "pass"
-	Fail  = "fail"
-	Skip  = "skip"
-	Error = "error" // the scenario could not run (setup failed)
-)
-
-// StepResult is one step's outcome.
-type StepResult struct {
-	Index    int           `json:"index"`
-	Line     int           `json:"line"`
-	Do       string        `json:"do"`
-	Name     string        `json:"name,omitempty"`
-	Status   string        `json:"status"`
-	Error    string        `json:"error,omitempty"`
-	Diff     string        `json:"diff,omitempty"`
-	Note     string        `json:"note,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-}
-
-// Result is one scenario's outcome.
-type Result struct {
-	Name     string        `json:"name"`
-	File     string        `json:"file"`
-	Status   string        `json:"status"`
-	Seed     int64         `json:"seed"`
-	Stack    string        `json:"stack"`
-	Failure  string        `json:"failure,omitempty"`
-	Diff     string        `json:"diff,omitempty"`
-	Steps    []StepResult  `json:"steps"`
-	Skipped  []string      `json:"skipped,omitempty"`
-	Traces   []string      `json:"traces,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-
-	// Report fields (timeline.go, report.go).
-	Faults   []string       `json:"faults,omitempty"`
-	Hosts    []string       `json:"hosts,omitempty"` // host profiles: name and knobs as written
-	Timeline []TimelineStep `json:"timeline,omitempty"`
-}
 
 // RunOne runs one parsed scenario in this process.
 func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
@@ -134,12 +58,19 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	res.Faults, res.Hosts = e.faults(), e.hostProfiles() // report fields
 	if err := e.setup(); err != nil {
 		res.Status, res.Failure = Error, "setup: "+err.Error()
+		if ctx.Err() != nil {
+			res.Failure = stopReason(ctx, opts.Timeout, 0, len(sc.Steps)) + " (in setup: " + err.Error() + ")"
+		}
 		res.Duration = time.Since(start)
 		return res
 	}
 	res.Status = Pass
 	e.stepEnd(-1, nil, nil) // timeline: the state after setup
 	for i, st := range sc.Steps {
+		if stopped(ctx) {
+			break
+		}
+		e.progress(i+1, len(sc.Steps))
 		e.stepBegin(i, st) // timeline: trace markers
 		sr := e.runStep(i, st)
 		e.stepEnd(i, st, &sr) // timeline: state and events
@@ -154,6 +85,13 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 			res.Diff = sr.Diff
 			break
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// The scenario was stopped (its timeout, or the run was
+		// interrupted): whatever the step in flight reported is a symptom,
+		// the stop is the cause. The steps run so far stay in the result.
+		res.Status, res.Diff = Error, ""
+		res.Failure = stopReason(ctx, opts.Timeout, len(res.Steps), len(sc.Steps))
 	}
 	if res.Status == Pass && !sc.Invariants.Skip {
 		if err := e.checkInvariants(); err != nil {
@@ -257,7 +195,7 @@ func (e *env) setup() error {
 			c.toolEnv = func() ([]string, error) { return e.toolStackFor(card) }
 		}
 	default:
-		st, err := startStack(e.ctx, virt, e.opts.Log)
+		st, err := startStack(e.ctx, virt, e.opts)
 		if err != nil {
 			return err
 		}
@@ -331,6 +269,29 @@ func (e *env) setupRealReader() error {
 	return nil
 }
 
+// stopped reports whether the scenario must stop: checked before every step
+// and every round of a repeat, so a timeout or a signal ends a run within a
+// step.
+func stopped(ctx context.Context) bool { return ctx.Err() != nil }
+
+func stopReason(ctx context.Context, timeout time.Duration, done, total int) string {
+	why := "interrupted"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		why = fmt.Sprintf("timed out after %s (--timeout)", timeout)
+	}
+	if done == 0 {
+		return why + " before the first step"
+	}
+	return fmt.Sprintf("%s during step %d of %d; the steps before it are reported", why, done, total)
+}
+
+// progress reports the step about to run (a live progress line).
+func (e *env) progress(step, steps int) {
+	if e.opts.OnStep != nil {
+		e.opts.OnStep(step, steps)
+	}
+}
+
 // runStep executes one step and checks its expectations.
 func (e *env) runStep(i int, st *Step) StepResult {
 	sr := StepResult{Index: i + 1, Line: st.Line, Do: st.Do, Name: st.Name, Status: Pass}
@@ -342,10 +303,27 @@ func (e *env) runStep(i int, st *Step) StepResult {
 	start := time.Now()
 	s := &stepCtx{e: e, st: st}
 	if st.Do == "repeat" {
+		// times: may come from a saved value: bounded like a literal.
+		if err := s.prepare(); err != nil {
+			sr.Status, sr.Error = Fail, err.Error()
+			return sr
+		}
 		return e.runRepeat(sr, s, start)
 	}
-	res, err := a.Run(e, s)
+	var res Values
+	err := s.prepare()
+	if err == nil {
+		res, err = a.Run(e, s)
+	}
 	sr.Duration = time.Since(start)
+	for k := range res {
+		if f := a.field(k); f == nil || f.ExpectOnly {
+			// The declaration is the contract expect: and $var.field are
+			// checked against; a result outside it is a bug here.
+			sr.Status, sr.Error = Fail, fmt.Sprintf("internal error: action %s returned the undeclared result field %q", a.Name, k)
+			return sr
+		}
+	}
 	if st.Save != "" {
 		if res == nil {
 			res = Values{}
@@ -363,7 +341,7 @@ func (e *env) runStep(i int, st *Step) StepResult {
 	}
 	if st.ExpectResult != nil {
 		if diff := compareResult(st.ExpectResult, res, s.resolve); diff != "" {
-			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result", diff
+			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result"+outputNote(st.ExpectResult, res), diff
 			return sr
 		}
 	}
@@ -375,8 +353,13 @@ func (e *env) runStep(i int, st *Step) StepResult {
 
 // runRepeat runs the nested steps times: times; ${i} is the round.
 func (e *env) runRepeat(sr StepResult, s *stepCtx, start time.Time) StepResult {
-	n := s.int("times", 1)
+	n := s.int("times")
 	for round := 1; round <= n; round++ {
+		if stopped(e.ctx) {
+			sr.Status, sr.Error = Fail, fmt.Sprintf("stopped in round %d of %d", round, n)
+			sr.Duration = time.Since(start)
+			return sr
+		}
 		e.sc.Vars["i"] = fmt.Sprint(round)
 		for j, sub := range s.st.Sub {
 			r := e.runStep(j, sub)
@@ -390,157 +373,6 @@ func (e *env) runRepeat(sr StepResult, s *stepCtx, start time.Time) StepResult {
 	}
 	sr.Duration = time.Since(start)
 	return sr
-}
-
-func checkError(st *Step, err error) (msg, diff string) {
-	want := st.ExpectError
-	if want == "" || want == "none" {
-		if err != nil {
-			return "unexpected error: " + err.Error(), plainDiff(map[string]any{"error": "none"}, map[string]any{"error": errName(err)})
-		}
-		return "", ""
-	}
-	if err == nil {
-		return "expected error " + want + ", the step succeeded", plainDiff(map[string]any{"error": want}, map[string]any{"error": "none"})
-	}
-	code, ok := codeOf(err)
-	if !ok || code != errorCode(want) {
-		return fmt.Sprintf("expected error %s, got: %v", want, err), plainDiff(map[string]any{"error": want}, map[string]any{"error": errName(err)})
-	}
-	return "", ""
-}
-
-func errName(err error) string {
-	if code, ok := codeOf(err); ok {
-		return winerr.Code(code).Name()
-	}
-	return "error: " + err.Error()
-}
-
-// compareResult checks the fields the scenario names; list values compare
-// as lists, everything else as text.
-func compareResult(want *yaml.Node, got Values, resolve func(string) string) string {
-	w := map[string]any{}
-	g := map[string]any{}
-	for i := 0; i+1 < len(want.Content); i += 2 {
-		k, v := want.Content[i].Value, want.Content[i+1]
-		obs, ok := got[k]
-		switch v.Kind {
-		case yaml.SequenceNode:
-			var list []string
-			for _, x := range v.Content {
-				list = append(list, resolve(x.Value))
-			}
-			w[k] = list
-			if !ok {
-				g[k] = absent
-				continue
-			}
-			g[k] = asStrings(obs)
-		default:
-			if k == "output_contains" {
-				out := fmt.Sprint(got["output"])
-				w[k] = resolve(v.Value)
-				g[k] = w[k]
-				if !strings.Contains(out, resolve(v.Value)) {
-					g[k] = "<not in output>"
-				}
-				continue
-			}
-			w[k] = resolve(v.Value)
-			if !ok {
-				g[k] = absent
-				continue
-			}
-			g[k] = fmt.Sprint(obs)
-		}
-	}
-	return plainDiff(w, g)
-}
-
-func asStrings(v any) any {
-	switch x := v.(type) {
-	case []string:
-		return x
-	case []any:
-		var out []string
-		for _, e := range x {
-			out = append(out, fmt.Sprint(e))
-		}
-		return out
-	}
-	return fmt.Sprint(v)
-}
-
-// checkCounters: cardcf counters only move forward (per card, compared
-// with what was seen after the previous step).
-func (e *env) checkCounters() error {
-	for _, n := range sortedStrings(keysOf(e.cards)) {
-		c := e.cards[n]
-		if c.gids == nil {
-			continue
-		}
-		b, ok := c.gids.DO(fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
-		if !ok {
-			continue
-		}
-		cf, err := fs.ParseCardCF(b)
-		if err != nil {
-			return fmt.Errorf("card %s: cardcf unreadable: %v", n, err)
-		}
-		if p := c.lastCF; p != nil {
-			if cf.PinsFreshness < p.PinsFreshness || cf.ContainersFreshness < p.ContainersFreshness || cf.FilesFreshness < p.FilesFreshness {
-				return fmt.Errorf("card %s: cardcf went back from % X to % X (set invariants: counters_may_go_back: true if the scenario means it)", n, p.Bytes(), cf.Bytes())
-			}
-		}
-		c.lastCF = &cf
-	}
-	return nil
-}
-
-// checkInvariants: cmapfile and keymap agree, at most one default, no
-// orphan key files.
-func (e *env) checkInvariants() error {
-	var problems []string
-	for _, n := range sortedStrings(keysOf(e.cards)) {
-		c := e.cards[n]
-		md, closeFn, err := e.mdClient(c)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("card %s: %v", n, err))
-			continue
-		}
-		cmap, err1 := md.Containers(e.ctx)
-		km, err2 := md.KeyMap(e.ctx)
-		closeFn()
-		if err := errors.Join(err1, err2); err != nil {
-			problems = append(problems, fmt.Sprintf("card %s: %v", n, err))
-			continue
-		}
-		if err := fs.CheckConsistent(cmap, km); err != nil {
-			problems = append(problems, fmt.Sprintf("card %s: cmapfile and keymap disagree: %v", n, err))
-		}
-		defaults := 0
-		for i, r := range cmap {
-			if r.IsDefault() && cmap.Valid(i) {
-				defaults++
-			}
-		}
-		if defaults > 1 {
-			problems = append(problems, fmt.Sprintf("card %s: %d default containers (at most one)", n, defaults))
-		}
-		if c.gids != nil {
-			for _, kref := range c.gids.KeyRefs() {
-				i := int(kref) - fs.FirstKeyRef
-				if !cmap.Valid(i) {
-					problems = append(problems, fmt.Sprintf("card %s: orphan key %02X (no valid cmapfile record %d)", n, kref, i))
-				}
-			}
-		}
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -561,70 +393,4 @@ func (e *env) saveTraces(dir string) []string {
 		}
 	}
 	return out
-}
-
-// stackHandle is a scenario's private pcscd with its PC/SC client.
-type stackHandle struct {
-	st      *stack.Stack
-	client  *pcsc.Client
-	readers []string
-}
-
-func startStack(ctx context.Context, cards []vcard.Card, log *slog.Logger) (*stackHandle, error) {
-	st, err := stack.Start(ctx, stack.Config{Cards: cards, Slots: max(2, len(cards)), Log: log})
-	if err != nil {
-		return nil, err
-	}
-	if err := pcsc.UseSocket(st.SocketPath()); err != nil {
-		st.Close()
-		return nil, err
-	}
-	client, err := pcsc.NewClient()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	h := &stackHandle{st: st, client: client}
-	for i := range cards {
-		h.readers = append(h.readers, st.Slots()[i].Reader)
-	}
-	return h, nil
-}
-
-func (h *stackHandle) connect(ctx context.Context, reader string) (pcsc.Transport, error) {
-	return h.client.Connect(ctx, reader)
-}
-
-func (h *stackHandle) close() {
-	if h.client != nil {
-		h.client.Close()
-	}
-	h.st.Close()
-}
-
-// toolStackFor gives a tool step in direct mode a stack of its own holding
-// the same in-process card (this process never binds libpcsclite to it:
-// only the tool, a subprocess, talks to that pcscd).
-func (e *env) toolStackFor(card vcard.Card) ([]string, error) {
-	if e.stack == nil {
-		st, err := stack.Start(e.ctx, stack.Config{Cards: []vcard.Card{card}, Slots: 2, Log: e.opts.Log})
-		if err != nil {
-			return nil, err
-		}
-		e.stack = &stackHandle{st: st}
-	}
-	return e.stack.st.Env(), nil
-}
-
-// Summary counts results by status.
-func Summary(results []Result) map[string]int {
-	m := map[string]int{}
-	for _, r := range results {
-		m[r.Status]++
-	}
-	return m
-}
-
-func sortResults(rs []Result) {
-	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
 }

@@ -1,0 +1,113 @@
+package scenarios
+
+// The results of a run: options in, per-step and per-scenario outcomes out.
+
+import (
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// Options configure a run.
+type Options struct {
+	// Stack is "pcscd" (each scenario on its own private pcscd + vpcd, in
+	// its own process) or "direct" (cards in process, no sockets).
+	Stack string
+	// Reader runs against a real card in that reader (system pcscd): the
+	// scenario's first card is that card; steps that need card internals
+	// are skipped and reported.
+	Reader string
+	// Parallel is how many scenarios run at once (default 1).
+	Parallel int
+	// Seed overrides every scenario's seed when SeedSet.
+	Seed    int64
+	SeedSet bool
+	// CardFaults are applied to every virtual card (vcard/fault names).
+	CardFaults []string
+	// TraceDir receives the APDU traces of failed scenarios ("" : none).
+	TraceDir string
+	// Timeout bounds one scenario (default 5 minutes).
+	Timeout time.Duration
+	// Progress receives one line per finished scenario (nil: none).
+	Progress io.Writer `json:"-"`
+	// OnProgress is told which scenario and step are running (for a live
+	// progress line); calls may come from several goroutines.
+	OnProgress func(Progress) `json:"-"`
+	// OnStep is RunOne's per-step report (Run sets it to feed OnProgress).
+	OnStep func(step, steps int) `json:"-"`
+	// Verbose prints each step's result and timeline events to Progress
+	// as it runs (timeline.go).
+	Verbose bool
+	// TraceSecrets keeps PINs and key material in APDU traces (default:
+	// masked, vcard/trace).
+	TraceSecrets bool
+	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
+	// or /usr/sbin).
+	Pcscd string       `json:",omitempty"`
+	Log   *slog.Logger `json:"-"`
+}
+
+// Progress says where a run is: scenario Scenario of Scenarios (counted
+// as they start), at step Step of Steps.
+type Progress struct {
+	Scenario, Scenarios int
+	Name                string
+	Step, Steps         int
+	// Done: the scenario has finished (its result line follows).
+	Done bool
+}
+
+// Status of a scenario or step.
+const (
+	Pass  = "pass"
+	Fail  = "fail"
+	Skip  = "skip"
+	Error = "error" // the scenario could not run (setup failed)
+)
+
+// StepResult is one step's outcome.
+type StepResult struct {
+	Index    int           `json:"index"`
+	Line     int           `json:"line"`
+	Do       string        `json:"do"`
+	Name     string        `json:"name,omitempty"`
+	Status   string        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	Diff     string        `json:"diff,omitempty"`
+	Note     string        `json:"note,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Result is one scenario's outcome.
+type Result struct {
+	Name     string        `json:"name"`
+	File     string        `json:"file"`
+	Status   string        `json:"status"`
+	Seed     int64         `json:"seed"`
+	Stack    string        `json:"stack"`
+	Failure  string        `json:"failure,omitempty"`
+	Diff     string        `json:"diff,omitempty"`
+	Steps    []StepResult  `json:"steps"`
+	Skipped  []string      `json:"skipped,omitempty"`
+	Traces   []string      `json:"traces,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+
+	// Report fields (timeline.go, report.go).
+	Faults   []string       `json:"faults,omitempty"`
+	Hosts    []string       `json:"hosts,omitempty"` // host profiles: name and knobs as written
+	Timeline []TimelineStep `json:"timeline,omitempty"`
+}
+
+// Summary counts results by status.
+func Summary(results []Result) map[string]int {
+	m := map[string]int{}
+	for _, r := range results {
+		m[r.Status]++
+	}
+	return m
+}
+
+func sortResults(rs []Result) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
+}
