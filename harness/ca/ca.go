@@ -376,7 +376,7 @@ type policyRequest struct {
 	tmpl    *Template
 }
 
-// policyCheck is one numbered check of minidriver-semantics.md §4.2; a
+// policyCheck is one numbered check of docs/reference/minidriver-semantics.md §4.2; a
 // non-nil result denies the request.
 type policyCheck func(c *CA, r *policyRequest) *RequestError
 

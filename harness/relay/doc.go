@@ -13,9 +13,9 @@
 //     /certsrv/retrieve?id=N retrieves a pending request later (only by
 //     the identity that submitted it), as ICertRequest::RetrievePending.
 //   - EST (RFC 7030 §4): GET /.well-known/est/cacerts (no client
-//     certificate needed, §4.1.1), POST /.well-known/est/simpleenroll and
-//     /simplereenroll (PKCS#10 in, certs-only PKCS#7 out, §4.2) and
-//     /fullcmc (CMC in, CMC Full PKI Response out, §4.3), every body
+//     certificate needed, RFC 7030 §4.1.1), POST /.well-known/est/simpleenroll and
+//     /simplereenroll (PKCS#10 in, certs-only PKCS#7 out, RFC 7030 §4.2) and
+//     /fullcmc (CMC in, CMC Full PKI Response out, RFC 7030 §4.3), every body
 //     base64 with Content-Transfer-Encoding: base64.
 //
 // Faults are injected per request (Server.Inject): an HTTP 500, the

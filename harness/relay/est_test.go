@@ -32,7 +32,7 @@ func estBody(t *testing.T, resp *http.Response, body []byte, contentType string)
 
 func TestESTCACerts(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, err := e.client(nil).Get(e.srv.URL() + PathCACerts) // no client certificate needed (§4.1.1)
+	resp, err := e.client(nil).Get(e.srv.URL() + PathCACerts) // no client certificate needed (RFC 7030 §4.1.1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestESTFullCMC(t *testing.T) {
 	if r.Status != ca.CMCSuccess || len(r.Certificates) != 1 || !ca.PublicKeyEqual(r.Certificates[0].PublicKey, testKey(t, 1).Public()) {
 		t.Errorf("success response: %+v", r)
 	}
-	// A denial is still a 200 with a CMC response saying failed (§4.3.2).
+	// A denial is still a 200 with a CMC response saying failed (RFC 7030 §4.3.2).
 	e.srv.Inject(CADeny)
 	resp, body, err = post(t, c, e.srv.URL()+PathFullCMC, ct, e.renewalCMC(t, 2, nil))
 	if err != nil {
@@ -198,7 +198,7 @@ func TestBadHTTPInput(t *testing.T) {
 		{"not base64", "POST", PathSubmit, "", "%%%not base64", 400, "not base64"},
 		{"empty body", "POST", PathSubmit, "", "", 400, "empty body"},
 		{"not a PKCS#10", "POST", PathSimpleEnroll, "application/pkcs10", b64([]byte("hello")), 400, "not a PKCS#10"},
-		{"reenroll with another subject", "POST", PathSimpleReenroll, "application/pkcs10", b64(otherSubject), 400, "§4.2.2"},
+		{"reenroll with another subject", "POST", PathSimpleReenroll, "application/pkcs10", b64(otherSubject), 400, "RFC 7030 §4.2.2"},
 		{"body too large", "POST", PathSubmit, "", strings.Repeat("A", 8192), 413, "larger than 4096"},
 	}
 	for _, tc := range cases {

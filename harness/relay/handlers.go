@@ -104,8 +104,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readBase64 reads a bounded base64 body (line breaks allowed, RFC 7030
-// §4 "base64 encoding"), answering the 4xx itself on failure.
+// readBase64 reads a bounded base64 body (line breaks allowed: RFC 7030 §4
+// "base64 encoding"), answering the 4xx itself on failure.
 func (s *Server) readBase64(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	var buf bytes.Buffer
@@ -298,7 +298,8 @@ func (s *Server) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 // --- EST (RFC 7030) ---
 
 // writeBase64 writes an EST body: base64 in 64-character lines with
-// Content-Transfer-Encoding: base64 (RFC 7030 §4.1.3, §4.2.3, §4.3.2).
+// Content-Transfer-Encoding: base64 (RFC 7030 §4.1.3, RFC 7030 §4.2.3,
+// RFC 7030 §4.3.2).
 func writeBase64(w http.ResponseWriter, status int, contentType string, der []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Transfer-Encoding", "base64")
