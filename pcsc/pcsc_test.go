@@ -25,6 +25,7 @@ func TestDirectTransport(t *testing.T) {
 		{"case 3", []byte{0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x42}, []byte{0x42, 0x90, 0x00}, nil},
 		{"too short", []byte{0x00}, nil, ErrBadCommand},
 		{"nil", nil, nil, ErrBadCommand},
+		{"longer than a vpcd frame", append([]byte{0x00, 0xDB, 0x3F, 0xFF, 0x00, 0xFF, 0xFD}, make([]byte, 65533)...), nil, ErrCommandTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

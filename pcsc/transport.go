@@ -60,6 +60,10 @@ var (
 	// 1-byte command as a control byte (a lone 00 powers the card off and
 	// hangs the reader), so anything under 4 bytes is refused here.
 	ErrBadCommand = errors.New("pcsc: command APDU shorter than 4 bytes")
+	// ErrCommandTooLong: the command is longer than a vpcd frame (65535
+	// bytes). vpcd refuses to send it and drops the card
+	// (docs/reference/vpcd-and-peers.md §1.2), so it is refused here.
+	ErrCommandTooLong = errors.New("pcsc: command APDU longer than 65535 bytes")
 	// ErrAbandoned: an earlier call on this connection hit its deadline and
 	// is still blocked in the PC/SC library; the connection cannot be used
 	// until the card goes away. Reconnect.
@@ -86,10 +90,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// maxCommand is the largest command a vpcd frame carries.
+const maxCommand = 0xFFFF
+
 // checkCommand applies the rules every transport shares.
 func checkCommand(cmd []byte) error {
 	if len(cmd) < 4 {
 		return fmt.Errorf("%w (got %d bytes)", ErrBadCommand, len(cmd))
+	}
+	if len(cmd) > maxCommand {
+		return fmt.Errorf("%w (got %d bytes)", ErrCommandTooLong, len(cmd))
 	}
 	return nil
 }

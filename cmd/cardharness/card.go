@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,18 +85,22 @@ func (s *cardSpec) build(n, total int) (vcard.Card, func() error, error) {
 			if total > 1 {
 				dir = filepath.Join(dir, fmt.Sprintf("card%d", n))
 			}
+			// OpenDir locks the directory for as long as this card
+			// runs: a second card on it is refused, naming our PID.
 			var err error
 			if st, err = store.OpenDir(dir); err != nil {
 				return nil, nil, err
 			}
 		}
 		g, err := gids.New(gids.Options{Store: st, ATR: atr})
+		if err == nil {
+			err = s.applyProfile(g)
+		}
 		if err != nil {
+			st.Close()
 			return nil, nil, err
 		}
-		if err := s.applyProfile(g); err != nil {
-			return nil, nil, err
-		}
+		closeFn = st.Close
 		card = g
 	default:
 		return nil, nil, usageError{fmt.Sprintf("--card %q: unknown card type (known: gids, echo)", s.kind)}
@@ -108,12 +113,14 @@ func (s *cardSpec) build(n, total int) (vcard.Card, func() error, error) {
 		}
 		f, err := trace.Create(name)
 		if err != nil {
+			closeFn()
 			return nil, nil, err
 		}
 		tw := trace.NewWriter(f)
 		tw.KeepSecrets = s.secrets
 		card = trace.Card(card, tw)
-		closeFn = f.Close
+		closeStore := closeFn
+		closeFn = func() error { return errors.Join(f.Close(), closeStore()) }
 	}
 	return card, closeFn, nil
 }

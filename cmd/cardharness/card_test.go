@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,5 +127,50 @@ func TestCardStatePersistsAcrossRestart(t *testing.T) {
 	want := append([]byte{0xDF, 0x20, 0x10}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x90, 0x00)
 	if !bytes.Equal(resp, want) {
 		t.Errorf("cardid after restart: % X", resp)
+	}
+}
+
+// Issue 8 finding 4: a second card on the same --state directory is
+// refused with an error naming the first one's PID, and the first card
+// keeps working.
+func TestCardRefusesALockedStateDir(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	f := newFakeVPCD(t)
+	first := cardharness("card", "--vpcd", f.ln.Addr().String(), "--state", state, "--profile", "initialized")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		first.Process.Signal(syscall.SIGTERM)
+		first.Wait()
+	}()
+	f.accept()
+	f.xfer(selectGIDS...)
+
+	f2 := newFakeVPCD(t)
+	second := cardharness("card", "--vpcd", f2.ln.Addr().String(), "--state", state)
+	var stderr bytes.Buffer
+	second.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("second card on the same --state exited 0")
+		}
+	case <-time.After(10 * time.Second):
+		second.Process.Kill()
+		<-done
+		t.Fatalf("second card on the same --state kept running; stderr: %s", stderr.String())
+	}
+	msg := stderr.String()
+	if !strings.Contains(msg, state) || !strings.Contains(msg, fmt.Sprintf("PID %d", first.Process.Pid)) {
+		t.Errorf("stderr %q does not name the state directory and PID %d", msg, first.Process.Pid)
+	}
+	if resp := f.xfer(selectGIDS...); !bytes.HasSuffix(resp, []byte{0x90, 0x00}) {
+		t.Errorf("first card after the refused second: % X", resp)
 	}
 }

@@ -52,11 +52,25 @@
 //     DO, §2.3). The same rule covers every case: short Le=00 gives
 //     256-byte parts, a smaller Le gives smaller parts (ISO allows 61xx
 //     here; 6Cxx would make the host resend the command, and OpenSC needs
-//     neither), an extended Le gives up to 65536 bytes at once, and a
-//     command without Le (case 1/3, Ne = 0) gets no data, only 61xx. The
-//     last point matches GidsApplet's GENERATE ASYMMETRIC KEY PAIR answer
-//     61 00 / 61 8C, which OpenSC turns into 9000 (§2.10); handlers that
-//     have nothing to say to a case 3 command should simply return no data.
+//     neither), an extended Le gives up to MaxResponseData (65533) bytes at
+//     once, since a vpcd frame carries 65535 bytes with the status word
+//     (a longer one makes vpcd drop the card).
+//
+//   - A command without Le (case 1/3) that has response data is answered
+//     as if Le were 256: up to 256 bytes with the handler's status word,
+//     more with 256 bytes and 61xx. This is what GidsApplet does
+//     (TransmitManager.sendData assumes 256 when "le has not been set", a
+//     fix for VMware's shared reader, which strips Le) and what Windows
+//     relies on: its inbox minidriver sends the GIDS SELECT
+//     00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 without Le and sends no
+//     GET RESPONSE after it (§1.2, §1.4); GENERAL AUTHENTICATE and GET
+//     DATA are treated alike. ISO 7816-4 would have the card send no data
+//     to a case 3 command; a card that answers 61xx there risks being
+//     taken for an unknown device. The exception, again as in GidsApplet,
+//     is GENERATE ASYMMETRIC KEY PAIR (Session.WithholdWithoutLe): without
+//     Le it answers 61 00 / 61 8C and no data, which OpenSC turns into
+//     9000 (§2.10). Handlers that have nothing to say to a case 3 command
+//     simply return no data.
 //     GET RESPONSE with nothing pending is answered 6985 (the status
 //     GidsApplet's documentation gives, though its code sends an empty
 //     9000; an error shows a confused host more clearly), with P1-P2

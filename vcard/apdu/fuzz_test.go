@@ -103,12 +103,13 @@ func FuzzSession(f *testing.F) {
 			if swOut.isError() && len(out) != 2 {
 				t.Fatalf("error SW %v with %d data bytes", swOut, len(out)-2)
 			}
-			// A response never exceeds what the APDU allowed; GET RESPONSE
-			// without Le is served 256 bytes.
+			// A response never exceeds what the APDU allowed, nor a vpcd
+			// frame; without Le a command is served 256 bytes, except
+			// GENERATE ASYMMETRIC KEY PAIR, which gets none.
 			limit := 0
 			if perr == nil {
-				limit = c.Ne
-				if c.INS == insGetResponse && !c.HasLe {
+				limit = min(c.Ne, MaxResponseData)
+				if !c.HasLe && !DefaultWithholdWithoutLe(c.INS) {
 					limit = MaxShortNe
 				}
 			}

@@ -9,6 +9,14 @@ import "slices"
 // Windows one a 4096-bit key import).
 const DefaultMaxChainData = MaxExtNc
 
+// MaxResponseData is the most response data one response APDU carries:
+// a vpcd frame holds at most 65535 bytes (docs/reference/vpcd-and-peers.md
+// §1.2), two of which are the status word. An extended Le asking for more
+// (Le 0000 means 65536) gets this much and 61xx, the rest by GET
+// RESPONSE, as ISO 7816-4 §5.3.4 allows; a larger frame would make vpcd
+// drop the card.
+const MaxResponseData = 0xFFFF - 2
+
 // INS values the session itself interprets.
 const insGetResponse = 0xC0
 
@@ -18,6 +26,13 @@ const insGetResponse = 0xC0
 func DefaultChainable(ins byte) bool {
 	return ins == 0x2A || ins == 0x47 || ins == 0xDB
 }
+
+// DefaultWithholdWithoutLe reports whether the answer of ins to a command
+// without Le is only announced (61xx, data by GET RESPONSE) rather than
+// sent: GENERATE ASYMMETRIC KEY PAIR (47) only, as in GidsApplet
+// (TransmitManager.sendData); OpenSC sends it without Le and takes the
+// 61xx for success (docs/reference/gids-protocol.md §2.10).
+func DefaultWithholdWithoutLe(ins byte) bool { return ins == INSGenerateAsymmetricKeyPair }
 
 // DefaultCheckCLA applies GidsApplet's class-byte rules in its order
 // (docs/reference/gids-protocol.md §2.1): secure-messaging bits (0x0C) → 6882, any of the
@@ -59,6 +74,12 @@ type Session struct {
 	// a result other than SWOK is sent as the answer. nil means
 	// DefaultCheckCLA.
 	CheckCLA func(cla byte) Status
+
+	// WithholdWithoutLe lists the instructions whose answer to a command
+	// without Le is only announced by 61xx; every other instruction is
+	// answered as if Le were 256 (see the package documentation). nil
+	// means DefaultWithholdWithoutLe.
+	WithholdWithoutLe func(ins byte) bool
 
 	chain     *chainState
 	pending   []byte // response bytes waiting for GET RESPONSE
@@ -179,7 +200,25 @@ func (s *Session) dispatch(c Command, h func(Command) Response) []byte {
 	if h != nil {
 		r = h(c)
 	}
-	return s.emit(r.Data, r.SW, c.Ne)
+	return s.emit(r.Data, r.SW, s.ne(c))
+}
+
+// ne is how many response bytes c gets at once. Without Le that is 256
+// (GidsApplet assumes Le = 256 when the reader passes none, so Windows'
+// SELECT without Le gets its FCI and 9000 in one response, issue 11 §1),
+// except for the instructions WithholdWithoutLe names, which get none.
+func (s *Session) ne(c Command) int {
+	if c.HasLe {
+		return c.Ne
+	}
+	withhold := s.WithholdWithoutLe
+	if withhold == nil {
+		withhold = DefaultWithholdWithoutLe
+	}
+	if withhold(c.INS) {
+		return 0
+	}
+	return MaxShortNe
 }
 
 // getResponse serves GET RESPONSE (00 C0 00 00 Le). A malformed GET
@@ -219,6 +258,7 @@ func (s *Session) emit(data []byte, sw Status, ne int) []byte {
 	if sw.isError() {
 		data = nil
 	}
+	ne = min(ne, MaxResponseData)
 	if len(data) <= ne {
 		out := make([]byte, 0, len(data)+2)
 		out = append(out, data...)

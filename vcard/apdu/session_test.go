@@ -127,6 +127,10 @@ func TestSessionGetResponse(t *testing.T) {
 		{"extended Le=0000 gets everything", []step{
 			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 00 00"), b(d600, sw(SWOK))},
 		}},
+		{"extended Le=0000 never exceeds a vpcd frame (issue 8 finding 3)", []step{
+			{mustHex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(seq(65535)[:MaxResponseData], mustHex(t, "61 02"))},
+			{mustHex(t, "00 C0 00 00 00 00 00"), b(seq(65535)[MaxResponseData:], sw(SWOK))},
+		}},
 		{"extended Le=0100 is chunked like short", []step{
 			{mustHex(t, "00 CB 02 58 00 00 02 5C 00 01 00"), b(d600[:256], mustHex(t, "61 00"))},
 			{mustHex(t, "00 C0 00 00 00 02 00"), b(d600[256:], sw(SWOK))},
@@ -143,9 +147,25 @@ func TestSessionGetResponse(t *testing.T) {
 		{"case 4 GENERATE with Le=8C (Windows)", []step{
 			{mustHex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81 8C"), b(seq(140), sw(SWOK))},
 		}},
-		{"case 1 with response data", []step{
-			{mustHex(t, "00 CB 00 05"), mustHex(t, "61 05")},
-			{getResponse(0x05), b(seq(5), sw(SWOK))},
+		// Issue 11 §1: without Le the card answers as if Le were 256, as
+		// GidsApplet does (TransmitManager.sendData) and Windows expects
+		// for its SELECT, except GENERATE ASYMMETRIC KEY PAIR.
+		{"case 1 with response data gets it at once", []step{
+			{mustHex(t, "00 CB 00 05"), b(seq(5), sw(SWOK))},
+		}},
+		{"case 3 with 256 bytes of response data gets them at once", []step{
+			{mustHex(t, "00 CB 01 00 02 5C 00"), b(seq(256), sw(SWOK))},
+		}},
+		{"case 3 with more than 256 bytes: 256 and 61xx", []step{
+			{mustHex(t, "00 CB 01 2C 02 5C 00"), b(d300[:256], mustHex(t, "61 2C"))},
+			{getResponse(0x2C), b(d300[256:], sw(SWOK))},
+		}},
+		{"case 3E without Le is served like short", []step{
+			{mustHex(t, "00 CB 01 2C 00 00 02 5C 00"), b(d300[:256], mustHex(t, "61 2C"))},
+			{getResponse(0x00), b(d300[256:], sw(SWOK))},
+		}},
+		{"case 3 PSO answers at once", []step{
+			{mustHex(t, "00 2A 9E 9A 03 01 02 03"), mustHex(t, "03 02 01 90 00")},
 		}},
 		{"warning SW comes with the last part", []step{
 			{mustHex(t, "00 B0 01 2C 00"), b(d300[:256], mustHex(t, "61 2C"))},

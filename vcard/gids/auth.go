@@ -92,12 +92,12 @@ const (
 //     7C 12 81 10 R2 with 16 bytes from Rand.
 //   - 7C { 81 00 }: external authentication, step 1. The card answers
 //     7C 0A 81 08 <8 bytes from Rand>.
-//   - Any new challenge request forgets the previous challenge and the
-//     admin status; an 81 of another length → 6984.
+//   - Any new challenge request forgets the previous challenge and every
+//     key authentication; an 81 of another length → 6984.
 //   - 7C { 82 28 C }: mutual step 2. C must decrypt to R2‖R1‖Z1‖80;
 //     otherwise 6982 and the challenge is forgotten. On success the card
 //     answers 7C 2A 82 28 3DES(R1‖R2‖Z2‖80), Z2 = 7 bytes from Rand, and the
-//     admin is authenticated.
+//     key reference is authenticated.
 //   - 7C { 82 08 C }: external step 2; C must decrypt to the challenge
 //     (6982 otherwise); success is a bare 9000.
 //   - 82 without a pending challenge (replay, or no step 1) → 6985; an
@@ -106,7 +106,10 @@ const (
 //
 // The key is the 3DES key of the key EF chosen by the last MSE with an A4
 // template (00 22 C1 A4 03 83 01 80); without one the response step is
-// answered 6985. There is no try counter on the admin key (as in GA).
+// answered 6985. Success records that key reference as authenticated;
+// only the admin key (reference 80) satisfies admin conditions (unlike GA,
+// which grants admin rights for any key: see checkSC). There is no try
+// counter on the admin key (as in GA).
 func (c *Card) generalAuthenticate(cmd apdu.Command) ([]byte, error) {
 	lc, err := loadLifeCycle(c.store)
 	if err != nil {
@@ -139,13 +142,13 @@ func (c *Card) generalAuthenticate(cmd apdu.Command) ([]byte, error) {
 	return nil, apdu.SWReferenceDataNotUsable
 }
 
-// clearChallenge forgets the pending challenge and the admin status (GA
-// keeps both in one state byte).
+// clearChallenge forgets the pending challenge and every key
+// authentication (GA keeps both in one state byte).
 func (c *Card) clearChallenge() {
 	c.sec.chal = noChallenge
 	c.sec.hostChal = [16]byte{}
 	c.sec.cardChal = [16]byte{}
-	c.sec.admin = false
+	c.sec.keys = keySet{}
 }
 
 func (c *Card) authChallenge(r1 []byte) ([]byte, error) {
@@ -189,6 +192,7 @@ func (c *Card) authResponse(cg []byte) ([]byte, error) {
 		c.clearChallenge()
 		return nil, apdu.SWSecurityStatusNotSatisfied
 	}
+	kref := c.sec.se.kref
 	block, err := c.adminCipher()
 	if err != nil {
 		c.clearChallenge()
@@ -204,7 +208,7 @@ func (c *Card) authResponse(cg []byte) ([]byte, error) {
 		if !ok {
 			return nil, apdu.SWSecurityStatusNotSatisfied
 		}
-		c.sec.admin = true
+		c.sec.keys.add(kref)
 		return nil, nil
 	}
 
@@ -227,7 +231,7 @@ func (c *Card) authResponse(cg []byte) ([]byte, error) {
 	out = append(out, 0x80)
 	cipher.NewCBCEncrypter(block, zero[:]).CryptBlocks(out, out)
 	c.clearChallenge()
-	c.sec.admin = true
+	c.sec.keys.add(kref)
 	return ber.Encode(0x7C, ber.Encode(0x82, out)), nil
 }
 

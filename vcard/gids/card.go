@@ -51,6 +51,13 @@ type Options struct {
 	// Go 1.26 (GODEBUG=cryptocustomrand=1 restores it). nil: crypto/rand.
 	Rand io.Reader
 	Log  *slog.Logger // nil: discard
+	// KeySeed, if not nil, makes GENERATE ASYMMETRIC KEY PAIR
+	// deterministic: the same seed and the same commands give the same
+	// keys (taken from an embedded pool of public test keys, or derived
+	// from the seed; see seedkeys.go and docs/DESIGN.md). Such keys protect
+	// nothing: seeded keys are for tests only. nil: real random keys from
+	// crypto/rsa.
+	KeySeed []byte
 }
 
 // Card is a virtual GIDS v2 smart card (docs/reference/gids-protocol.md). It implements
@@ -71,6 +78,8 @@ type Card struct {
 	// genKey generates RSA keys for GENERATE ASYMMETRIC KEY PAIR; tests
 	// replace it to avoid slow key generation.
 	genKey func(bits int) (*rsa.PrivateKey, error)
+	// keySeed is Options.KeySeed; with it genKey is not used.
+	keySeed []byte
 	// panicHook, if set, sees every panic recovered by Process (tests use
 	// it to prove that none happens).
 	panicHook func(v any)
@@ -106,10 +115,26 @@ const (
 	externalChallenge
 )
 
-// secState is the volatile security state.
+// keySet is a set of key references (00..FF).
+type keySet [4]uint64
+
+func (s *keySet) add(ref byte)     { s[ref>>6] |= 1 << (ref & 63) }
+func (s keySet) has(ref byte) bool { return s[ref>>6]&(1<<(ref&63)) != 0 }
+
+// adminKeyRef is the key reference of the card administrator's 3DES key,
+// held in key EF B080 (docs/reference/gids-protocol.md §3.8, §4.3). Only authentication
+// with this key satisfies an "admin" (20) security condition: a key EF
+// that a host creates later may be authenticated against, but that proves
+// knowledge of that key only (ISO 7816-4 §5.4.3: the security status is
+// kept per key reference).
+const adminKeyRef = 0x80
+
+// secState is the volatile security state (ISO 7816-4 §5.4.3 security
+// status): the user PIN (reference 80) and the key references that passed
+// GENERAL AUTHENTICATE are recorded separately.
 type secState struct {
-	pin       bool   // user PIN verified
-	admin     bool   // admin key authenticated (external or mutual)
+	pin       bool   // user PIN (reference 80) verified
+	keys      keySet // key references authenticated (external or mutual)
 	currentEF uint16 // 0: no current EF (the application DF is current)
 	se        secEnv
 	chal      challengeKind
@@ -126,6 +151,9 @@ func New(opts Options) (*Card, error) {
 		rand:  opts.Rand,
 		log:   opts.Log,
 		cache: map[string]cachedKey{},
+	}
+	if opts.KeySeed != nil {
+		c.keySeed = slices.Clone(opts.KeySeed)
 	}
 	if c.atr == nil {
 		c.atr = slices.Clone(DefaultATR)
@@ -318,6 +346,9 @@ func (c *Card) fail(cmd apdu.Command, err error) apdu.Response {
 //	high nibble: 90 PIN required; 10 bit (x0,30,...) PIN sufficient;
 //	  A0 admin required; 20 bit admin sufficient; none of them: never.
 //
+// "PIN" is the user PIN, reference 80; "admin" is authentication with the
+// admin key, reference 80 (adminKeyRef), and with no other key.
+//
 // In the creation state PIN and admin count as present, so only "never"
 // conditions (FF, contactless, no authentication bit) still refuse, as in
 // GidsApplet.
@@ -332,7 +363,7 @@ func (c *Card) checkSC(sc byte, creation bool) error {
 		return apdu.SWSecurityStatusNotSatisfied
 	}
 	pinOK := creation || c.sec.pin
-	adminOK := creation || c.sec.admin
+	adminOK := creation || c.sec.keys.has(adminKeyRef)
 	auth := sc & 0xF0
 	if auth == 0x90 {
 		if pinOK {

@@ -73,6 +73,8 @@ func (c *Card) readPublicKey(kref byte) ([]byte, error) {
 // the admin key). The new key replaces any old one and the answer is the
 // public key template; OpenSC sends no Le, so the session answers 61xx,
 // which OpenSC treats as success, while Windows sends Le and reads it.
+// With Options.KeySeed the key is the seeded one (seededKey) and the
+// card's count of seeded keys goes up in the same store update.
 func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if cmd.P1 != 0 || cmd.P2 != 0 {
 		return nil, apdu.SWIncorrectP1P2
@@ -104,7 +106,12 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if !crtHas(f.crt, 0xB6) && !crtHas(f.crt, 0xB8) {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	k, err := c.genKey(bits)
+	var k *rsa.PrivateKey
+	if c.keySeed != nil {
+		k, err = c.seededKey(f.fid, bits)
+	} else {
+		k, err = c.genKey(bits)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gids: generate RSA-%d: %w", bits, err)
 	}
@@ -113,6 +120,14 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	}
 	err = c.update(func(tx *store.Tx) error {
 		tx.Put(keyKey(f.fid), encodeRSAKey(k))
+		if c.keySeed != nil {
+			// The next seeded key must differ, also after a restart.
+			n, err := loadKeyGenCount(tx)
+			if err != nil {
+				return err
+			}
+			tx.Put(recKeyGen, encodeKeyGenCount(n+1))
+		}
 		return nil
 	})
 	if err != nil {

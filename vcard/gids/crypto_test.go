@@ -52,7 +52,7 @@ func TestMutualAuthVector(t *testing.T) {
 	if diff := cmp.Diff(append(h("7C 2A 82 28"), cardCG...), got); diff != "" {
 		t.Fatalf("card cryptogram (-want +got):\n%s", diff)
 	}
-	if !c.sec.admin {
+	if !c.sec.keys.has(adminKeyRef) {
 		t.Fatal("admin not authenticated")
 	}
 	// Replay → 6985; admin status kept.

@@ -14,7 +14,13 @@
 // power-on and reset and is also selected by its AID (any prefix of
 // A0 00 00 03 97 42 54 46 59 02 01 of at least 9 bytes) or by FID 3FFF.
 // Short APDUs, command chaining and 61xx/GET RESPONSE are handled by
-// apdu.Session. Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
+// apdu.Session. As in GidsApplet, a command without Le that returns data
+// (SELECT, GET DATA, GENERAL AUTHENTICATE, PERFORM SECURITY OPERATION) is
+// answered as if Le were 256: Windows sends its GIDS SELECT without Le and
+// no GET RESPONSE after it (issue 11 §1). GENERATE ASYMMETRIC KEY PAIR
+// without Le answers only 61xx, GidsApplet's exception that OpenSC expects.
+//
+// Supported commands: SELECT, GET DATA, PUT DATA (DOs, key
 // import, admin key), VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
 // MANAGE SECURITY ENVIRONMENT, GENERAL AUTHENTICATE (mutual and external,
 // 3DES), GENERATE ASYMMETRIC KEY PAIR (RSA 1024..4096), PERFORM SECURITY
@@ -35,9 +41,25 @@
 //
 // # Deviations from GidsApplet
 //
-//   - DELETE FILE also requires the application's "delete child" rule (PIN
-//     or admin); GA lets anyone delete A010 (§2.13 recommendation).
-//   - TERMINATE DF requires PIN or admin once operational; GA lets anyone.
+//   - Security status is recorded per reference (ISO 7816-4 §5.4.3): the
+//     user PIN (80) and each key reference that passed GENERAL
+//     AUTHENTICATE. An "admin" (20) condition is met only by the admin key,
+//     reference 80 in key EF B080 as gids-tool personalises it. GA sets one
+//     "admin authenticated" flag for any key a MSE names, so a PIN holder
+//     who creates a key EF with an A4 template and loads a 3DES key of their
+//     own becomes admin there (issue 8 finding 1); here that authentication
+//     succeeds but satisfies no access condition.
+//   - DELETE FILE requires the application's "delete child" rule (PIN or
+//     admin), the EF's own delete rule (40) if any, and the EF's write rule
+//     (02: PUT DATA / PUT KEY) if any, which the admin may override; GA
+//     checks the delete bit only, which
+//     OpenSC never sets, so anyone may delete A010 or B080 there (§2.13).
+//   - System files (A000, A010..A014 and the admin key EF B080, the files
+//     of gids-tool --initialize) can be deleted, and re-created once
+//     missing, only by the admin, whatever their access rules say: a PIN
+//     holder cannot replace the admin key or re-create an admin-write file
+//     with an open rule. GA has no such notion.
+//   - TERMINATE DF requires the admin once operational; GA lets anyone.
 //   - Unknown AIDs are answered 6A82 and leave the application selected
 //     with its state (jCardSim answers 6999); only the GIDS AID (prefix of
 //     9..11 bytes) and FID 3FFF select the application — not GA's internal
@@ -64,6 +86,17 @@
 //   - OAEP deciphering uses SHA-1 (the CAPI/minidriver default).
 //   - PIN bytes are compared as given; like GA the card does not insist on
 //     ASCII (OpenSC and Windows send ASCII).
+//   - Without Le, GA assumes 256 only for answers it sends through its
+//     TransmitManager.sendData (GET DATA, public key, signature, GET
+//     RESPONSE) and sends SELECT's FCI, GENERAL AUTHENTICATE's answer and
+//     deciphered data with setOutgoingAndSend, i.e. at once; this card
+//     assumes 256 for every instruction but GENERATE ASYMMETRIC KEY PAIR.
+//     The observable answers are the same for every command GA supports,
+//     up to 256 bytes; longer answers get 256 bytes and 61xx.
+//   - One response never carries more than 65533 data bytes, even for an
+//     extended Le of 0000 (65536): a vpcd frame holds 65535 bytes with the
+//     status word (the rest follows by 61xx/GET RESPONSE). GA has no
+//     extended-length support.
 //
 // Like GA, in the creation state all PIN/admin conditions count as
 // satisfied but "never" (FF) still refuses; new EFs accept only ACTIVATE

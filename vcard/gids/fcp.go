@@ -172,6 +172,9 @@ const (
 	opActivate    = 0x10 // ACTIVATE FILE
 	opTerminate   = 0x20 // DF: TERMINATE DF
 	opDelete      = 0x40 // EF: DELETE FILE of the EF itself
+	// opWrite is the bit that governs writing an EF's content: PUT DATA
+	// of a DO container, PUT KEY of a key EF (generic EF: "update").
+	opWrite = 0x02
 )
 
 // scFor returns the security-condition byte that governs op in the compact

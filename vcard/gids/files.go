@@ -16,6 +16,23 @@ const (
 	maxEFContent = 1024 << 10 // total value bytes of the DOs of one EF
 )
 
+// systemFID reports whether fid is one of the files gids-tool creates at
+// personalisation (docs/reference/gids-protocol.md §2.14, §3.1): the DO
+// container EFs A000 and A010..A014 and the admin key EF B080. Only the
+// admin may delete one or create one that is missing, so that nobody who
+// knows only the PIN can replace the admin key or re-create an admin-write
+// file with an access rule of their own.
+func systemFID(fid uint16) bool {
+	switch fid {
+	case 0xA000, 0xA010, 0xA011, 0xA012, 0xA013, 0xA014, 0xB000 | adminKeyRef:
+		return true
+	}
+	return false
+}
+
+// adminSC is the security condition "admin key authenticated".
+const adminSC = 0x20
+
 // selectFile implements SELECT (docs/reference/gids-protocol.md §1.4, §1.5; GA
 // GidsFileSystem.processSelectFile).
 //
@@ -108,6 +125,7 @@ func appSelectResponse(p2 byte) ([]byte, error) {
 // list of 11..127 bytes), optional 8C access rule. A malformed FCP, an
 // unsupported descriptor, a reserved or already used FID: 6984. Then the
 // application's "create EF" rule (8C 03 03 30 30: PIN or admin) applies
+// (6982), and a system file (systemFID) may only be created by the admin
 // (6982); more than maxEFs files: 6A84. The new EF is in creation state
 // (only ACTIVATE FILE is accepted on it) and becomes the current EF.
 func (c *Card) createFile(cmd apdu.Command) ([]byte, error) {
@@ -128,6 +146,11 @@ func (c *Card) createFile(cmd apdu.Command) ([]byte, error) {
 		}
 		if err := c.checkACL(appACL, opCreateEF, lc == Creation); err != nil {
 			return err
+		}
+		if systemFID(info.fid) {
+			if err := c.checkSC(adminSC, lc == Creation); err != nil {
+				return err
+			}
 		}
 		if countEFs(tx) >= maxEFs {
 			return apdu.SWNotEnoughMemory
@@ -218,9 +241,22 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 //
 // Deviation from GidsApplet (recommended by docs/reference/gids-protocol.md §2.13): GA
 // checks only the EF's own "delete" bit (40), which OpenSC never sets, so
-// anyone may delete A010 there. This card also applies the application's
-// "delete child" rule (8C 03 03 30 30: PIN or admin), as MS-INBOX requires;
-// the EF's own rule, if present, must hold as well.
+// anyone may delete A010 there. This card checks, in this order (6982 at
+// the first that fails):
+//
+//  1. the application's "delete child" rule (8C 03 03 30 30: PIN or
+//     admin), as MS-INBOX requires;
+//  2. the EF's own "delete" rule (40), if present;
+//  3. the EF's own write rule (02: PUT DATA of a DO container, PUT KEY of
+//     a key EF), if present, unless the admin is authenticated: deleting
+//     an EF and creating it again is a way of writing it, so whoever may
+//     not write it may not delete it (the admin, the card's owner, may
+//     delete a user's key container it cannot write, as Windows'
+//     minidriver does after an admin operation);
+//  4. for a system file (systemFID), the admin.
+//
+// So the PIN holder deletes key containers (8C 05 8F 10 10 10 00) and DO
+// EFs of their own, but neither A012 (admin write) nor the admin key EF.
 func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
 	if cmd.P1 != 0 || cmd.P2 != 0 {
 		return nil, apdu.SWIncorrectP1P2
@@ -254,6 +290,16 @@ func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
 		if err := c.checkACL(f.acl, opDelete, creation); err != nil {
 			return err
 		}
+		// The admin may delete what it may not write (a user's key
+		// container); that grants nobody anything.
+		if err := c.checkACL(f.acl, opWrite, creation); err != nil && c.checkSC(adminSC, creation) != nil {
+			return err
+		}
+		if systemFID(fid) {
+			if err := c.checkSC(adminSC, creation); err != nil {
+				return err
+			}
+		}
 		tx.Delete(efKey(fid))
 		for _, k := range tx.Keys(doPrefix(fid)) {
 			tx.Delete(k)
@@ -280,8 +326,9 @@ func (c *Card) deleteFile(cmd apdu.Command) ([]byte, error) {
 //
 // Deviation from GidsApplet: the application's access rule has no
 // "terminate" bit, so GA lets anyone terminate an operational card. This
-// card requires the PIN or the admin key (SC 30), like the other
-// destructive operations, once the application is operational.
+// card requires the admin key (SC 20) once the application is
+// operational: terminating destroys the card for its owner, and the PIN
+// holder may not delete the system files either.
 func (c *Card) terminateDF(cmd apdu.Command) ([]byte, error) {
 	if cmd.P1 != 0 || cmd.P2 != 0 {
 		return nil, apdu.SWIncorrectP1P2
@@ -294,7 +341,7 @@ func (c *Card) terminateDF(cmd apdu.Command) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if err := c.checkSC(0x30, lc == Creation); err != nil {
+		if err := c.checkSC(adminSC, lc == Creation); err != nil {
 			return err
 		}
 		tx.Put(recLifeCycle, encodeLifeCycle(Terminated))

@@ -152,6 +152,7 @@ func TestSIGKILLNeverTearsAnObjectOrKey(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: the store does not open after SIGKILL: %v", round, err)
 		}
+		st.Close() // the next child needs the directory; reading stays possible
 		c, err := New(Options{Store: st})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)

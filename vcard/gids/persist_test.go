@@ -28,6 +28,10 @@ func checkStore(c *Card) error {
 	for _, k := range st.Keys("") {
 		switch {
 		case k == recLifeCycle || k == recPIN:
+		case k == recKeyGen:
+			if _, err := loadKeyGenCount(st); err != nil {
+				return err
+			}
 		case strings.HasPrefix(k, prefixEF):
 			fid, ok := parseFIDKey(k, prefixEF)
 			if !ok {
@@ -195,9 +199,13 @@ func TestTornCommands(t *testing.T) {
 			putDO(0xA010, 0xDF24, make([]byte, 600)), nil},
 		{"key import", func(c *testCard) { c.verifyPIN(testPIN); c.createKeyEF(0x81, true, 2048) },
 			chained(0xDB, 0x3F, 0xFF, importTemplate(0x81, testKey(t, "rsa2048"), false)), nil},
-		{"DELETE FILE A010", func(c *testCard) { c.verifyPIN(testPIN); c.must(h("00 A4 00 0C 02 A0 10"), apdu.SWOK) },
+		{"DELETE FILE A020", func(c *testCard) {
+			c.verifyPIN(testPIN)
+			c.must(h("00 E0 00 00 0E 62 0C 82 01 39 83 02 A0 20 8C 03 03 30 00"), apdu.SWOK)
+			c.must(h("00 44 00 00"), apdu.SWOK)
+		},
 			[][]byte{h("00 E4 00 00")}, func(t *testing.T, c *testCard) {
-				if c.sec.currentEF != 0xA010 {
+				if c.sec.currentEF != 0xA020 {
 					t.Errorf("current EF %04X", c.sec.currentEF)
 				}
 			}},
@@ -207,14 +215,14 @@ func TestTornCommands(t *testing.T) {
 					t.Errorf("current EF %04X", c.sec.currentEF)
 				}
 			}},
-		{"TERMINATE DF", func(c *testCard) { c.verifyPIN(testPIN) }, [][]byte{h("00 E6 00 00")}, func(t *testing.T, c *testCard) {
-			if !c.sec.pin || c.LifeCycle() != Operational {
-				t.Errorf("verified %v, %v", c.sec.pin, c.LifeCycle())
+		{"TERMINATE DF", func(c *testCard) { c.adminAuth(testAdminKey[:]) }, [][]byte{h("00 E6 00 00")}, func(t *testing.T, c *testCard) {
+			if !c.sec.keys.has(adminKeyRef) || c.LifeCycle() != Operational {
+				t.Errorf("admin %v, %v", c.sec.keys.has(adminKeyRef), c.LifeCycle())
 			}
 		}},
 		{"RESET RETRY COUNTER", func(c *testCard) { c.adminAuth(testAdminKey[:]) }, [][]byte{h("00 2C 02 80 04 31 31 31 31")},
 			func(t *testing.T, c *testCard) {
-				if !c.sec.admin {
+				if !c.sec.keys.has(adminKeyRef) {
 					t.Error("admin status lost")
 				}
 			}},

@@ -216,7 +216,7 @@ func (c *Card) resetRetryCounter(cmd apdu.Command) ([]byte, error) {
 		return nil, apdu.SWIncorrectP1P2
 	case cmd.P2 != 0x80:
 		return nil, apdu.SWReferencedDataNotFound
-	case !c.sec.admin:
+	case !c.sec.keys.has(adminKeyRef):
 		return nil, apdu.SWSecurityStatusNotSatisfied
 	case !pinLenOK(len(cmd.Data)):
 		return nil, apdu.SWWrongLength

@@ -3,6 +3,7 @@ package gids
 import (
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,6 +30,8 @@ import (
 //	                                              41); value without tag and length
 //	key/FFFF        01 | 01 | 24-byte 3DES key    key material of key EF FFFF
 //	key/FFFF        01 | 02 | PKCS#1 RSAPrivateKey DER
+//	app/keygen      01 | count (uint32, big endian)   keys generated with
+//	                                              Options.KeySeed so far (absent = 0)
 //
 // State values are GidsApplet's life-cycle bytes (GIDS v2 table 14):
 // 01 creation, 07 operational (activated), 0F terminated.
@@ -37,6 +40,7 @@ const (
 
 	recLifeCycle = "app/lifecycle"
 	recPIN       = "pin"
+	recKeyGen    = "app/keygen"
 	prefixEF     = "ef/"
 	prefixDO     = "do/"
 	prefixKey    = "key/"
@@ -118,6 +122,22 @@ func loadLifeCycle(r reader) (LifeCycle, error) {
 }
 
 func encodeLifeCycle(l LifeCycle) []byte { return []byte{recordVersion, byte(l)} }
+
+// loadKeyGenCount reads how many seeded keys the card has generated.
+func loadKeyGenCount(r reader) (uint32, error) {
+	b, ok := r.Get(recKeyGen)
+	if !ok {
+		return 0, nil
+	}
+	if len(b) != 5 || b[0] != recordVersion {
+		return 0, corrupt(recKeyGen, "bad length or version")
+	}
+	return binary.BigEndian.Uint32(b[1:]), nil
+}
+
+func encodeKeyGenCount(n uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{recordVersion}, n)
+}
 
 // PIN parameters (docs/reference/gids-protocol.md §4.3; GA GidsPINManager).
 const (

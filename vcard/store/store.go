@@ -53,6 +53,8 @@ type Store struct {
 	// tear, when set, is called before each commit step; an error aborts
 	// the commit at that point, as a power cut would.
 	tear func(step string) error
+
+	lock *dirLock // held by OpenDir's stores until Close
 }
 
 // NewMemory returns an empty store on an in-memory file system.
@@ -88,8 +90,42 @@ func Open(fs afero.Fs, dir string) (*Store, error) {
 	return s, nil
 }
 
-// OpenDir opens a store in a directory of the OS file system.
-func OpenDir(dir string) (*Store, error) { return Open(afero.NewOsFs(), dir) }
+// OpenDir opens a store in a directory of the OS file system and locks
+// the directory (LockName) until Close: a second OpenDir of the same
+// directory, from this or another process, fails with a *LockedError
+// naming the holder's PID, since two cards on one state would overwrite
+// each other's updates. Open does not lock: it serves other file systems
+// and tests that reopen a directory to simulate a restart.
+func OpenDir(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	lk, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Open(afero.NewOsFs(), dir)
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
+	s.lock = lk
+	return s, nil
+}
+
+// Close releases the directory lock of a store opened with OpenDir; the
+// committed state stays readable. Closing twice, or a store without a
+// lock, does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
 
 // Get returns a copy of the committed value of key.
 func (s *Store) Get(key string) ([]byte, bool) {

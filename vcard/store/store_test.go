@@ -150,6 +150,9 @@ func FuzzDecode(f *testing.F) {
 const killChildEnv = "CARDHARNESS_STORE_KILL_CHILD"
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(lockChildEnv); dir != "" {
+		lockChild(dir)
+	}
 	if dir := os.Getenv(killChildEnv); dir != "" {
 		s, err := OpenDir(dir)
 		if err != nil {
@@ -195,6 +198,8 @@ func TestSIGKILLNeverTearsAnUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+		// Release the directory for the next child.
+		s.Close()
 		g, _ := s.Get("gen")
 		gen, _ := strconv.Atoi(string(g))
 		cert, _ := s.Get("cert")

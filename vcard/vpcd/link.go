@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,13 +71,44 @@ func (f Fault) String() string {
 	return fmt.Sprintf("Fault(%d)", int(f))
 }
 
+// PollPeriod is how often pcscd polls a vpcd reader for card presence
+// (pcsc-lite PCSCLITE_STATUS_POLL_RATE, 400 ms; §1.4). vpcd has no event
+// thread, so pcscd learns that a card left only at a poll.
+const PollPeriod = 400 * time.Millisecond
+
+// Re-dial timing after a connection that was up has ended (see Run).
+const (
+	// redialMargin covers the poll's own GET ATR round trip and
+	// scheduling on a loaded machine.
+	redialMargin = 100 * time.Millisecond
+	// minRedialGap is the shortest wait: more than one full poll period,
+	// so pcscd has polled the empty slot at least once.
+	minRedialGap = PollPeriod + redialMargin
+	// DefaultRedialCap is the longest wait between two connections.
+	DefaultRedialCap = 5 * time.Second
+	// flapTime: a connection that lasted less is counted as a failure,
+	// so a reader that keeps dropping the card is retried ever later.
+	flapTime = 5 * PollPeriod
+	// redialLogEvery rate-limits the info line about re-dialling.
+	redialLogEvery = 30 * time.Second
+)
+
 // Link connects one card to one vpcd slot.
 type Link struct {
 	card       vcard.Card
 	dial       DialFunc
 	log        *slog.Logger
-	redial     time.Duration
+	redial     time.Duration // cap of the re-dial wait
 	noQuickAck bool
+
+	// sleep waits for d unless ctx ends first (false then); jitter
+	// returns a uniform value in [0, n). Tests replace both.
+	sleep  func(ctx context.Context, d time.Duration) bool
+	jitter func(n int64) int64
+
+	flaps      int       // consecutive short-lived connections
+	lastLog    time.Time // last re-dial info line
+	suppressed int       // re-dial lines not logged since lastLog
 
 	mu       sync.Mutex
 	inserted bool
@@ -91,8 +124,11 @@ type Option func(*Link)
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(k *Link) { k.log = l } }
 
-// WithRedialInterval sets the longest wait between two dial attempts
-// (default 500 ms, a little more than one pcscd poll).
+// WithRedialInterval sets the longest wait before dialling again after a
+// connection ended (default DefaultRedialCap). The wait is never shorter
+// than one pcscd poll period plus a margin, whatever d says, and failed
+// dials are retried sooner (nothing was connected, so pcscd has nothing
+// to notice).
 func WithRedialInterval(d time.Duration) Option { return func(k *Link) { k.redial = d } }
 
 // WithoutQuickAck leaves TCP_QUICKACK alone. Only for measuring what it
@@ -106,7 +142,9 @@ func NewLink(card vcard.Card, dial DialFunc, opts ...Option) *Link {
 		card:     card,
 		dial:     dial,
 		log:      slog.Default(),
-		redial:   500 * time.Millisecond,
+		redial:   DefaultRedialCap,
+		sleep:    sleep,
+		jitter:   rand.Int64N,
 		inserted: true,
 		wake:     make(chan struct{}, 1),
 		attached: make(chan struct{}),
@@ -177,40 +215,89 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 	})
 	defer stop()
-	backoff := 20 * time.Millisecond
+	const firstRetry = 20 * time.Millisecond
+	backoff := firstRetry
+	var notBefore time.Time // earliest next dial after a connection ended
 	for {
 		if err := l.waitInserted(ctx); err != nil {
 			return err
+		}
+		if d := time.Until(notBefore); d > 0 && !l.sleep(ctx, d) {
+			return ctx.Err()
+		}
+		if !l.Inserted() { // removed while waiting
+			continue
 		}
 		conn, err := l.dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			// Nothing was connected, so there is no removal for pcscd to
+			// see: retry soon (pcscd may still be starting), backing off.
 			l.log.Debug("vpcd dial failed", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
+			if !l.sleep(ctx, backoff) {
 				return ctx.Err()
 			}
-			backoff = min(backoff*2, l.redial)
+			backoff = min(backoff*2, max(l.redial, minRedialGap))
 			continue
 		}
-		backoff = 20 * time.Millisecond
+		backoff = firstRetry
 		if !l.attach(conn) { // removed (or stopped) while dialling
 			conn.Close()
 			continue
 		}
+		up := time.Now()
 		err = l.serve(conn)
 		l.detach(conn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		l.log.Debug("vpcd connection ended", "err", err, "inserted", l.Inserted())
-		// A reader that went away (pcscd restarting) needs a moment before it
-		// listens again; don't spin.
-		if l.Inserted() && !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
+		gap := l.redialGap(time.Since(up))
+		notBefore = time.Now().Add(gap)
+		l.logRedial(err, gap)
 	}
+}
+
+// redialGap is the wait before dialling again after a connection that
+// lasted for up. vpcd notices a closed card socket only at pcscd's next
+// presence poll; a card that is back before that poll is never seen
+// removed, so clients keep handles to a card that lost its security
+// state, and pcscd's reader state goes wrong (issue 8 finding 3). So the
+// link waits more than one poll period, doubling for each consecutive
+// connection shorter than flapTime, up to the cap, plus up to 25 %
+// jitter so that many cards of one stack do not come back in lockstep.
+func (l *Link) redialGap(up time.Duration) time.Duration {
+	if up < flapTime {
+		l.flaps++
+	} else {
+		l.flaps = 0
+	}
+	limit := max(l.redial, minRedialGap)
+	gap := minRedialGap
+	for i := 1; i < l.flaps && gap < limit; i++ {
+		gap *= 2
+	}
+	gap = min(gap, limit)
+	gap += time.Duration(l.jitter(int64(gap)/4 + 1))
+	return min(gap, limit+limit/4)
+}
+
+// logRedial reports at info level that the link went down and when it
+// comes back, at most once per redialLogEvery.
+func (l *Link) logRedial(err error, gap time.Duration) {
+	inserted := l.Inserted()
+	if !inserted {
+		l.log.Debug("vpcd connection ended; card removed", "err", err)
+		return
+	}
+	if now := time.Now(); l.lastLog.IsZero() || now.Sub(l.lastLog) >= redialLogEvery {
+		l.log.Info("vpcd connection lost; dialling again after pcscd's presence poll",
+			"err", err, "in", gap.Round(time.Millisecond), "suppressed_since_last", l.suppressed)
+		l.lastLog, l.suppressed = now, 0
+		return
+	}
+	l.suppressed++
 }
 
 func (l *Link) waitInserted(ctx context.Context) error {
@@ -305,9 +392,15 @@ func (l *Link) serve(conn net.Conn) error {
 				return err
 			}
 			reply = l.card.Process(frame)
-			if len(reply) < 2 {
+			switch {
+			case len(reply) < 2:
 				l.log.Error("card returned a response without status word; sending 6F00", "len", len(reply))
 				reply = []byte{0x6F, 0x00}
+			case len(reply) > maxFrame:
+				// vpcd cannot carry it and would drop the card; the host
+				// asked for more than the link can deliver at once.
+				l.log.Error("card response longer than a vpcd frame; sending 6700", "len", len(reply))
+				reply = slices.Clone(swWrongLength)
 			}
 		}
 		if err := writeFrame(conn, reply); err != nil {
@@ -324,7 +417,15 @@ func (l *Link) takeFault() Fault {
 	return f
 }
 
-// control handles a 1-byte frame and returns the reply, if any.
+// swWrongLength is the status word answered to a 1-byte frame that is not
+// a control byte: ISO 7816-4 "wrong length", since no command APDU is
+// shorter than 4 bytes.
+var swWrongLength = []byte{0x67, 0x00}
+
+// control handles a 1-byte frame and returns the reply, if any. A byte
+// that is not one of vpcd's controls can only be a 1-byte command APDU
+// from an application, for which vpcd waits for an answer: it gets 67 00,
+// or the reader would hang for every client (see the package comment).
 func (l *Link) control(b byte) []byte {
 	switch b {
 	case CtrlOff:
@@ -341,15 +442,20 @@ func (l *Link) control(b byte) []byte {
 		}
 		return atr
 	default:
-		l.log.Warn("unknown vpcd control byte; ignored", "byte", b)
+		l.log.Debug("1-byte frame that is no vpcd control: a 1-byte APDU; answering 67 00", "byte", b)
+		return slices.Clone(swWrongLength)
 	}
 	return nil
 }
 
+// maxFrame is the largest vpcd frame payload (2-byte length; vpcd's
+// sendToVICC refuses longer ones, §1.2).
+const maxFrame = 0xFFFF
+
 // writeFrame sends header and payload in one write: splitting them is what
 // makes Debian's vpcd stall on the other side of the link.
 func writeFrame(w io.Writer, payload []byte) error {
-	if len(payload) == 0 || len(payload) > 0xFFFF {
+	if len(payload) == 0 || len(payload) > maxFrame {
 		return fmt.Errorf("%w: payload of %d bytes", ErrFrame, len(payload))
 	}
 	out := make([]byte, 2+len(payload))

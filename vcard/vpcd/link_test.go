@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
@@ -216,4 +219,120 @@ func FuzzFrames(f *testing.F) {
 			b = b[2+n:]
 		}
 	})
+}
+
+// A 1-byte frame that is not a control byte the card acts on is a 1-byte
+// "APDU" from an application (vpcd frames both alike): vpcd then waits
+// for an answer, so the card must send one or the reader hangs for every
+// client (issue 8 finding 2).
+func TestUnknownControlByteIsAnswered(t *testing.T) {
+	card := &testcard.Echo{}
+	r := newReader(t)
+	startLink(t, card, r)
+	c := r.accept()
+	for _, b := range []byte{0x03, 0x05, 0x80, 0xA4, 0xFF} {
+		c.Write(frame(b))
+		if got := readFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
+			t.Fatalf("1-byte frame %02X answered % X, want 67 00", b, got)
+		}
+	}
+	// The link is still in step: the next control and APDU work.
+	c.Write(frame(CtrlATR))
+	if got := readFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
+		t.Fatalf("ATR after unknown bytes: % X", got)
+	}
+	c.Write(frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77))
+	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
+		t.Fatalf("APDU after unknown bytes: % X", got)
+	}
+	if st := card.Stats(); st.PowerOns != 0 || st.PowerOffs != 0 || st.Resets != 0 {
+		t.Errorf("unknown bytes changed the card's power state: %+v", st)
+	}
+}
+
+// bigCard answers every APDU with more than a vpcd frame holds.
+type bigCard struct{ testcard.Echo }
+
+func (*bigCard) Process([]byte) []byte { return make([]byte, 70000) }
+
+// A response longer than a vpcd frame would make vpcd drop the card; the
+// link answers 67 00 instead and stays up (issue 8 finding 3).
+func TestOversizeResponseIsAStatusWord(t *testing.T) {
+	r := newReader(t)
+	l := NewLink(&bigCard{}, TCPDialer(r.ln.Addr().String()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	c := r.accept()
+	for range 2 {
+		c.Write(frame(0x00, 0xCB, 0x00, 0x00, 0x00, 0x00, 0x00))
+		if got := readFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
+			t.Fatalf("oversize response sent as % X, want 67 00", got)
+		}
+	}
+}
+
+// After a connection that was up ends, the link waits more than one pcscd
+// poll period before dialling again, so that pcscd sees the card gone
+// (issue 8 finding 3). Sleeps are recorded, not slept.
+func TestRedialWaitsForPoll(t *testing.T) {
+	r := newReader(t)
+	l := NewLink(&testcard.Echo{}, TCPDialer(r.ln.Addr().String()))
+	var mu sync.Mutex
+	var slept []time.Duration
+	l.sleep = func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		slept = append(slept, d)
+		mu.Unlock()
+		return ctx.Err() == nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 3 {
+		c := r.accept()
+		c.Close() // vpcd dropped the card
+	}
+	r.accept()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(slept) < 3 {
+		t.Fatalf("link slept %v before re-dialling 3 times", slept)
+	}
+	for i, d := range slept[:3] {
+		// The recorded value is what was left of the gap when the loop
+		// got there, so allow for the time the loop itself took.
+		if d < PollPeriod {
+			t.Errorf("wait %d before re-dialling was %v, want more than pcscd's poll period %v", i, d, PollPeriod)
+		}
+	}
+}
+
+func TestRedialGap(t *testing.T) {
+	l := NewLink(&testcard.Echo{}, nil)
+	l.jitter = func(n int64) int64 { return n - 1 } // the most jitter
+	var gaps []time.Duration
+	for range 8 {
+		gaps = append(gaps, l.redialGap(time.Millisecond).Round(time.Millisecond))
+	}
+	want := []time.Duration{625, 1250, 2500, 5000, 6250, 6250, 6250, 6250}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if d := cmp.Diff(want, gaps); d != "" {
+		t.Errorf("gaps with maximal jitter for a flapping reader (-want +got):\n%s", d)
+	}
+	// A connection that lasted resets the backoff; no jitter gives the
+	// floor, which is more than one poll period.
+	l.jitter = func(int64) int64 { return 0 }
+	if g := l.redialGap(time.Minute); g != minRedialGap || g <= PollPeriod {
+		t.Errorf("gap after a long connection %v, want %v (> %v)", g, minRedialGap, PollPeriod)
+	}
+	// A cap below the floor does not shorten the wait.
+	l2 := NewLink(&testcard.Echo{}, nil, WithRedialInterval(time.Millisecond))
+	l2.jitter = func(int64) int64 { return 0 }
+	if g := l2.redialGap(time.Millisecond); g < minRedialGap {
+		t.Errorf("gap with a tiny cap %v, want at least %v", g, minRedialGap)
+	}
 }
