@@ -37,6 +37,14 @@ type Options struct {
 	// GenerateWithLe sends GENERATE ASYMMETRIC KEY PAIR with Le, as Windows
 	// does, instead of as a case-3 command, as OpenSC does.
 	GenerateWithLe bool
+	// SessionPINs is the card declaring session PINs: what
+	// CardGetProperty(CP_CARD_PIN_STRENGTH_VERIFY) reports
+	// (CARD_PIN_STRENGTH_SESSION_PIN, so that CardAuthenticateEx with
+	// CARD_AUTHENTICATE_GENERATE_SESSION_PIN is allowed). The GIDS card
+	// has no session PINs of its own; the host model (harness/winhost)
+	// uses them only for cards that declare them (docs/windows-fidelity.md
+	// row H-PIN-SESSION).
+	SessionPINs bool
 }
 
 // CacheMode is CP_CARD_CACHE_MODE (cardmod.h).

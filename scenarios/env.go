@@ -367,6 +367,16 @@ func (e *env) template(name string) ca.TemplateID {
 	return ca.TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 7, 99}, Major: 1, Name: name}
 }
 
+// requesterIdentity is the test CA's directory: every requester is the
+// scenario's user, except a machine account (a name ending in "$", a server
+// submitting for the user, S17), which is itself.
+func requesterIdentity(name string) (ca.Identity, bool) {
+	if strings.HasSuffix(name, "$") {
+		return ca.Identity{Name: name}, true
+	}
+	return ca.Identity{Name: "CONTOSO\\user"}, true
+}
+
 func (e *env) getCA() (*ca.CA, error) {
 	if e.ca != nil {
 		return e.ca, nil
@@ -377,7 +387,7 @@ func (e *env) getCA() (*ca.CA, error) {
 		Rand: rand.NewChaCha8(seed),
 		Templates: []ca.Template{{ID: defaultTemplate, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
 			EnrolleeSuppliesSubject: true}},
-		RequesterIdentity: func(string) (ca.Identity, bool) { return ca.Identity{Name: "CONTOSO\\user"}, true },
+		RequesterIdentity: requesterIdentity,
 	})
 	if err != nil {
 		return nil, err

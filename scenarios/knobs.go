@@ -132,8 +132,22 @@ func enumValues(f reflect.Value) []string {
 
 // knobs builds a host's knobs from the scenario: each key is a Knobs field
 // in snake_case; unknown keys and bad values are errors with their line.
-func knobs(h *HostDecl) (*winhost.Knobs, error) {
-	k := winhost.DefaultKnobs()
+func knobs(h *HostDecl, defaultProfile ...string) (*winhost.Knobs, error) {
+	// The host's profile (or the run's, or winhost.DefaultProfile) first,
+	// then the scenario's knobs one by one (docs/windows-fidelity.md
+	// H-PROFILES).
+	name := h.Profile
+	if name == "" && len(defaultProfile) > 0 {
+		name = defaultProfile[0]
+	}
+	k, err := winhost.ProfileKnobs(name)
+	if err != nil {
+		line := h.ProfileLine
+		if line == 0 {
+			line = h.Line
+		}
+		return nil, ParseErrors{&ParseError{File: h.File, Line: line, Msg: fmt.Sprintf("host %q: %v%s", h.Name, err, didYouMean(name, winhost.ProfileNames()))}}
+	}
 	rv := reflect.ValueOf(&k).Elem()
 	fields := map[string]int{}
 	for i := 0; i < rv.NumField(); i++ {

@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
 
@@ -628,6 +629,7 @@ func (p *parser) card(k, v *yaml.Node) *CardDecl {
 				p.errf(v, "max_containers %d: want 0 (the card's own limit) to 255", c.MaxContainers)
 			}
 		},
+		"session_pins": func(k, v *yaml.Node) { c.SessionPINs = p.bool(v) },
 		"faults": func(k, v *yaml.Node) {
 			for _, f := range p.seq(v) {
 				name := p.str(f)
@@ -668,6 +670,12 @@ func (p *parser) host(k, v *yaml.Node) *HostDecl {
 	}
 	p.mapping(v, map[string]func(k, v *yaml.Node){
 		"user_pin": func(k, v *yaml.Node) { h.UserPIN = p.str(v) },
+		"profile": func(k, v *yaml.Node) {
+			h.Profile, h.ProfileLine = p.str(v), v.Line
+			if _, err := winhost.ProfileKnobs(h.Profile); err != nil {
+				p.errf(v, "host %q: %v%s", h.Name, err, didYouMean(h.Profile, winhost.ProfileNames()))
+			}
+		},
 		"knobs": func(k, v *yaml.Node) {
 			p.anyMapping(v, func(k, v *yaml.Node) {
 				h.Knobs[k.Value] = KnobValue{Value: p.str(v), Line: v.Line}

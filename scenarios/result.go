@@ -25,6 +25,9 @@ type Options struct {
 	SeedSet bool
 	// CardFaults are applied to every virtual card (vcard/fault names).
 	CardFaults []string
+	// HostProfile is the host profile of hosts that name none
+	// (winhost.ProfileNames; "": winhost.DefaultProfile).
+	HostProfile string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
 	// Timeout bounds one scenario (default 5 minutes).

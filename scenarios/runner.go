@@ -161,7 +161,7 @@ func (e *env) setup() error {
 		if err != nil {
 			return err
 		}
-		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers}
+		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs}
 		e.cards[n] = c
 		if e.opts.Reader != "" {
 			continue
@@ -213,7 +213,7 @@ func (e *env) setup() error {
 	}
 	for _, hn := range sortedStrings(keysOf(e.sc.Hosts)) {
 		hd := e.sc.Hosts[hn]
-		k, err := knobs(hd)
+		k, err := knobs(hd, e.opts.HostProfile)
 		if err != nil {
 			return err
 		}

@@ -615,6 +615,13 @@ func (e *env) hostProfiles() []string {
 		for _, k := range sortedStrings(keysOf(hd.Knobs)) {
 			kv = append(kv, k+"="+hd.Knobs[k].Value)
 		}
+		prof := hd.Profile
+		if prof == "" {
+			prof = e.opts.HostProfile
+		}
+		if prof != "" {
+			kv = append([]string{"profile " + prof}, kv...)
+		}
 		if len(kv) == 0 {
 			out = append(out, hn+": default knobs")
 		} else {

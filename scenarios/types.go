@@ -58,6 +58,9 @@ type CardDecl struct {
 	ReadOnly      bool
 	MaxContainers int
 	Faults        []string
+	// SessionPINs: the card declares session PINs
+	// (CP_CARD_PIN_STRENGTH_VERIFY), minidriver.Options.SessionPINs.
+	SessionPINs bool
 }
 
 // HostDecl declares an emulated Windows host.
@@ -66,7 +69,11 @@ type HostDecl struct {
 	File    string
 	Line    int
 	UserPIN string // what the user types at a PIN prompt (default: the first card's PIN)
-	Knobs   map[string]KnobValue
+	// Profile is the host profile (winhost.ProfileNames) the knobs start
+	// from; "": the run's default (Options.HostProfile).
+	Profile     string
+	ProfileLine int
+	Knobs       map[string]KnobValue
 }
 
 // KnobValue is a host knob as written in the file.

@@ -73,6 +73,15 @@ const (
 	NTE_BAD_SIGNATURE Code = 0x80090006
 	// NTE_BAD_ALGID: a hash the provider does not sign with (host model).
 	NTE_BAD_ALGID Code = 0x80090008
+	// NTE_BAD_PROV_TYPE "Invalid provider type specified": CryptAcquireContext
+	// with a provider type outside 1..999, which is what a CryptoAPI
+	// acquisition of a key whose CRYPT_KEY_PROV_INFO names a KSP
+	// (dwProvType 0) passes (host model, docs/windows-fidelity.md H-ACQ-API).
+	NTE_BAD_PROV_TYPE Code = 0x80090014
+	// NTE_BAD_PROVIDER "Invalid provider specified": a CNG acquisition of a
+	// property that names a CSP, when the model is told the KSP cannot open
+	// it (docs/windows-fidelity.md H-ACQ-API).
+	NTE_BAD_PROVIDER Code = 0x80090013
 	// NTE_NO_KEY: the container holds no key of that spec.
 	NTE_NO_KEY Code = 0x8009000D
 	// NTE_EXISTS: the container already exists.
@@ -229,6 +238,8 @@ var table = map[Code]info{
 	NTE_BAD_KEY:                   {"NTE_BAD_KEY", "bad key"},
 	NTE_BAD_SIGNATURE:             {"NTE_BAD_SIGNATURE", "invalid signature"},
 	NTE_BAD_ALGID:                 {"NTE_BAD_ALGID", "invalid algorithm specified"},
+	NTE_BAD_PROV_TYPE:             {"NTE_BAD_PROV_TYPE", "invalid provider type specified"},
+	NTE_BAD_PROVIDER:              {"NTE_BAD_PROVIDER", "invalid provider specified"},
 	NTE_NO_KEY:                    {"NTE_NO_KEY", "key does not exist"},
 	NTE_EXISTS:                    {"NTE_EXISTS", "object already exists"},
 	NTE_NOT_FOUND:                 {"NTE_NOT_FOUND", "object was not found"},

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
@@ -55,6 +56,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
 	var faults, tags, skipTags, includePath multiFlag
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
@@ -73,6 +75,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *report != "text" && *report != "json" {
 		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	}
+	if _, err := winhost.ProfileKnobs(*hostProfile); err != nil {
+		return usageError{fmt.Sprintf("--host-profile %q: profiles: %s%s", *hostProfile, strings.Join(winhost.ProfileNames(), ", "), scenarios.DidYouMean(*hostProfile, winhost.ProfileNames()))}
 	}
 	for _, f := range faults {
 		if !fault.Known(f) {
@@ -119,7 +124,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
+		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
 	// A missing pcscd is said once, before any scenario, not once per
 	// scenario.
 	if err := scenarios.Preflight(opts); err != nil {

@@ -253,7 +253,7 @@ func TestRunSelectsAndCombines(t *testing.T) {
 	if len(all) < 19 || all[len(all)-1] != filepath.Join(dir, "mine.yaml") {
 		t.Errorf("builtin plus mine: %q", all)
 	}
-	if got := list("--run", "S11", "builtin", dir); len(got) != 2 {
+	if got := list("--run", "S11", "builtin", dir); len(got) != 3 { // default lost, moved, Base CSP picks a new one
 		t.Errorf("--run S11: %q", got)
 	}
 	if got := list("--tag", "mine", "builtin", dir); len(got) != 1 || !strings.HasSuffix(got[0], "mine.yaml") {

@@ -61,8 +61,9 @@
 // # Asynchrony and determinism
 //
 // Certificate propagation (§2.5) runs on the virtual clock
-// (harness/vclock) Knobs.PropagationDelay after a logon or an insertion:
-// nothing happens until the scenario advances the clock. Container GUIDs,
+// (harness/vclock) after a logon, an insertion or a CertPropSvc restart,
+// with a seeded delay (Knobs.PropagationDelaySample): nothing happens until
+// the scenario advances the clock. Container GUIDs,
 // request serial numbers and propagation jitter come from Config.Seed. The
 // PIN a prompt returns is the host's "user" answer (Config.UserPIN,
 // SetUserPIN, or Config.Prompter). A Host is safe for concurrent use but
@@ -76,34 +77,25 @@
 // non-silent operation that needs an absent card is an *InsertCardError
 // (errors.Is(err, ErrInsertCardDialog)).
 //
-// # Knobs and their defaults
+// # Host profiles, knobs and the fidelity ledger
 //
-//	Granularity                  PerCategory       §7 q1; §2.2 names one counter per item
-//	CmapfileCounter              fs.CategoryFiles  [U] item "Cached_GeneralFile/mscp/cmapfile"
-//	GlobalCachePersistent        true              §7 q5; [U] registry persistence
-//	CacheMaxBytesPerItem         10000             T16; [U] scardsvr default
-//	CacheMaxBytesTotal           50000             [U] scardsvr default; oldest evicted first [I]
-//	CacheMaxItemAge              5 days            [U] scardsvr default
-//	CertFileNaming               CertNamesHex      §7 q6; §1.1 harness naming
-//	SessionPINs                  false             §1.6; GIDS has no session PINs → CAPI-CNG-CAPI prompts twice
-//	DropPINOnWrongPIN            true              [I] a rejected cached PIN is forgotten
-//	PINCacheSurvivesRemoval      false             [I] the cache hangs off the card handle
-//	ChangePINBumpsPins           true              §1.2, §7 q2
-//	PropagationEnabled           true              CertPropEnabled default [S MSGP]
-//	PropagationDelay             1 s               §7 q4; sources say only "asynchronous"
-//	PropagationJitter            0
-//	PropagationReadsThroughCache true              §7 q4; OpenSC#524
-//	PropagationProvider          ProviderCAPI      OpenSC PR#2523 (registered "Crypto Provider")
-//	SilentNoContainerError       NTE_BAD_KEYSET    §7 q3; first candidate of §2.7
-//	HealMissingProvInfo          false             healing undocumented [S CACPK]
-//	LogonReadsAllCertificates    true              Base CSP supports PP_USER_CERTSTORE [S MSENUM]
-//	LogonAllowSignatureOnlyKeys  false             [S MSGP]
-//	LogonAllowNoEKU              false             [S MSGP]
-//	LogonAllowTimeInvalid        false             [S MSGP]
-//	LogonFilterDuplicateCerts    false             [S MSGP]
-//	NoDefaultContainer           NoDefaultFails    T11; [S MSENUM] (MSARCH's arbitrary pick: NoDefaultPickFirst)
+// Where Windows versions differ or the sources leave a behaviour open, the
+// model has a field in Knobs. Named host profiles (profiles.go:
+// windows-11-2025, the default, windows-10-legacy, windows-7) bundle them;
+// ProfileKnobs returns a profile's knobs, DefaultKnobs the default's.
+// Every knob's comment names its row in docs/windows-fidelity.md, which
+// gives what Windows does, the public source, the model's rule, the
+// default, and the test and scenario that show it; a test fails if a knob
+// has no row.
 //
-// DefaultKnobs returns them; each field's comment says why.
+// The rules that changed with current Windows: certificate propagation
+// writes the Smart Card KSP into CERT_KEY_PROV_INFO (2025-10-14 update,
+// CVE-2024-30098); CryptAcquireCertificatePrivateKey follows its flags as
+// documented (no NCRYPT flag: CryptoAPI only, which refuses a KSP property
+// with NTE_BAD_PROV_TYPE) and heals a missing property unless
+// CRYPT_ACQUIRE_NO_HEALING; certificate contexts belong to a process
+// (CertContext); Base CSP selects a new default container when it deletes
+// the default one and skips a full card.
 //
 // # Not modelled
 //

@@ -6,11 +6,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
 	"time"
 
+	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/winerr"
 )
 
@@ -28,6 +30,46 @@ type RequestOptions struct {
 	Enrollment EnrollmentProperty
 	// Validity of the dummy; 0: one year.
 	Validity time.Duration
+	// NoCardCopy leaves the card alone: only REQUEST gets the dummy (the
+	// model before ledger row H-PROP-REQUEST; a software-key request).
+	NoCardCopy bool
+}
+
+// oidEnrollmentProperty is the extension the model's request dummy carries
+// the enrollment property in. CertEnroll's dummy carries the request's
+// properties as extensions, but which extension holds the CA and request
+// id is not public, so the model uses an OID of its own under the
+// documentation arc 2.999 (ITU-T X.660 "example") rather than guess at
+// Microsoft's.
+var oidEnrollmentProperty = asn1.ObjectIdentifier{2, 999, 11, 1}
+
+type enrollmentASN1 struct {
+	RequestID    int
+	CAName       string `asn1:"utf8"`
+	FriendlyName string `asn1:"utf8"`
+}
+
+func enrollmentExtension(e EnrollmentProperty) (pkix.Extension, error) {
+	b, err := asn1.Marshal(enrollmentASN1(e))
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: oidEnrollmentProperty, Value: b}, nil
+}
+
+// enrollmentOf reads the enrollment property a request dummy carries.
+func enrollmentOf(c *x509.Certificate) (EnrollmentProperty, bool) {
+	for _, x := range c.Extensions {
+		if !x.Id.Equal(oidEnrollmentProperty) {
+			continue
+		}
+		var v enrollmentASN1
+		if rest, err := asn1.Unmarshal(x.Value, &v); err != nil || len(rest) > 0 {
+			return EnrollmentProperty{}, false
+		}
+		return EnrollmentProperty(v), true
+	}
+	return EnrollmentProperty{}, false
 }
 
 // CreateRequest records an outstanding request for the key in container
@@ -53,11 +95,17 @@ func (p *Process) CreateRequest(ctx context.Context, containerGUID string, opts 
 		opts.Validity = 365 * 24 * time.Hour
 	}
 	now := p.h.now()
+	e := opts.Enrollment
+	ext, err := enrollmentExtension(e)
+	if err != nil {
+		return StoreCert{}, fmt.Errorf("%s: %w", op, err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetUint64(p.h.rng.Uint64() >> 1),
-		Subject:      opts.Subject,
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(opts.Validity),
+		SerialNumber:    new(big.Int).SetUint64(p.h.rng.Uint64() >> 1),
+		Subject:         opts.Subject,
+		NotBefore:       now.Add(-time.Minute),
+		NotAfter:        now.Add(opts.Validity),
+		ExtraExtensions: []pkix.Extension{ext},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.pub, &keySigner{ctx: ctx, k: k, locked: true})
 	if err != nil {
@@ -67,8 +115,26 @@ func (p *Process) CreateRequest(ctx context.Context, containerGUID string, opts 
 	if err != nil {
 		return StoreCert{}, fmt.Errorf("%s: %w", op, err)
 	}
-	e := opts.Enrollment
 	sc := StoreCert{Cert: cert, ProvInfo: &KeyProvInfo{Provider: k.api.Provider(), Container: k.guid, KeySpec: k.spec}, Enrollment: &e, Source: "CreateRequest"}
+	if !opts.NoCardCopy {
+		// The dummy goes into the new container's certificate file too
+		// (ledger row H-PROP-REQUEST): that is how a host that never saw
+		// the request, or this one after its REQUEST store is gone, can
+		// still find the outstanding request by propagating the card.
+		_, err := p.withContainer(ctx, op, k.guid, func(t *txn, idx int, m fs.ContainerMap) error {
+			if err := t.authenticate(p.opts.API, p.opts.Silent); err != nil {
+				return err
+			}
+			if err := t.writeCertificate(idx, k.spec, cert.Raw); err != nil {
+				return newErr(op, cardCode(err, winerr.SCARD_F_INTERNAL_ERROR), err)
+			}
+			p.event(Event{Kind: EvCardWrite, Reader: t.reader, Item: op, Detail: fmt.Sprintf("request dummy into %s for container %d %q", certPath(t.knobs(), idx, k.spec), idx, k.guid)})
+			return t.refresh([]item{certItem(t.knobs(), idx, k.spec)}, nil)
+		})
+		if err != nil {
+			return StoreCert{}, err
+		}
+	}
 	p.h.user.request.add(sc, AddReplaceExisting)
 	return sc.clone(), nil
 }

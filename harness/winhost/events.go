@@ -48,8 +48,17 @@ const (
 	EvDropPINCache EventKind = "drop-pin-cache"
 	EvPINPrompt    EventKind = "pin-prompt" // Detail: API
 	EvInsertDialog EventKind = "insert-card-dialog"
+	// EvCardSkipped: card selection passed over a card (Detail: why).
+	EvCardSkipped  EventKind = "card-skipped"
 	EvPropagate    EventKind = "propagate"       // Item: thumbprint, Detail: store
 	EvPropagateErr EventKind = "propagate-error" // Detail: error
+	// EvPropagateScheduled: a propagation was armed (Detail: trigger, delay).
+	EvPropagateScheduled EventKind = "propagate-scheduled"
+	// EvCertPropRestart: CertPropSvc was restarted (or stopped).
+	EvCertPropRestart EventKind = "certprop-restart"
+	// EvAcquire: CryptAcquireCertificatePrivateKey (Item: thumbprint,
+	// Detail: flags and outcome, or the healing).
+	EvAcquire      EventKind = "acquire"
 	EvLogon        EventKind = "logon"
 	EvLogoff       EventKind = "logoff"
 	EvServiceStart EventKind = "card-service-restart"

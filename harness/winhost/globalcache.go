@@ -81,7 +81,7 @@ func itemSize(data []byte) int { return len(data) + itemHeaderSize }
 // read is SCardReadCache (§1.4): an item cached under counters that differ
 // from cf in cats is stale and dropped; an item older than maxAge is a miss
 // and dropped.
-func (g *globalCache) read(id fs.CardID, name string, cf fs.CardCF, cats fs.Category, now time.Time, maxAge time.Duration) ([]byte, lookup) {
+func (g *globalCache) read(id fs.CardID, name string, cf fs.CardCF, cats fs.Category, rule FreshnessRule, now time.Time, maxAge time.Duration) ([]byte, lookup) {
 	k := cacheKey{id, name}
 	it, ok := g.items[k]
 	if !ok {
@@ -91,7 +91,7 @@ func (g *globalCache) read(id fs.CardID, name string, cf fs.CardCF, cats fs.Cate
 		g.drop(k)
 		return nil, cacheMiss
 	}
-	if it.fresh.ChangedIn(cf, cats) {
+	if stale(it.fresh, cf, cats, rule) {
 		g.drop(k)
 		return nil, cacheStale
 	}
@@ -161,4 +161,19 @@ func (g *globalCache) entries() []CacheEntry {
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out
+}
+
+// stale compares a cached item's counters with the card's (ledger row
+// H-CACHE-FRESHNESS): under FreshnessCountersDiffer any change of a
+// covering counter; under FreshnessCardNewer only a card counter greater
+// than the cached one (SCardReadCache: the item is older than the
+// freshness asked for), so counters that went back (a re-initialised
+// card) look fresh.
+func stale(cached, card fs.CardCF, cats fs.Category, rule FreshnessRule) bool {
+	if rule == FreshnessCountersDiffer {
+		return cached.ChangedIn(card, cats)
+	}
+	return (cats&fs.CategoryPins != 0 && card.PinsFreshness > cached.PinsFreshness) ||
+		(cats&fs.CategoryContainers != 0 && card.ContainersFreshness > cached.ContainersFreshness) ||
+		(cats&fs.CategoryFiles != 0 && card.FilesFreshness > cached.FilesFreshness)
 }

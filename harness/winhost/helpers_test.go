@@ -226,8 +226,12 @@ type env struct {
 	card *vcard
 }
 
+// newHost is a host with the default knobs, except that propagation runs
+// exactly PropagationDelay after its trigger: tests that are about the
+// delay model set its knobs themselves.
 func newHost(t *testing.T, mods ...func(k *winhost.Knobs)) *winhost.Host {
 	k := winhost.DefaultKnobs()
+	k.PropagationJitter, k.PropagationTail, k.PropagationPerReader = 0, 0, 0
 	for _, m := range mods {
 		m(&k)
 	}
@@ -361,7 +365,9 @@ func (e *env) generate(p *winhost.Process) winhost.Container {
 // test on error.
 func (e *env) acquire(p *winhost.Process, sc winhost.StoreCert) *winhost.KeyHandle {
 	e.t.Helper()
-	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{})
+	// ALLOW_NCRYPT: what KB5073121 asks applications to pass, so that a
+	// certificate propagated with the KSP (the default profile) opens.
+	k, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{AllowNCrypt: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	Prompter Prompter
 	// Log, if set, receives every event (Host.Events) at debug level.
 	Log *slog.Logger
+	// Roaming, if set and Knobs.RoamingProfile is on, holds the user
+	// profiles (certificate stores) this host shares with the other hosts
+	// given the same Roaming: a roaming user profile.
+	Roaming *Roaming
 }
 
 // CardSource opens a connection to the card in a reader. Every process
@@ -78,11 +82,15 @@ type insertion struct {
 // lock, and the asynchronous parts run when the virtual clock is advanced.
 // Never advance the clock from inside a host call.
 type Host struct {
-	mu       sync.Mutex
-	name     string
-	clock    *vclock.Clock
-	knobs    Knobs
-	rng      *rand.Rand
+	mu    sync.Mutex
+	name  string
+	clock *vclock.Clock
+	knobs Knobs
+	rng   *rand.Rand
+	// propRng draws propagation delays, apart from rng so that the delay
+	// model does not shift container GUIDs.
+	propRng  *rand.Rand
+	roaming  *Roaming
 	userPIN  string
 	prompter Prompter
 	log      *slog.Logger
@@ -100,6 +108,8 @@ type Host struct {
 	logonSeq uint64 // logon session id; 0 when nobody is signed in
 	logons   uint64
 	timers   []*vclock.Timer
+	// certpropRunning: CertPropSvc is running (StopCertPropService).
+	certpropRunning bool
 
 	logonCache map[string]logonEntry
 
@@ -110,16 +120,19 @@ type Host struct {
 // New returns a host with nobody signed in and no readers.
 func New(cfg Config) *Host {
 	h := &Host{
-		name:       cfg.Name,
-		clock:      cfg.Clock,
-		userPIN:    cfg.UserPIN,
-		prompter:   cfg.Prompter,
-		log:        cfg.Log,
-		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9E3779B97F4A7C15)),
-		g:          newGlobalCache(),
-		readers:    map[string]*insertion{},
-		profiles:   map[string]*User{},
-		logonCache: map[string]logonEntry{},
+		name:            cfg.Name,
+		clock:           cfg.Clock,
+		userPIN:         cfg.UserPIN,
+		prompter:        cfg.Prompter,
+		log:             cfg.Log,
+		rng:             rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9E3779B97F4A7C15)),
+		propRng:         rand.New(rand.NewPCG(cfg.Seed^0x5851F42D4C957F2D, cfg.Seed)),
+		roaming:         cfg.Roaming,
+		certpropRunning: true,
+		g:               newGlobalCache(),
+		readers:         map[string]*insertion{},
+		profiles:        map[string]*User{},
+		logonCache:      map[string]logonEntry{},
 	}
 	if h.name == "" {
 		h.name = "HOST"
@@ -222,7 +235,7 @@ func (h *Host) InsertCard(ctx context.Context, reader string, src CardSource, op
 	h.readers[reader] = ins
 	h.event(Event{Kind: EvInsert, Reader: reader, Detail: "cache mode " + opts.CacheMode.String()})
 	if h.user != nil {
-		h.schedulePropagation(ctx, ins, "insertion")
+		h.schedulePropagationAll(ctx, "insertion of "+reader)
 	}
 	return nil
 }
@@ -308,6 +321,7 @@ func (h *Host) Reboot() {
 		}
 	}
 	clear(h.logonCache)
+	h.certpropRunning = true
 	h.startServices()
 	h.event(Event{Kind: EvReboot})
 }

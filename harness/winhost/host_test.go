@@ -21,8 +21,9 @@ func TestDefaultKnobs(t *testing.T) {
 		k.CacheMaxBytesPerItem != 10000 || k.CacheMaxBytesTotal != 50000 || k.CacheMaxItemAge != 5*24*time.Hour ||
 		k.SessionPINs || !k.DropPINOnWrongPIN || k.PINCacheSurvivesRemoval || !k.ChangePINBumpsPins ||
 		!k.PropagationEnabled || k.PropagationDelay != time.Second || !k.PropagationReadsThroughCache ||
-		k.PropagationProvider != winhost.ProviderCAPI || k.SilentNoContainerError != winerr.NTE_BAD_KEYSET ||
-		k.HealMissingProvInfo || !k.LogonReadsAllCertificates || k.NoDefaultContainer != winhost.NoDefaultFails {
+		k.PropagationProviderRule != winhost.ProviderKSPForAll || k.SilentNoContainerError != winerr.NTE_BAD_KEYSET ||
+		!k.HealMissingProvInfo || k.HealSource != winhost.HealFromMyStore || !k.LogonReadsAllCertificates ||
+		k.NoDefaultContainer != winhost.NoDefaultFails || !k.LogonFilterDuplicateCerts {
 		t.Errorf("defaults changed: %+v", k)
 	}
 	if h := winhost.New(winhost.Config{}); h.Knobs() != k {
@@ -177,7 +178,7 @@ func TestPropagationTiming(t *testing.T) {
 	}
 	e.h.Clock().Advance(time.Second)
 	sc, ok := e.my().FindCert(cert)
-	if !ok || sc.ProvInfo.Provider != winhost.ProviderCAPI || sc.ProvInfo.Container != guidA || sc.ProvInfo.KeySpec != fs.AT_KEYEXCHANGE {
+	if !ok || sc.ProvInfo.Provider != winhost.ProviderKSP || sc.ProvInfo.Container != guidA || sc.ProvInfo.KeySpec != fs.AT_KEYEXCHANGE {
 		t.Fatalf("after the delay: %v %+v", ok, sc.ProvInfo)
 	}
 	// Removal before the delay cancels; nothing is ever removed from My.

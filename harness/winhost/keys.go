@@ -16,27 +16,6 @@ import (
 	"github.com/cardharness/cardharness/winerr"
 )
 
-// AcquireFlags are the CryptAcquireCertificatePrivateKey flags the model
-// honours.
-type AcquireFlags struct {
-	// Silent is CRYPT_ACQUIRE_SILENT_FLAG: no PIN prompt, no insert-card
-	// dialog.
-	Silent bool
-	// CompareKey is CRYPT_ACQUIRE_COMPARE_KEY_FLAG: the container's public
-	// key (as the host sees it, i.e. possibly from the cache) must equal
-	// the certificate's, else NTE_BAD_PUBLIC_KEY.
-	CompareKey bool
-	// AllowNCrypt is CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG: a certificate
-	// whose provider is the KSP is opened through CNG.
-	AllowNCrypt bool
-	// PreferNCrypt is CRYPT_ACQUIRE_PREFER_NCRYPT_KEY_FLAG: CNG whatever
-	// the provider.
-	PreferNCrypt bool
-	// NoHealing is CRYPT_ACQUIRE_NO_HEALING (matters only with
-	// Knobs.HealMissingProvInfo).
-	NoHealing bool
-}
-
 // KeyHandle is an acquired private key (HCRYPTPROV+dwKeySpec or
 // NCRYPT_KEY_HANDLE): a container on a card, reached through one API of one
 // process. Operations re-find the container by name in each transaction,
@@ -52,6 +31,29 @@ type KeyHandle struct {
 	api    API
 	silent bool
 	pub    *rsa.PublicKey
+	// callerFree is CryptAcquireCertificatePrivateKey's
+	// *pfCallerFreeProvOrNCryptKey: false for a handle cached on the
+	// certificate context.
+	callerFree bool
+}
+
+// CallerFree reports whether the caller owns the handle
+// (pfCallerFreeProvOrNCryptKey): false when it is cached on a certificate
+// context (CRYPT_ACQUIRE_CACHE_FLAG, or USE_PROV_INFO with
+// CERT_SET_KEY_CONTEXT_PROP_ID).
+func (k *KeyHandle) CallerFree() bool { return k.callerFree }
+
+// CertNCryptKeySpec is the pdwKeySpec value of a CNG key.
+const CertNCryptKeySpec uint32 = 0xFFFFFFFF
+
+// ResultKeySpec is what CryptAcquireCertificatePrivateKey stores in
+// *pdwKeySpec: AT_KEYEXCHANGE or AT_SIGNATURE for a CryptoAPI handle,
+// CERT_NCRYPT_KEY_SPEC for a CNG key.
+func (k *KeyHandle) ResultKeySpec() uint32 {
+	if k.api == CNG {
+		return CertNCryptKeySpec
+	}
+	return uint32(k.spec)
 }
 
 // Reader returns the reader the key was found in.
@@ -137,68 +139,9 @@ func (p *Process) containerMissing(op, guid string, silent bool, cause error) er
 	return &InsertCardError{Op: op, ContainerGUID: guid}
 }
 
-// AcquireCertificatePrivateKey is CryptAcquireCertificatePrivateKey
-// (docs/reference/minidriver-semantics.md §2.7, T9, T10, T13, T14):
-//
-//  1. No CERT_KEY_PROV_INFO: CRYPT_E_NO_KEY_PROPERTY, unless
-//     Knobs.HealMissingProvInfo finds a container with the certificate's
-//     public key.
-//  2. The container named in it is looked for on the inserted cards
-//     (through the read path: a stale cached cmapfile hides new
-//     containers). Not found: silent → Knobs.SilentNoContainerError,
-//     otherwise an InsertCardError.
-//  3. The container's key is read (container info, through the cache);
-//     none on the card → NTE_BAD_KEYSET (T13). With CompareKey, a key
-//     that differs from the certificate's → NTE_BAD_PUBLIC_KEY (T14).
-//
-// The API is CNG when PreferNCrypt is set, or AllowNCrypt is set and the
-// provider is the KSP; CAPI otherwise (both providers reach the same card
-// containers [I]). The PIN is not asked for here: Sign asks for it.
-func (p *Process) AcquireCertificatePrivateKey(ctx context.Context, c StoreCert, f AcquireFlags) (*KeyHandle, error) {
-	p.h.mu.Lock()
-	defer p.h.mu.Unlock()
-	const op = "CryptAcquireCertificatePrivateKey"
-	if p.exited {
-		return nil, fmt.Errorf("%s: %w", op, ErrProcessExited)
-	}
-	if c.Cert == nil {
-		return nil, newErr(op, winerr.CRYPT_E_NOT_FOUND, errors.New("no certificate"))
-	}
-	silent := f.Silent || p.opts.Silent
-	certPub, _ := c.Cert.PublicKey.(*rsa.PublicKey)
-	pi := c.ProvInfo
-	if pi == nil && p.h.knobs.HealMissingProvInfo && !f.NoHealing && certPub != nil {
-		pi = p.healProvInfo(ctx, op, certPub)
-	}
-	if pi == nil {
-		return nil, newErr(op, winerr.CRYPT_E_NO_KEY_PROPERTY, errors.New("the certificate has no CERT_KEY_PROV_INFO_PROP_ID"))
-	}
-	api := CAPI
-	if f.PreferNCrypt || (f.AllowNCrypt && pi.Provider == ProviderKSP) {
-		api = CNG
-	}
-	var kh *KeyHandle
-	found, err := p.withContainer(ctx, op, pi.Container, func(t *txn, idx int, m fs.ContainerMap) error {
-		info, err := t.containerInfo(idx)
-		if err != nil {
-			return err
-		}
-		if f.CompareKey && (certPub == nil || !certPub.Equal(info.pub)) {
-			return newErr(op, winerr.NTE_BAD_PUBLIC_KEY, fmt.Errorf("the public key of container %q (index %d) is not the certificate's", pi.Container, idx))
-		}
-		kh = &KeyHandle{p: p, reader: t.reader, cardID: t.cardID, guid: m[idx].GUID, spec: info.spec, bits: info.bits, api: api, silent: silent, pub: info.pub}
-		return nil
-	})
-	if !found {
-		return nil, p.containerMissing(op, pi.Container, silent, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return kh, nil
-}
-
-// healProvInfo looks for a container holding pub on the inserted cards.
+// healProvInfo looks for a container holding pub on the inserted cards, as
+// CryptFindCertificateKeyProvInfo does by enumerating the CSPs (so the
+// provider it records is Base CSP).
 func (p *Process) healProvInfo(ctx context.Context, op string, pub *rsa.PublicKey) *KeyProvInfo {
 	for _, r := range p.h.insertedReaders() {
 		t, err := p.begin(ctx, op, r)
@@ -213,7 +156,7 @@ func (p *Process) healProvInfo(ctx context.Context, op string, pub *rsa.PublicKe
 				}
 				if info, err := t.containerInfo(i); err == nil && info.pub.Equal(pub) {
 					t.end()
-					return &KeyProvInfo{Provider: p.opts.API.Provider(), Container: m[i].GUID, KeySpec: info.spec}
+					return &KeyProvInfo{Provider: ProviderCAPI, Container: m[i].GUID, KeySpec: info.spec}
 				}
 			}
 		}

@@ -92,12 +92,103 @@ func (n CertFileNaming) file(idx int, spec fs.KeySpec) string {
 	return fmt.Sprintf("%s%02d", prefix, idx)
 }
 
-// Knobs are the host behaviours the sources leave open
-// (docs/reference/minidriver-semantics.md §2.8 "Knobs to expose" and §7). Every field has a
-// documented default in DefaultKnobs; the zero Knobs is NOT the default (a
-// nil Config.Knobs is). Change a copy of DefaultKnobs():
+// ProviderRule is how certificate propagation chooses the provider it
+// writes into CERT_KEY_PROV_INFO (ledger row H-PROP-PROVIDER).
+type ProviderRule int
+
+const (
+	// ProviderKSPForAll: the Smart Card KSP for every certificate, the rule
+	// since the 2025-10-14 security update for CVE-2024-30098 (KB5073121
+	// "Guidance for certificate handling for Smart Card propagated
+	// certificates", Summary).
+	ProviderKSPForAll ProviderRule = iota
+	// ProviderCSPForRSA: Base CSP for RSA certificates and the KSP for all
+	// others, the rule before that update (same article, Summary).
+	ProviderCSPForRSA
+)
+
+func (r ProviderRule) String() string {
+	if r == ProviderCSPForRSA {
+		return "csp-for-rsa"
+	}
+	return "ksp-for-all"
+}
+
+// HealSource is where CryptAcquireCertificatePrivateKey looks when it
+// re-creates a missing CERT_KEY_PROV_INFO (ledger row H-ACQ-HEAL).
+type HealSource int
+
+const (
+	// HealFromMyStore copies the property from the same certificate
+	// (same SHA-1 hash) in the user's My store.
+	HealFromMyStore HealSource = iota
+	// HealByKeySearch looks for a container whose public key is the
+	// certificate's on the inserted cards, as CryptFindCertificateKeyProvInfo
+	// does, and records Base CSP as the provider.
+	HealByKeySearch
+)
+
+func (s HealSource) String() string {
+	if s == HealByKeySearch {
+		return "key-search"
+	}
+	return "my-store"
+}
+
+// NewDefaultPolicy is which container Base CSP makes the default when the
+// default one is deleted (ledger row H-CSP-NEWDEFAULT).
+type NewDefaultPolicy int
+
+const (
+	// NewDefaultFirstValid: the first valid container by index.
+	NewDefaultFirstValid NewDefaultPolicy = iota
+	// NewDefaultLastValid: the last valid container by index.
+	NewDefaultLastValid
+	// NewDefaultNone: no new default (the card is unusable for sign-in
+	// until someone sets one): what an out-of-band writer leaves.
+	NewDefaultNone
+)
+
+func (p NewDefaultPolicy) String() string {
+	switch p {
+	case NewDefaultLastValid:
+		return "last-valid"
+	case NewDefaultNone:
+		return "none"
+	}
+	return "first-valid"
+}
+
+// FreshnessRule is how a cached item's counters are compared with the
+// card's (ledger row H-CACHE-FRESHNESS).
+type FreshnessRule int
+
+const (
+	// FreshnessCountersDiffer: any difference makes the item stale.
+	FreshnessCountersDiffer FreshnessRule = iota
+	// FreshnessCardNewer: the item is stale only if the card's counter is
+	// newer (greater) than the cached one, the reading of SCardReadCache's
+	// "older than" wording; a card whose counters went back (re-initialised,
+	// S3) keeps serving the old items.
+	FreshnessCardNewer
+)
+
+func (r FreshnessRule) String() string {
+	if r == FreshnessCardNewer {
+		return "card-newer"
+	}
+	return "counters-differ"
+}
+
+// Knobs are the host behaviours that differ between Windows versions or
+// that the sources leave open (docs/reference/minidriver-semantics.md §2.8 "Knobs to
+// expose" and §7). Every field's comment names its row in the fidelity
+// ledger, docs/windows-fidelity.md, where the source, the default and the
+// test and scenario that show it are listed. Defaults are those of the
+// default host profile (DefaultProfile, profiles.go); the zero Knobs is NOT
+// the default (a nil Config.Knobs is). Change a copy:
 //
-//	k := winhost.DefaultKnobs()
+//	k := winhost.DefaultKnobs() // or ProfileKnobs("windows-10-legacy")
 //	k.Granularity = winhost.WholeSnapshot
 //	host := winhost.New(winhost.Config{Knobs: &k})
 type Knobs struct {
@@ -106,171 +197,192 @@ type Knobs struct {
 	// Granularity: which counters validate a cached item (§7 q1).
 	// Default PerCategory: the §2.2 model names one covering counter per
 	// item, and the cache-item header carrying the whole snapshot [U] does
-	// not say it is compared whole.
+	// not say it is compared whole. Ledger: H-CACHE-GRANULARITY.
 	Granularity Granularity
+	// CacheFreshness: how counters compare. Default
+	// FreshnessCountersDiffer: the minidriver specification's cardcf
+	// rule is "a counter changed"; FreshnessCardNewer follows the
+	// SCardReadCache documentation's "older than" wording. Ledger:
+	// H-CACHE-FRESHNESS.
+	CacheFreshness FreshnessRule
 	// CmapfileCounter is the counter that covers the cached cmapfile.
 	// Default fs.CategoryFiles: the item is named
 	// "Cached_GeneralFile/mscp/cmapfile" like any file [U TBT blog] and
 	// MS-FS calls it a file. §2.2's pseudo-code lists cmap under
 	// wContainers instead; set fs.CategoryContainers (or both) to model
 	// that. Correct writers bump both on a cmapfile write, so the choice
-	// only shows with BumpWrongCounter.
+	// only shows with BumpWrongCounter. Ledger: H-CACHE-CMAPCOUNTER.
 	CmapfileCounter fs.Category
 	// GlobalCachePersistent: G survives RestartCardService and Reboot.
 	// Default true: RE notes show SCardSvr writing the cache to the
-	// registry (Calais\Cache) [U], which the spec allows for defaults
-	// (§7 q5 asks for confirmation). G always survives card removal [I].
+	// registry (Calais\Cache) [U]. Ledger: H-CACHE-PERSIST.
 	GlobalCachePersistent bool
 	// CacheMaxBytesPerItem: items bigger than this (value plus the 16-byte
-	// item header) are not cached; reading them is a card read every time
-	// (T16, SCARD_W_CACHE_ITEM_TOO_BIG). 0: no cap. Default 10000, the
-	// CacheMaxBytesPerItem value seen in the scardsvr decompilation [U].
+	// item header) are not cached (T16, SCARD_W_CACHE_ITEM_TOO_BIG). 0:
+	// no cap. Default 10000 [U scardsvr]. Ledger: H-CACHE-LIMITS.
 	CacheMaxBytesPerItem int
 	// CacheMaxBytesTotal caps G as a whole; the oldest-written items are
-	// evicted first [I: the eviction order is not known]. 0: no cap.
-	// Default 50000, CacheMaxBytesTotal from the same dump [U].
+	// evicted first [I]. 0: no cap. Default 50000 [U]. Ledger:
+	// H-CACHE-LIMITS.
 	CacheMaxBytesTotal int
 	// CacheMaxItemAge: items older than this (virtual clock) are misses.
-	// 0: no limit. Default 5 days, CacheMaxItemAgeDays from the same
-	// dump [U].
+	// 0: no limit. Default 5 days [U]. Ledger: H-CACHE-LIMITS.
 	CacheMaxItemAge time.Duration
 
 	// CertFileNaming: the certificate file names the host reads and
-	// writes (§7 q6). Default CertNamesHex: what the harness's writers
-	// use (§1.1 "use two hex digits"); CertNamesDecimal reproduces S14.
+	// writes (§7 q6). Default CertNamesHex (§1.1); CertNamesDecimal
+	// reproduces S14. Ledger: H-CSP-CERTNAMES.
 	CertFileNaming CertFileNaming
 
 	// --- PINs (§1.6, T6, T7) ---
 
-	// SessionPINs: the PIN caches hold session PINs (CardAuthenticateEx
-	// GENERATE_SESSION_PIN) and the card honours only the latest one, so
-	// a prompt through one API (or process) invalidates every other
-	// cache for that card, which then prompts again: the "PIN battle".
-	// Default false: session PINs are an optional v6/v7 minidriver
-	// feature [S MSDG] and the GIDS card here has none, so Base CSP and
-	// the KSP each cache the real PIN, and a CAPI-CNG-CAPI sequence
-	// prompts twice, not three times.
+	// SessionPINs: the host's Base CSP and KSP use session PINs
+	// (CardAuthenticateEx with GENERATE_SESSION_PIN) for cards that
+	// declare them (minidriver.Options.SessionPINs, the card's
+	// CP_CARD_PIN_STRENGTH_VERIFY); the card honours only the latest one,
+	// so a prompt through one API invalidates the other's cache: the "PIN
+	// battle". A card that does not declare session PINs is never given
+	// one. Default false (profile windows-7: true). Ledger:
+	// H-PIN-SESSION.
 	SessionPINs bool
 	// DropPINOnWrongPIN: a cached PIN the card rejects is dropped, so the
-	// next operation prompts. Default true [I]: a cache that kept a
-	// rejected PIN would block the card on its own. With it, a stale PIN
-	// costs one try per process that cached it (T6).
+	// next operation prompts. Default true [I]. Ledger: H-PIN-WRONG.
 	DropPINOnWrongPIN bool
 	// PINCacheSurvivesRemoval: a process keeps its cached PIN for a card
-	// across removal and reinsertion. Default false [I]: the cache hangs
-	// off the card handle, and removal invalidates handles; also, session
-	// PINs live until cold reset [S MSDG].
+	// across removal and reinsertion. Default false [I]. Ledger:
+	// H-PIN-REMOVAL.
 	PINCacheSurvivesRemoval bool
 	// SchannelPINCache: where the TLS stack's use of a card key (client
 	// authentication, tls.go) caches the PIN. Default SchannelOwnPINCache:
 	// a cache of its own, separate from Base CSP's and the KSP's, as the
-	// founding document reports (one more prompt per renewal). With
-	// SingleTokenPINCache (Windows 7) the caches overwrite each other.
+	// founding document reports (one more prompt per renewal) [S founding
+	// document; I the cache's owner]. Ledger: H-PIN-SCHANNEL.
 	SchannelPINCache SchannelPINCache
-	// SingleTokenPINCache: a process keeps one PIN (session token) per
-	// card for all its providers, so a PIN typed for one (Schannel, Base
-	// CSP, the KSP) overwrites the others', which prompt again. Windows 7,
-	// per the founding document: three prompts for a renewal through the
-	// relay in the logical order. Default false: per-provider caches [S
-	// founding document for Windows 7; I for later versions having
-	// separate caches].
+	// SingleTokenPINCache: the TLS stack and the smart-card CSPs share one
+	// PIN (session token) per card in a process, so a PIN typed for the
+	// handshake overwrites Base CSP's and the KSP's, and the other way
+	// round (Base CSP and the KSP still keep theirs apart): three prompts
+	// for a renewal through the relay in the logical order.
+	// Default false (profile windows-7: true) [S founding document for
+	// Windows 7; I later versions have per-provider caches]. Ledger:
+	// H-PIN-SINGLE-TOKEN.
 	SingleTokenPINCache bool
-	// ChangePINBumpsPins: Base CSP's change-PIN bumps bPinsFreshness,
-	// so other processes drop their cached PIN (§1.2, §7 q2). Default
-	// true: §1.2 (libgtop11dotnet, OpenSC's "PIN freshness will be
-	// managed by the Base CSP"). False makes a Base CSP PIN change behave
-	// like the faulty out-of-band writer of T6.
+	// ChangePINBumpsPins: Base CSP's change-PIN bumps bPinsFreshness, so
+	// other processes drop their cached PIN (§1.2, §7 q2). Default true.
+	// Ledger: H-PIN-CHANGE.
 	ChangePINBumpsPins bool
 
 	// --- certificate propagation (§2.5, T8) ---
 
-	// PropagationEnabled is the CertPropEnabled policy. Default true [S
-	// MSGP: the service runs by default].
+	// PropagationEnabled is the CertPropEnabled policy ("Turn on
+	// certificate propagation from smart card"). Default true: enabled
+	// when not configured. Ledger: H-PROP-TRIGGERS.
 	PropagationEnabled bool
-	// PropagationDelay: how long after its trigger (logon, insertion)
-	// the propagation runs, on the virtual clock. Default 1 s [I]: the
-	// sources say only "asynchronous"; a non-zero default makes a
-	// scenario that forgets to wait fail the way a real host can.
+	// PropagationDelay is the fixed part of the time between a trigger
+	// (logon, insertion, CertPropSvc restart) and the propagation, on the
+	// virtual clock. Default 1 s. Ledger: H-PROP-DELAY.
 	PropagationDelay time.Duration
-	// PropagationJitter adds a uniformly random 0..jitter (from the host
-	// seed) to each delay. Default 0.
+	// PropagationJitter adds a uniformly random 0..jitter (host seed).
+	// Default 2 s. Ledger: H-PROP-DELAY.
 	PropagationJitter time.Duration
+	// PropagationTail adds an exponentially distributed delay of this
+	// mean (host seed): the long tail behind "up to about a minute".
+	// Default 2 s. Ledger: H-PROP-DELAY.
+	PropagationTail time.Duration
+	// PropagationPerReader is added once per other reader holding a card:
+	// CertPropSvc handles readers one after the other. Default 1 s.
+	// Ledger: H-PROP-DELAY.
+	PropagationPerReader time.Duration
+	// PropagationMaxDelay caps the total. 0: no cap. Default 60 s.
+	// Ledger: H-PROP-DELAY.
+	PropagationMaxDelay time.Duration
 	// PropagationReadsThroughCache: propagation reads the certificates
-	// through G (and so can propagate stale ones) rather than straight
-	// from the card. Default true: OpenSC#524 suggests so (§7 q4).
+	// through G rather than straight from the card. Default true
+	// (OpenSC#524, §7 q4). Ledger: H-PROP-CACHE.
 	PropagationReadsThroughCache bool
-	// PropagationProvider is the provider name propagation writes into
-	// CERT_KEY_PROV_INFO. Default ProviderCAPI, the card's registered
-	// "Crypto Provider" [S OpenSC PR#2523].
-	PropagationProvider string
+	// PropagationProviderRule: which provider propagation writes into
+	// CERT_KEY_PROV_INFO. Default ProviderKSPForAll (windows-11-2025;
+	// windows-10-legacy and windows-7: ProviderCSPForRSA). Ledger:
+	// H-PROP-PROVIDER.
+	PropagationProviderRule ProviderRule
+	// PropagationCSPOverrideForRSA is the temporary registry value
+	// HKLM\SOFTWARE\Microsoft\Cryptography\Calais DisableCapiOverrideForRSA
+	// = 0 that restores Base CSP for RSA certificates under
+	// ProviderKSPForAll. Default false: the value does not exist unless an
+	// administrator creates it. Ledger: H-PROP-PROVIDER.
+	PropagationCSPOverrideForRSA bool
+	// RoamingProfile: the user's certificate stores roam between the
+	// hosts that share a Config.Roaming (a roaming user profile), so a
+	// REQUEST dummy made on one host is found by InstallResponse on
+	// another. Default false. Ledger: H-PROP-REQUEST.
+	RoamingProfile bool
 
 	// --- private-key acquisition (§2.7, T9, T10) ---
 
 	// SilentNoContainerError: the code a silent acquire returns when no
-	// inserted card holds the container (§7 q3). Default NTE_BAD_KEYSET,
-	// the first candidate §2.7 lists; SCARD_E_NO_KEY_CONTAINER and
-	// NTE_SILENT_CONTEXT are the alternatives.
+	// inserted card holds the container (§7 q3). Default NTE_BAD_KEYSET.
+	// Ledger: H-ACQ-SILENT.
 	SilentNoContainerError winerr.Code
-	// HealMissingProvInfo: acquisition without CERT_KEY_PROV_INFO tries
-	// to re-create it by finding a container whose public key matches
-	// the certificate (CryptAcquireCertificatePrivateKey without
-	// CRYPT_ACQUIRE_NO_HEALING). Default false: the healing mechanism is
-	// not documented [S CACPK], so the documented error is the default.
+	// HealMissingProvInfo: CryptAcquireCertificatePrivateKey without
+	// CRYPT_ACQUIRE_NO_HEALING tries to re-create a missing
+	// CERT_KEY_PROV_INFO. Default true: the flag's documentation
+	// describes turning that attempt off. Ledger: H-ACQ-HEAL.
 	HealMissingProvInfo bool
+	// HealSource: where healing looks (undocumented). Default
+	// HealFromMyStore. Ledger: H-ACQ-HEAL.
+	HealSource HealSource
+	// CNGOpensCSPProvInfo: a CNG attempt (ALLOW/PREFER/ONLY_NCRYPT) on a
+	// certificate whose CERT_KEY_PROV_INFO names Base CSP opens the same
+	// card container through the Smart Card KSP (both sit on the same
+	// minidriver). Default true [I]; false: the CNG attempt fails with
+	// NTE_BAD_PROVIDER. Ledger: H-ACQ-API.
+	CNGOpensCSPProvInfo bool
+
+	// --- Base CSP container rules (§2.6, T11, T12) ---
+
+	// NewDefaultOnDelete: the container that becomes the default when
+	// Base CSP deletes the default one without naming a successor.
+	// Default NewDefaultFirstValid. Ledger: H-CSP-NEWDEFAULT.
+	NewDefaultOnDelete NewDefaultPolicy
+	// FullCardSilentError: what a silent container creation returns when
+	// no inserted card has room (a non-silent one shows the insert-card
+	// dialog). Default NTE_TOKEN_KEYSET_STORAGE_FULL. Ledger:
+	// H-CSP-FULLCARD.
+	FullCardSilentError winerr.Code
 
 	// --- logon (§2.6, T11) ---
 
 	// LogonReadsAllCertificates: logon enumeration reads every
 	// certificate (PP_USER_CERTSTORE) rather than only the default
-	// container's AT_KEYEXCHANGE one. Default true: Base CSP supports
-	// PP_USER_CERTSTORE [S MSENUM].
+	// container's AT_KEYEXCHANGE one. Default true. Ledger: H-LOGON-ENUM.
 	LogonReadsAllCertificates bool
-	// LogonAllowSignatureOnlyKeys (AllowSignatureOnlyKeys policy).
-	// Default false [S MSGP].
+	// LogonAllowSignatureOnlyKeys (AllowSignatureOnlyKeys). Default
+	// false. Ledger: H-LOGON-FILTER.
 	LogonAllowSignatureOnlyKeys bool
-	// LogonAllowNoEKU (AllowCertificatesWithNoEKU): without it a logon
-	// certificate needs the smart-card-logon EKU. Default false [S MSGP].
+	// LogonAllowNoEKU (AllowCertificatesWithNoEKU): when on, certificates
+	// with no EKU, the All Purpose EKU or the Client Authentication EKU
+	// are offered too; when off only the smart-card-logon EKU. Default
+	// false. Ledger: H-LOGON-FILTER.
 	LogonAllowNoEKU bool
 	// LogonAllowTimeInvalid (AllowTimeInvalidCertificates). Default
-	// false [S MSGP].
+	// false. Ledger: H-LOGON-FILTER.
 	LogonAllowTimeInvalid bool
 	// LogonFilterDuplicateCerts (FilterDuplicateCerts): of certificates
-	// with the same subject and issuer, only the one expiring last is
-	// offered. Default false [S MSGP].
+	// from the same template and major version for the same UPN, only the
+	// one expiring last is offered. Default true: "If you enable or do
+	// not configure this policy setting, filtering will take place".
+	// Ledger: H-LOGON-DUPLICATES.
 	LogonFilterDuplicateCerts bool
 	// NoDefaultContainer: what logon does without a valid default
-	// container. Default NoDefaultFails [S MSENUM].
+	// container. Default NoDefaultFails. Ledger: H-LOGON-NODEFAULT.
 	NoDefaultContainer NoDefaultPolicy
 }
 
-// DefaultKnobs returns the defaults documented on each field.
+// DefaultKnobs returns the knobs of DefaultProfile.
 func DefaultKnobs() Knobs {
-	return Knobs{
-		Granularity:                  PerCategory,
-		CmapfileCounter:              fs.CategoryFiles,
-		GlobalCachePersistent:        true,
-		CacheMaxBytesPerItem:         10000,
-		CacheMaxBytesTotal:           50000,
-		CacheMaxItemAge:              5 * 24 * time.Hour,
-		CertFileNaming:               CertNamesHex,
-		SessionPINs:                  false,
-		DropPINOnWrongPIN:            true,
-		PINCacheSurvivesRemoval:      false,
-		ChangePINBumpsPins:           true,
-		SchannelPINCache:             SchannelOwnPINCache,
-		SingleTokenPINCache:          false,
-		PropagationEnabled:           true,
-		PropagationDelay:             time.Second,
-		PropagationJitter:            0,
-		PropagationReadsThroughCache: true,
-		PropagationProvider:          ProviderCAPI,
-		SilentNoContainerError:       winerr.NTE_BAD_KEYSET,
-		HealMissingProvInfo:          false,
-		LogonReadsAllCertificates:    true,
-		LogonAllowSignatureOnlyKeys:  false,
-		LogonAllowNoEKU:              false,
-		LogonAllowTimeInvalid:        false,
-		LogonFilterDuplicateCerts:    false,
-		NoDefaultContainer:           NoDefaultFails,
+	k, err := ProfileKnobs(DefaultProfile)
+	if err != nil {
+		panic(err) // the profile table is static
 	}
+	return k
 }

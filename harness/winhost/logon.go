@@ -81,9 +81,7 @@ func (h *Host) Logon(ctx context.Context, user string, opts LogonOptions) error 
 	h.logons++
 	h.logonSeq = h.logons
 	h.event(Event{Kind: EvLogon, Item: user, Detail: opts.SmartCardReader})
-	for _, r := range h.insertedReaders() {
-		h.schedulePropagation(ctx, h.readers[r], "logon")
-	}
+	h.schedulePropagationAll(ctx, "logon")
 	return nil
 }
 
@@ -194,7 +192,7 @@ func (h *Host) enumerateCard(ctx context.Context, reader string) LogonCard {
 		accepted = append(accepted, c.Cert)
 	}
 	if h.knobs.LogonFilterDuplicateCerts {
-		accepted = latestPerName(accepted, &lc.Rejected)
+		accepted = filterDuplicates(accepted, &lc.Rejected)
 	}
 	lc.Certificates = accepted
 	for _, c := range accepted {
@@ -203,8 +201,18 @@ func (h *Host) enumerateCard(ctx context.Context, reader string) LogonCard {
 	return lc
 }
 
-// logonFilter applies the §2.6 filters; "" accepts. UPN matching needs a
-// directory and is not modelled.
+// logonFilter applies the §2.6 filters as the smart-card Group Policy
+// settings describe them (ledger row H-LOGON-FILTER); "" accepts:
+//
+//   - AllowSignatureOnlyKeys off: AT_SIGNATURE keys are not listed.
+//   - AllowTimeInvalidCertificates off: expired or not yet valid
+//     certificates are not listed.
+//   - AllowCertificatesWithNoEKU off: "only certificates that contain the
+//     smart card logon object identifier"; on: also "certificates with no
+//     EKU", "with an All Purpose EKU" and "with a Client Authentication
+//     EKU".
+//
+// UPN matching against the directory is not modelled.
 func (h *Host) logonFilter(c CardCertificate) string {
 	k := h.knobs
 	if c.ProvInfo.KeySpec == fs.AT_SIGNATURE && !k.LogonAllowSignatureOnlyKeys {
@@ -212,50 +220,113 @@ func (h *Host) logonFilter(c CardCertificate) string {
 	}
 	now := h.now()
 	if !k.LogonAllowTimeInvalid && (now.Before(c.Cert.NotBefore) || now.After(c.Cert.NotAfter)) {
-		return "outside its validity period"
+		return "outside its validity period (AllowTimeInvalidCertificates is off)"
 	}
 	if c.Cert.KeyUsage != 0 && c.Cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return "key usage lacks digital signature"
-	}
-	hasEKU := len(c.Cert.ExtKeyUsage) > 0 || len(c.Cert.UnknownExtKeyUsage) > 0
-	if !hasEKU {
-		if k.LogonAllowNoEKU {
-			return ""
-		}
-		return "no EKU (AllowCertificatesWithNoEKU is off)"
-	}
-	if slices.Contains(c.Cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
-		return ""
 	}
 	for _, o := range c.Cert.UnknownExtKeyUsage {
 		if o.Equal(oidSmartCardLogon) {
 			return ""
 		}
 	}
-	return "no smart-card-logon EKU"
+	if !k.LogonAllowNoEKU {
+		return "no smart-card-logon EKU (AllowCertificatesWithNoEKU is off)"
+	}
+	if len(c.Cert.ExtKeyUsage) == 0 && len(c.Cert.UnknownExtKeyUsage) == 0 {
+		return ""
+	}
+	if slices.Contains(c.Cert.ExtKeyUsage, x509.ExtKeyUsageAny) || slices.Contains(c.Cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return ""
+	}
+	return "neither smart-card-logon, All Purpose nor Client Authentication EKU"
 }
 
-// latestPerName keeps, per subject+issuer, the certificate that expires
-// last (FilterDuplicateCerts).
-func latestPerName(certs []*x509.Certificate, rejected *[]RejectedCert) []*x509.Certificate {
-	best := map[string]*x509.Certificate{}
-	var order []string
-	for _, c := range certs {
-		k := string(c.RawSubject) + "\x00" + string(c.RawIssuer)
-		b, ok := best[k]
-		if !ok {
-			order = append(order, k)
-			best[k] = c
+// OIDs of the duplicate filter: the certificate template extension
+// (szOID_CERTIFICATE_TEMPLATE) and the UPN other name (szOID_NT_PRINCIPAL_NAME).
+var (
+	oidCertificateTemplate = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 7}
+	oidUPN                 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
+	oidSubjectAltName      = asn1.ObjectIdentifier{2, 5, 29, 17}
+)
+
+// duplicateKey is what makes two logon certificates "the same" for
+// FilterDuplicateCerts: "issued from the same template with the same
+// major version and they are for the same user (determined by their
+// UPN)". ok is false for a certificate without a template or a UPN: the
+// model does not group those [I].
+func duplicateKey(c *x509.Certificate) (string, bool) {
+	var tmpl struct {
+		ID    asn1.ObjectIdentifier
+		Major int
+		Minor int `asn1:"optional"`
+	}
+	var upn string
+	haveTmpl := false
+	for _, x := range c.Extensions {
+		switch {
+		case x.Id.Equal(oidCertificateTemplate):
+			if _, err := asn1.Unmarshal(x.Value, &tmpl); err == nil {
+				haveTmpl = true
+			}
+		case x.Id.Equal(oidSubjectAltName):
+			upn = upnOf(x.Value)
+		}
+	}
+	if !haveTmpl || upn == "" {
+		return "", false
+	}
+	return fmt.Sprintf("%s/%d/%s", tmpl.ID, tmpl.Major, strings.ToLower(upn)), true
+}
+
+// upnOf finds the UPN other name in a subjectAltName value.
+func upnOf(san []byte) string {
+	var names []asn1.RawValue
+	if _, err := asn1.Unmarshal(san, &names); err != nil {
+		return ""
+	}
+	for _, n := range names {
+		if n.Class != asn1.ClassContextSpecific || n.Tag != 0 {
 			continue
 		}
-		if c.NotAfter.After(b.NotAfter) || (c.NotAfter.Equal(b.NotAfter) && bytes.Compare(c.Raw, b.Raw) > 0) {
-			best[k], c = c, b
+		var on struct {
+			ID    asn1.ObjectIdentifier
+			Value asn1.RawValue `asn1:"explicit,tag:0"`
 		}
-		*rejected = append(*rejected, RejectedCert{Cert: c, Reason: "duplicate subject and issuer (FilterDuplicateCerts)"})
+		// otherName is [0] IMPLICIT SEQUENCE: re-tag it as a SEQUENCE.
+		raw := append([]byte{0x30}, n.FullBytes[1:]...)
+		if _, err := asn1.Unmarshal(raw, &on); err != nil || !on.ID.Equal(oidUPN) {
+			continue
+		}
+		var s string
+		if _, err := asn1.Unmarshal(on.Value.Bytes, &s); err == nil {
+			return s
+		}
 	}
-	out := make([]*x509.Certificate, 0, len(order))
-	for _, k := range order {
-		out = append(out, best[k])
+	return ""
+}
+
+// filterDuplicates keeps, of each group of "same" certificates, the one
+// whose expiration is furthest in the future (FilterDuplicateCerts,
+// applied after the time-validity filter; ledger row H-LOGON-DUPLICATES).
+func filterDuplicates(certs []*x509.Certificate, rejected *[]RejectedCert) []*x509.Certificate {
+	best := map[string]*x509.Certificate{}
+	for _, c := range certs {
+		k, ok := duplicateKey(c)
+		if !ok {
+			continue
+		}
+		if b, seen := best[k]; !seen || c.NotAfter.After(b.NotAfter) || (c.NotAfter.Equal(b.NotAfter) && bytes.Compare(c.Raw, b.Raw) > 0) {
+			best[k] = c
+		}
+	}
+	out := make([]*x509.Certificate, 0, len(certs))
+	for _, c := range certs {
+		if k, ok := duplicateKey(c); ok && best[k] != c {
+			*rejected = append(*rejected, RejectedCert{Cert: c, Reason: "same template, major version and UPN as a certificate expiring later (FilterDuplicateCerts)"})
+			continue
+		}
+		out = append(out, c)
 	}
 	return out
 }

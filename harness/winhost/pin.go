@@ -57,7 +57,7 @@ func (t *txn) authenticate(api API, silent bool) error {
 	}
 	p, h, k := t.p, t.p.h, t.knobs()
 	ins := t.hd.ins
-	if e := t.st.pins[api]; e != nil && k.SessionPINs && e.session != ins.sessionPIN {
+	if e := t.st.pins[api]; e != nil && h.sessionPINs(ins) && e.session != ins.sessionPIN {
 		delete(t.st.pins, api)
 		p.event(Event{Kind: EvDropPINCache, Reader: t.reader, Detail: api.String() + ": session PIN superseded"})
 	}
@@ -91,20 +91,29 @@ func (t *txn) authenticate(api API, silent bool) error {
 	}
 	t.authed = true
 	e := &pinEntry{pin: pin}
-	if k.SessionPINs {
+	if h.sessionPINs(ins) {
 		ins.sessionPIN++
 		e.session = ins.sessionPIN
 	}
 	t.st.pins[api] = e
 	if k.SingleTokenPINCache {
-		// One cache entry per card: this PIN overwrites the other
-		// providers' (Windows 7, tls.go).
+		// One session token per card shared by the TLS stack and the
+		// smart-card CSPs: this PIN overwrites the other side's (Windows
+		// 7, tls.go). Base CSP and the KSP keep theirs (H-PIN-SESSION).
 		for a := range t.st.pins {
-			if a != api {
+			if (a == Schannel) != (api == Schannel) {
 				delete(t.st.pins, a)
 				p.event(Event{Kind: EvDropPINCache, Reader: t.reader, Detail: a.String() + ": overwritten by " + api.String() + " (single session-token cache)"})
 			}
 		}
 	}
 	return nil
+}
+
+// sessionPINs reports whether PINs for the card of ins are session PINs:
+// the host profile uses them (Knobs.SessionPINs) and the card declares
+// them (minidriver.Options.SessionPINs, CP_CARD_PIN_STRENGTH_VERIFY);
+// ledger row H-PIN-SESSION.
+func (h *Host) sessionPINs(ins *insertion) bool {
+	return h.knobs.SessionPINs && ins != nil && ins.opts.SessionPINs
 }

@@ -11,13 +11,13 @@ import (
 	"github.com/cardharness/cardharness/winerr"
 )
 
-// pinEnv is a card with one enrolled container, inserted, and its
-// certificate with CAPI provinfo.
+// pinEnv is a card that declares session PINs with one enrolled container,
+// inserted, and its certificate with CAPI provinfo.
 func pinEnv(t *testing.T, mods ...func(*winhost.Knobs)) (*env, winhost.StoreCert) {
 	t.Helper()
 	e := newEnv(t, mods...)
 	_, cert := e.card.enroll(t, guidA, "alice", minidriver.BumpCorrect)
-	e.insert(minidriver.Options{})
+	e.insert(minidriver.Options{SessionPINs: true})
 	return e, withProv(cert, guidA)
 }
 
@@ -30,15 +30,23 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 	tests := []struct {
 		name       string
 		session    bool
+		undeclared bool  // the card does not declare session PINs
 		wantAfter  []int // host-wide prompts after each signature
 		wantPerAPI map[winhost.API]int
 	}{
-		{"real PINs cached (default)", false, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
-		{"session PINs", true, []int{1, 2, 3}, map[winhost.API]int{winhost.CAPI: 2, winhost.CNG: 1}},
+		{"real PINs cached (default)", false, false, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
+		{"session PINs", true, false, []int{1, 2, 3}, map[winhost.API]int{winhost.CAPI: 2, winhost.CNG: 1}},
+		// Ledger row H-PIN-SESSION: the host uses session PINs only for a
+		// card that declares them.
+		{"host would, card does not declare", true, true, []int{1, 2, 2}, map[winhost.API]int{winhost.CAPI: 1, winhost.CNG: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, sc := pinEnv(t, func(k *winhost.Knobs) { k.SessionPINs = tt.session })
+			if tt.undeclared {
+				e.remove()
+				e.insert(minidriver.Options{})
+			}
 			p := e.proc("app.exe", winhost.ProcessOptions{})
 			capi := e.acquire(p, sc)
 			cng, err := p.AcquireCertificatePrivateKey(e.ctx, sc, winhost.AcquireFlags{AllowNCrypt: true, PreferNCrypt: true})
@@ -66,30 +74,6 @@ func TestPINPromptsCAPIThenCNGThenCAPI(t *testing.T) {
 				t.Errorf("process counter %d", n)
 			}
 		})
-	}
-}
-
-// The provider in CERT_KEY_PROV_INFO and the flags choose the API.
-func TestAcquireAPISelection(t *testing.T) {
-	e, sc := pinEnv(t)
-	ksp := sc
-	ksp.ProvInfo = &winhost.KeyProvInfo{Provider: winhost.ProviderKSP, Container: guidA, KeySpec: sc.ProvInfo.KeySpec}
-	p := e.proc("app.exe", winhost.ProcessOptions{})
-	for _, tt := range []struct {
-		name string
-		sc   winhost.StoreCert
-		f    winhost.AcquireFlags
-		want winhost.API
-	}{
-		{"CAPI provider", sc, winhost.AcquireFlags{AllowNCrypt: true}, winhost.CAPI},
-		{"KSP provider without ALLOW_NCRYPT", ksp, winhost.AcquireFlags{}, winhost.CAPI},
-		{"KSP provider with ALLOW_NCRYPT", ksp, winhost.AcquireFlags{AllowNCrypt: true}, winhost.CNG},
-		{"PREFER_NCRYPT", sc, winhost.AcquireFlags{PreferNCrypt: true}, winhost.CNG},
-	} {
-		k, err := p.AcquireCertificatePrivateKey(e.ctx, tt.sc, tt.f)
-		if err != nil || k.API() != tt.want {
-			t.Errorf("%s: %v, %v", tt.name, k.API(), err)
-		}
 	}
 }
 

@@ -161,7 +161,7 @@ func (p *Process) HasCachedPIN(reader string, api API) bool {
 	if st == nil || st.pins[api] == nil {
 		return false
 	}
-	return !p.h.knobs.SessionPINs || st.pins[api].session == hd.ins.sessionPIN
+	return !p.h.sessionPINs(hd.ins) || st.pins[api].session == hd.ins.sessionPIN
 }
 
 // count adds to the process's and the host's counters.

@@ -195,7 +195,7 @@ func (t *txn) get(it item) ([]byte, error) {
 		t.hd.session[it.name] = append([]byte(nil), b...)
 		return b, nil
 	}
-	b, res := h.g.read(t.cardID, it.name, t.cf, t.cats(it.cats), h.now(), h.knobs.CacheMaxItemAge)
+	b, res := h.g.read(t.cardID, it.name, t.cf, t.cats(it.cats), h.knobs.CacheFreshness, h.now(), h.knobs.CacheMaxItemAge)
 	switch res {
 	case cacheHit:
 		p.count(func(s *Stats) { s.CacheHits++ })

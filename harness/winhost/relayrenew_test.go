@@ -150,6 +150,9 @@ func TestRenewThroughRelayPrompts(t *testing.T) {
 		{"session token (windows 7), connect first", []func(*winhost.Knobs){win7}, winhost.ConnectFirst, 2},
 		{"per-provider caches, logical", nil, winhost.LogicalOrder, 2},
 		{"per-provider caches, connect first", nil, winhost.ConnectFirst, 2},
+		{"profile windows-7, logical", []func(*winhost.Knobs){profile("windows-7")}, winhost.LogicalOrder, 3},
+		{"profile windows-7, connect first", []func(*winhost.Knobs){profile("windows-7")}, winhost.ConnectFirst, 2},
+		{"profile windows-11-2025, logical", []func(*winhost.Knobs){profile("windows-11-2025")}, winhost.LogicalOrder, 2},
 		{"TLS shares the CSP cache, logical", []func(*winhost.Knobs){shared}, winhost.LogicalOrder, 1},
 		{"TLS shares the CSP cache, connect first", []func(*winhost.Knobs){shared}, winhost.ConnectFirst, 1},
 	}
@@ -178,6 +181,16 @@ func TestRenewThroughRelayPrompts(t *testing.T) {
 				t.Errorf("new My entry %+v", res.New.ProvInfo)
 			}
 		})
+	}
+}
+
+func profile(name string) func(*winhost.Knobs) {
+	return func(k *winhost.Knobs) {
+		p, err := winhost.ProfileKnobs(name)
+		if err != nil {
+			panic(err)
+		}
+		*k = p
 	}
 }
 

@@ -20,6 +20,10 @@ type KeyProvInfo struct {
 	Provider  string // ProviderCAPI or ProviderKSP
 	Container string // the cmapfile wszGuid
 	KeySpec   fs.KeySpec
+	// SetKeyContext is CERT_SET_KEY_CONTEXT_PROP_ID in dwFlags: with
+	// CRYPT_ACQUIRE_USE_PROV_INFO_FLAG the acquired handle is cached on
+	// the certificate context.
+	SetKeyContext bool
 }
 
 // EnrollmentProperty is CERT_ENROLLMENT_PROP_ID, carried by CertEnroll's
@@ -247,10 +251,33 @@ func (h *Host) Profile(name string) *User {
 }
 
 func (h *Host) profile(name string) *User {
+	if h.roaming != nil && h.knobs.RoamingProfile {
+		return h.roaming.profile(h, name)
+	}
 	u := h.profiles[name]
 	if u == nil {
 		u = &User{name: name, my: &CertStore{h: h, name: StoreMy}, request: &CertStore{h: h, name: StoreRequest}}
 		h.profiles[name] = u
+	}
+	return u
+}
+
+// Roaming is a roaming-profile share: the hosts configured with the same
+// Roaming (and Knobs.RoamingProfile) see one set of user stores, as a
+// domain user whose HKCU roams does (ledger row H-PROP-REQUEST). The model
+// syncs at once; real roaming syncs at logon and logoff [I].
+type Roaming struct {
+	users map[string]*User
+}
+
+// NewRoaming returns an empty roaming-profile share.
+func NewRoaming() *Roaming { return &Roaming{users: map[string]*User{}} }
+
+func (r *Roaming) profile(h *Host, name string) *User {
+	u := r.users[name]
+	if u == nil {
+		u = &User{name: name, my: &CertStore{h: h, name: StoreMy}, request: &CertStore{h: h, name: StoreRequest}}
+		r.users[name] = u
 	}
 	return u
 }

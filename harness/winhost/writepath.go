@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cardharness/cardharness/minidriver"
@@ -94,10 +95,6 @@ func (p *Process) GenerateKeyPair(ctx context.Context, req GenerateRequest) (Con
 	if p.exited {
 		return Container{}, fmt.Errorf("%s: %w", op, ErrProcessExited)
 	}
-	reader, err := p.h.pickReader(op, req.Reader)
-	if err != nil {
-		return Container{}, err
-	}
 	if req.KeySpec == 0 {
 		req.KeySpec = fs.AT_KEYEXCHANGE
 	}
@@ -107,26 +104,15 @@ func (p *Process) GenerateKeyPair(ctx context.Context, req GenerateRequest) (Con
 	if req.GUID == "" {
 		req.GUID = p.h.newGUID()
 	}
-	t, err := p.begin(ctx, op, reader)
+	silent := req.Silent || p.opts.Silent
+	t, err := p.pickCardForNewContainer(ctx, op, req.Reader, req.GUID, silent)
 	if err != nil {
 		return Container{}, err
 	}
 	defer t.end()
-	idx, _, err := t.find(req.GUID)
-	if err != nil {
-		return Container{}, err
-	}
-	if idx >= 0 {
-		return Container{}, newErr(op, winerr.NTE_EXISTS, fmt.Errorf("container %q exists (index %d)", req.GUID, idx))
-	}
-	free, err := t.card().QueryFreeSpace(ctx)
-	if err != nil {
-		return Container{}, newErr(op, cardCode(err, winerr.SCARD_F_INTERNAL_ERROR), err)
-	}
-	if free.ContainersAvailable == 0 {
-		return Container{}, newErr(op, winerr.NTE_TOKEN_KEYSET_STORAGE_FULL, fmt.Errorf("CardQueryFreeSpace: 0 of %d containers available", free.MaxContainers))
-	}
-	if err := t.authenticate(p.opts.API, req.Silent || p.opts.Silent); err != nil {
+	reader := t.reader
+	var idx int
+	if err := t.authenticate(p.opts.API, silent); err != nil {
 		return Container{}, err
 	}
 	idx, err = t.card().CreateContainer(ctx, minidriver.ContainerSpec{GUID: req.GUID, KeySpec: req.KeySpec, Bits: req.Bits, Default: req.Default}, t.bump())
@@ -141,6 +127,78 @@ func (p *Process) GenerateKeyPair(ctx context.Context, req GenerateRequest) (Con
 		return Container{}, err
 	}
 	return t.container(idx)
+}
+
+// pickCardForNewContainer is Base CSP's card selection for a new container
+// (Microsoft's "Smart Card Architecture", "Create a new container (no
+// reader specified)"; ledger row H-CSP-FULLCARD): the inserted cards are
+// tried in order (the process's known cards first); a card that already
+// has the container, or whose CardQueryFreeSpace shows no room, is
+// skipped. No suitable card: the user is asked to insert one (an
+// InsertCardError), or, silent, Knobs.FullCardSilentError when some card
+// was full (NTE_EXISTS when one had the name). A named reader limits the
+// search to its card. The transaction returned is open on the chosen card.
+func (p *Process) pickCardForNewContainer(ctx context.Context, op, reader, guid string, silent bool) (*txn, error) {
+	var order []string
+	if reader != "" {
+		if p.h.readers[reader] == nil {
+			return nil, noCard(op, reader)
+		}
+		order = []string{reader}
+	} else {
+		for _, r := range p.h.insertedReaders() {
+			if p.handles[r] != nil {
+				order = append(order, r)
+			}
+		}
+		for _, r := range p.h.insertedReaders() {
+			if !slices.Contains(order, r) {
+				order = append(order, r)
+			}
+		}
+		if len(order) == 0 {
+			return nil, newErr(op, winerr.SCARD_E_NO_SMARTCARD, errors.New("no card is inserted"))
+		}
+	}
+	var full, exists error
+	for _, r := range order {
+		t, err := p.begin(ctx, op, r)
+		if err != nil {
+			return nil, err
+		}
+		idx, _, err := t.find(guid)
+		if err != nil {
+			t.end()
+			return nil, err
+		}
+		if idx >= 0 {
+			t.end()
+			exists = newErr(op, winerr.NTE_EXISTS, fmt.Errorf("container %q exists (index %d) on the card in %q", guid, idx, r))
+			continue
+		}
+		free, err := t.card().QueryFreeSpace(ctx)
+		if err != nil {
+			t.end()
+			return nil, newErr(op, cardCode(err, winerr.SCARD_F_INTERNAL_ERROR), err)
+		}
+		if free.ContainersAvailable == 0 {
+			t.end()
+			p.event(Event{Kind: EvCardSkipped, Reader: r, Detail: fmt.Sprintf("CardQueryFreeSpace: 0 of %d containers available", free.MaxContainers)})
+			full = fmt.Errorf("CardQueryFreeSpace on the card in %q: 0 of %d containers available", r, free.MaxContainers)
+			continue
+		}
+		return t, nil
+	}
+	if exists != nil && full == nil {
+		return nil, exists
+	}
+	if silent {
+		return nil, newErr(op, p.h.knobs.FullCardSilentError, full)
+	}
+	p.count(func(s *Stats) { s.InsertCardDialogs++ })
+	p.event(Event{Kind: EvInsertDialog, Item: guid, Detail: "no inserted card has room for a new container"})
+	// The dialog asks for another card: the one inserted is full.
+	return nil, fmt.Errorf("%w: every inserted card is full (%v)", &InsertCardError{Op: op, ContainerGUID: guid}, full)
 }
 
 // certItems are the two certificate files a container index can have.
@@ -313,7 +371,8 @@ func (p *Process) withKey(ctx context.Context, op string, pub *rsa.PublicKey, f 
 type DeleteOptions struct {
 	// MoveDefaultTo names the container that takes the default flag if
 	// the deleted one had it, in the same cmapfile write (renewal, §3.2
-	// step 5). "" leaves the card without a default (T11).
+	// step 5). "": Base CSP picks one by Knobs.NewDefaultOnDelete (an
+	// out-of-band writer that deletes the default leaves none, T11).
 	MoveDefaultTo string
 	// Silent: no PIN prompt.
 	Silent bool
@@ -352,6 +411,9 @@ func (p *Process) deleteContainer(ctx context.Context, guid string, opts DeleteO
 				return newErr(op, winerr.NTE_BAD_KEYSET, fmt.Errorf("container %q to take the default flag is not on the card", opts.MoveDefaultTo))
 			}
 		}
+		if move < 0 && m[idx].IsDefault() {
+			move = newDefault(p.h.knobs.NewDefaultOnDelete, m, idx)
+		}
 		if err := t.authenticate(p.opts.API, silent); err != nil {
 			return err
 		}
@@ -374,6 +436,27 @@ func (p *Process) deleteContainer(ctx context.Context, guid string, opts DeleteO
 		return p.containerMissing(op, guid, silent, err)
 	}
 	return err
+}
+
+// newDefault is the container Base CSP makes the default when it deletes
+// the default container idx without being told which ("Deleting the
+// default container causes a new default container to be selected
+// arbitrarily", Microsoft's "Smart Card Architecture", "Delete a
+// container"; ledger row H-CSP-NEWDEFAULT); -1: none.
+func newDefault(pol NewDefaultPolicy, m fs.ContainerMap, idx int) int {
+	pick := -1
+	for j := range m {
+		if j == idx || !m.Valid(j) {
+			continue
+		}
+		switch pol {
+		case NewDefaultFirstValid:
+			return j
+		case NewDefaultLastValid:
+			pick = j
+		}
+	}
+	return pick
 }
 
 // ChangePIN is CardChangeAuthenticator through Base CSP: the old PIN is
@@ -409,7 +492,7 @@ func (p *Process) ChangePIN(ctx context.Context, reader, oldPIN, newPIN string) 
 	p.event(Event{Kind: EvCardWrite, Reader: reader, Item: op})
 	clear(t.st.pins)
 	e := &pinEntry{pin: newPIN}
-	if p.h.knobs.SessionPINs {
+	if p.h.sessionPINs(t.hd.ins) {
 		t.hd.ins.sessionPIN++
 		e.session = t.hd.ins.sessionPIN
 	}
