@@ -228,7 +228,7 @@ func hostSeesRenewal(t *testing.T, st *stack.Stack, newCert, old *x509.Certifica
 		t.Error("the old certificate, deleted from the card, was propagated")
 	}
 	pr := h.StartProcess("signer", winhost.ProcessOptions{})
-	k, err := pr.AcquireCertificatePrivateKey(ctx, sc, winhost.AcquireFlags{CompareKey: true})
+	k, err := pr.AcquireCertificatePrivateKey(ctx, sc, winhost.AcquireFlags{CompareKey: true, AllowNCrypt: true}) // propagation names the KSP (windows-11-2025)
 	if err != nil {
 		t.Fatal(err)
 	}
