@@ -91,10 +91,14 @@ BENCH_RATIOS := \
 	-ratio 'RoundTrip/stack-gids-getdata:RoundTrip/stack-echo<=1.15' \
 	-ratio 'RoundTrip/stack-echo-noquickack:RoundTrip/stack-echo' \
 	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo' \
-	-ratio 'RoundTrip/direct-gids-getdata:RoundTrip/direct-echo'
+	-ratio 'RoundTrip/direct-gids-getdata:RoundTrip/direct-echo' \
+	-ratio 'Suite/direct:Suite/direct-randomkeys' \
+	-ratio 'Suite/pcscd:Suite/direct'
 
-## bench: round trips per second through the stack and in process, and
-## their ratios
+## bench: round trips per second through the stack and in process; the
+## built-in suite per run and in scenarios/s in process (seeded keys, and
+## real key generation as the baseline) and on private pcscd stacks; a
+## 64-variant sweep of the suite (runs/s, peak heap); and their ratios
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | $(GO) run ./internal/benchratio $(BENCH_RATIOS)
 

@@ -150,7 +150,7 @@ func (c *Card) ChangePIN(ctx context.Context, oldPIN, newPIN string, pol Bump) e
 func (c *Card) UnblockPIN(ctx context.Context, adminKey [24]byte, newPIN string, pol Bump) error {
 	const op = "CardUnblockPin"
 	return c.mutate(ctx, op, pol, func(w *writer) error {
-		if err := c.AuthenticateAdmin(ctx, adminKey, nil); err != nil {
+		if err := c.AuthenticateAdmin(ctx, adminKey, c.opts.Rand); err != nil {
 			return err
 		}
 		return w.step(fs.CategoryPins, func() error {
@@ -165,7 +165,7 @@ func (c *Card) UnblockPIN(ctx context.Context, adminKey [24]byte, newPIN string,
 func (c *Card) ChangeAdminKey(ctx context.Context, oldKey, newKey [24]byte, pol Bump) error {
 	const op = "change admin key"
 	return c.mutate(ctx, op, pol, func(w *writer) error {
-		if err := c.AuthenticateAdmin(ctx, oldKey, nil); err != nil {
+		if err := c.AuthenticateAdmin(ctx, oldKey, c.opts.Rand); err != nil {
 			return err
 		}
 		return w.step(fs.CategoryPins, func() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -45,6 +46,10 @@ type Options struct {
 	// uses them only for cards that declare them (docs/windows-fidelity.md
 	// row H-PIN-SESSION).
 	SessionPINs bool
+	// Rand supplies the host's challenges of the admin challenge-response
+	// in UnblockPIN and ChangeAdminKey (nil: crypto/rand); a seeded one
+	// makes a test's APDUs reproducible.
+	Rand io.Reader
 }
 
 // CacheMode is CP_CARD_CACHE_MODE (cardmod.h).

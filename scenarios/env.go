@@ -50,19 +50,21 @@ type cardEnv struct {
 
 // env is a running scenario.
 type env struct {
-	ctx    context.Context
-	sc     *Scenario
-	opts   Options
-	clock  *vclock.Clock
-	rng    *rand.Rand
-	cards  map[string]*cardEnv
-	hosts  map[string]*winhost.Host
-	procs  map[string]*winhost.Process
-	vars   map[string]Values
-	ca     *ca.CA
-	stack  *stackHandle
-	tmpDir string
-	relay  *relay.Server // started by the first relay step (actions_relay.go)
+	ctx   context.Context
+	sc    *Scenario
+	opts  Options
+	clock *vclock.Clock
+	rng   *rand.Rand
+	cards map[string]*cardEnv
+	hosts map[string]*winhost.Host
+	// hostKnobs are each host's knobs as the run set them (expect_if).
+	hostKnobs map[string]winhost.Knobs
+	procs     map[string]*winhost.Process
+	vars      map[string]Values
+	ca        *ca.CA
+	stack     *stackHandle
+	tmpDir    string
+	relay     *relay.Server // started by the first relay step (actions_relay.go)
 	// timeline records the per-step state for reports (timeline.go).
 	timeline *timelineState
 }
@@ -384,7 +386,7 @@ func (e *env) getCA() (*ca.CA, error) {
 	seed := [32]byte{}
 	binary.BigEndian.PutUint64(seed[:], uint64(e.sc.Seed))
 	cca, err := ca.New(ca.Options{Name: "cardharness test CA", Clock: e.clock.Now,
-		Rand: rand.NewChaCha8(seed),
+		Rand: rand.NewChaCha8(seed), Key: caKey(), // testkeys.go
 		Templates: []ca.Template{{ID: defaultTemplate, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
 			EnrolleeSuppliesSubject: true}},
 		RequesterIdentity: requesterIdentity,

@@ -711,6 +711,7 @@ func (p *parser) step(n *yaml.Node) *Step {
 		return nil
 	}
 	st := &Step{File: p.file, Line: n.Line, Args: map[string]*yaml.Node{}}
+	var ifNode *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		switch k.Value {
@@ -720,6 +721,8 @@ func (p *parser) step(n *yaml.Node) *Step {
 			st.Name = p.str(v)
 		case "expect":
 			st.Expect = v
+		case "expect_if":
+			ifNode = v
 		case "save":
 			st.Save = p.str(v)
 		case "steps":
@@ -748,7 +751,7 @@ func (p *parser) step(n *yaml.Node) *Step {
 		arg := st.Args[name]
 		decl := a.arg(name)
 		if decl == nil {
-			known := append(a.argNames(), "name", "expect", "save")
+			known := append(a.argNames(), "name", "expect", "expect_if", "save")
 			p.errf(arg, "action %q takes no argument %s%s (it takes: %s)", st.Do, quote(name), didYouMean(name, known), strings.Join(a.argNames(), ", "))
 			continue
 		}
@@ -762,7 +765,57 @@ func (p *parser) step(n *yaml.Node) *Step {
 	if st.Expect != nil {
 		p.expect(st, a)
 	}
+	if ifNode != nil {
+		p.expectIf(st, a, ifNode)
+	}
 	return st
+}
+
+// expectIf parses expect_if: a list of {when: {KNOB: VALUE, profile: P,
+// host: H}, expect: {...}}. Knob names and values are checked as in
+// hosts: (a typo would make the condition never hold, silently).
+func (p *parser) expectIf(st *Step, a *Action, v *yaml.Node) {
+	for _, n := range p.seq(v) {
+		if n.Kind != yaml.MappingNode {
+			p.errf(n, "expect_if: each entry is a mapping with when: and expect:, got a %s", kindName(n))
+			continue
+		}
+		ce := &CondExpect{Line: n.Line, Knobs: map[string]string{}}
+		tmp := &Step{File: st.File, Line: n.Line}
+		var when *yaml.Node
+		p.mapping(n, map[string]func(k, v *yaml.Node){
+			"when":   func(k, v *yaml.Node) { when = v },
+			"expect": func(k, v *yaml.Node) { tmp.Expect = v },
+		})
+		if when == nil || tmp.Expect == nil {
+			p.errf(n, "expect_if: each entry needs when: and expect:")
+			continue
+		}
+		if when.Kind != yaml.MappingNode || len(when.Content) == 0 {
+			p.errf(when, "expect_if.when: want a mapping of knobs (and profile:, host:), got a %s", kindName(when))
+			continue
+		}
+		for i := 0; i+1 < len(when.Content); i += 2 {
+			k, val := when.Content[i], when.Content[i+1]
+			switch k.Value {
+			case "host":
+				ce.Host = p.str(val)
+			case "profile":
+				ce.Profile = p.str(val)
+				if err := checkProfileName(ce.Profile); err != nil {
+					p.errf(val, "expect_if.when.profile: %v", err)
+				}
+			default:
+				if err := checkKnob(k.Value, p.str(val)); err != nil {
+					p.errf(k, "expect_if.when: %v", err)
+				}
+				ce.Knobs[k.Value] = val.Value
+			}
+		}
+		p.expect(tmp, a)
+		ce.ExpectError, ce.ExpectResult = tmp.ExpectError, tmp.ExpectResult
+		st.ExpectIf = append(st.ExpectIf, ce)
+	}
 }
 
 // checkArg checks a literal argument against its declaration; values with

@@ -171,7 +171,12 @@ type junitCase struct {
 	Properties *junitProperties `xml:"properties,omitempty"`
 	Failure    *junitFailure    `xml:"failure,omitempty"`
 	Error      *junitFailure    `xml:"error,omitempty"`
+	Skipped    *junitSkipped    `xml:"skipped,omitempty"`
 	SystemOut  string           `xml:"system-out,omitempty"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr,omitempty"`
 }
 
 type junitFailure struct {
@@ -237,6 +242,9 @@ func WriteJUnit(w io.Writer, results []Result) error {
 		case Error:
 			s.Errors++
 			c.Error = &junitFailure{Message: msg, Type: "ScenarioError", Body: body}
+		case Skip:
+			s.Skipped++
+			c.Skipped = &junitSkipped{Message: r.Failure}
 		}
 		if len(r.Skipped) > 0 {
 			c.SystemOut = "skipped steps:\n" + strings.Join(r.Skipped, "\n")

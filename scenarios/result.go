@@ -30,6 +30,13 @@ type Options struct {
 	HostProfile string
 	// TraceDir receives the APDU traces of failed scenarios ("" : none).
 	TraceDir string
+	// RandomKeys makes the cards generate real random keys instead of the
+	// seeded test keys (slower, and runs are no longer reproducible: the
+	// baseline `make bench` compares against).
+	RandomKeys bool `json:",omitempty"`
+	// TraceAll saves the traces of every scenario in TraceDir, passed or
+	// not (to compare two runs).
+	TraceAll bool `json:",omitempty"`
 	// Timeout bounds one scenario (default 5 minutes).
 	Timeout time.Duration
 	// Progress receives one line per finished scenario (nil: none).
@@ -47,8 +54,13 @@ type Options struct {
 	TraceSecrets bool
 	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
 	// or /usr/sbin).
-	Pcscd string       `json:",omitempty"`
-	Log   *slog.Logger `json:"-"`
+	Pcscd string `json:",omitempty"`
+	// HostKnobs set knobs on every host that does not set them itself (a
+	// sweep's variant; knob name as in scenario files -> value).
+	HostKnobs map[string]string `json:",omitempty"`
+	// Variant names the sweep variant, for reports ("" outside sweeps).
+	Variant string       `json:",omitempty"`
+	Log     *slog.Logger `json:"-"`
 }
 
 // Progress says where a run is: scenario Scenario of Scenarios (counted
@@ -89,6 +101,7 @@ type Result struct {
 	Status   string        `json:"status"`
 	Seed     int64         `json:"seed"`
 	Stack    string        `json:"stack"`
+	Variant  string        `json:"variant,omitempty"`
 	Failure  string        `json:"failure,omitempty"`
 	Diff     string        `json:"diff,omitempty"`
 	Steps    []StepResult  `json:"steps"`

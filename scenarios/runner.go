@@ -48,12 +48,13 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		seed = opts.Seed
 	}
 	sc.Seed = seed
-	res := Result{Name: sc.Name, File: sc.File, Seed: seed, Stack: opts.Stack}
+	applyHostKnobs(sc, opts.HostKnobs) // sweep.go: a sweep's variant
+	res := Result{Name: sc.Name, File: sc.File, Seed: seed, Stack: opts.Stack, Variant: opts.Variant}
 	if opts.Reader != "" {
 		res.Stack = "reader " + opts.Reader
 	}
 	e := &env{ctx: ctx, sc: sc, opts: opts, clock: vclock.New(epoch), rng: rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9E3779B97F4A7C15)),
-		cards: map[string]*cardEnv{}, hosts: map[string]*winhost.Host{}, procs: map[string]*winhost.Process{}, vars: map[string]Values{}}
+		cards: map[string]*cardEnv{}, hosts: map[string]*winhost.Host{}, hostKnobs: map[string]winhost.Knobs{}, procs: map[string]*winhost.Process{}, vars: map[string]Values{}}
 	defer e.close()
 	res.Faults, res.Hosts = e.faults(), e.hostProfiles() // report fields
 	if err := e.setup(); err != nil {
@@ -99,7 +100,7 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		}
 	}
 	res.Timeline = e.tl().steps // report field
-	if res.Status != Pass && opts.TraceDir != "" {
+	if (res.Status != Pass || opts.TraceAll) && opts.TraceDir != "" {
 		res.Traces = e.saveTraces(opts.TraceDir)
 	}
 	res.Duration = time.Since(start)
@@ -161,12 +162,22 @@ func (e *env) setup() error {
 		if err != nil {
 			return err
 		}
-		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs}
+		// Admin challenges from the seed too (same seed, same APDUs).
+		c.mdOpts = minidriver.Options{CacheMode: mode, ReadOnly: d.ReadOnly, MaxContainers: d.MaxContainers, SessionPINs: d.SessionPINs,
+			Rand: rand.NewChaCha8(seedBytes(e.sc.Seed, "admin challenge "+n))}
 		e.cards[n] = c
 		if e.opts.Reader != "" {
 			continue
 		}
-		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(seedBytes(e.sc.Seed, n))})
+		// The scenario's seed fixes the card's keys too (gids.Options.KeySeed:
+		// keys from a pool of public test keys; for tests only), so that one
+		// seed gives the same APDUs run after run, on either stack.
+		rb := seedBytes(e.sc.Seed, n)
+		keySeed := rb[:]
+		if e.opts.RandomKeys {
+			keySeed = nil
+		}
+		g, err := gids.New(gids.Options{Rand: rand.NewChaCha8(rb), KeySeed: keySeed})
 		if err != nil {
 			return err
 		}
@@ -221,6 +232,7 @@ func (e *env) setup() error {
 		if pin == "" && len(names) > 0 {
 			pin = e.sc.Cards[names[0]].PIN
 		}
+		e.hostKnobs[hn] = *k // expect_if conditions (sweep.go)
 		e.hosts[hn] = winhost.New(winhost.Config{Name: hn, Clock: e.clock, Knobs: k, Seed: uint64(e.sc.Seed), UserPIN: pin})
 	}
 	return nil
@@ -338,13 +350,14 @@ func (e *env) runStep(i int, st *Step) StepResult {
 		sr.Status, sr.Error = Fail, pe.Error()
 		return sr
 	}
-	if msg, diff := checkError(st, err); msg != "" {
+	exp := e.expectFor(st) // sweep.go: expect_if
+	if msg, diff := checkError(exp, err); msg != "" {
 		sr.Status, sr.Error, sr.Diff = Fail, msg, diff
 		return sr
 	}
-	if st.ExpectResult != nil {
-		if diff := compareResult(st.ExpectResult, res, s.resolve); diff != "" {
-			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result"+outputNote(st.ExpectResult, res), diff
+	if exp.ExpectResult != nil {
+		if diff := compareResult(exp.ExpectResult, res, s.resolve); diff != "" {
+			sr.Status, sr.Error, sr.Diff = Fail, "result differs from expect.result"+outputNote(exp.ExpectResult, res), diff
 			return sr
 		}
 	}

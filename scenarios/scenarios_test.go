@@ -237,10 +237,10 @@ func TestHTMLReportShowsFailuresWithDiffs(t *testing.T) {
 	}
 }
 
-// TestScenariosSubtestsAreSelectable: go test -run 'Scenarios/seed' runs
+// TestScenariosSubtestsAreSelectable: go test -run 'Scenarios/^seed' runs
 // the seed scenarios and no other (checked on this test binary).
 func TestScenariosSubtestsAreSelectable(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestScenarios$/seed", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestScenarios$/^seed", "-test.v")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

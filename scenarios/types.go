@@ -104,10 +104,27 @@ type Step struct {
 	ExpectError  string
 	ExpectResult *yaml.Node
 	Expect       *yaml.Node
+	// ExpectIf are conditional expectations (expect_if:): the first whose
+	// condition holds replaces ExpectError and ExpectResult, so that one
+	// scenario states its outcome under each host behaviour (sweep.go).
+	ExpectIf []*CondExpect
 	// Sub are the steps of a repeat.
 	Sub []*Step
 
 	action *Action
+}
+
+// CondExpect is one entry of expect_if: the expectation that holds when
+// the host (Host, default: the step's host, else the scenario's first)
+// has the profile Profile (if set) and every knob of Knobs at the given
+// value.
+type CondExpect struct {
+	Line         int
+	Host         string
+	Profile      string
+	Knobs        map[string]string
+	ExpectError  string
+	ExpectResult *yaml.Node
 }
 
 type ref struct {

@@ -43,11 +43,13 @@ type cardSpec struct {
 	stateDir string // "" = in memory
 	trace    string // "" = none
 	secrets  bool   // keep PINs and keys in the trace
+	seed     int64  // 0: real random keys; else seeded test keys
 }
 
 func (s *cardSpec) addFlags(fs interface {
 	StringVar(*string, string, string, string)
 	BoolVar(*bool, string, bool, string)
+	Int64Var(*int64, string, int64, string)
 }, withState bool) {
 	fs.StringVar(&s.kind, "card", "gids", "card type: gids (the virtual GIDS card) or echo (a trivial test card)")
 	fs.StringVar(&s.profile, "profile", "blank", "gids card profile: blank (what gids-tool --initialize expects) or initialized (as after gids-tool --initialize)")
@@ -60,6 +62,17 @@ func (s *cardSpec) addFlags(fs interface {
 	}
 	fs.StringVar(&s.trace, "trace", "", "write the card-side APDU trace (JSON lines, mode 0600, PINs and key material masked) to this file; print it with cardharness trace")
 	fs.BoolVar(&s.secrets, "trace-secrets", false, "keep PINs and key material in the --trace file (default: masked)")
+	fs.Int64Var(&s.seed, "seed", 0, "make on-card key generation deterministic: keys from a pool of PUBLIC test keys chosen by this seed (for tests only: such keys protect nothing; default: real random keys)")
+}
+
+// keySeed is card n's gids.Options.KeySeed: nil (real random keys) unless
+// --seed; each card of a stack gets its own, so two cards never share keys
+// by accident of the seed.
+func (s *cardSpec) keySeed(n int) []byte {
+	if s.seed == 0 {
+		return nil
+	}
+	return fmt.Appendf(nil, "cardharness --seed %d card %d", s.seed, n)
 }
 
 // build makes card number n. With several cards, --state DIR holds one
@@ -92,7 +105,7 @@ func (s *cardSpec) build(n, total int) (vcard.Card, func() error, error) {
 				return nil, nil, err
 			}
 		}
-		g, err := gids.New(gids.Options{Store: st, ATR: atr})
+		g, err := gids.New(gids.Options{Store: st, ATR: atr, KeySeed: s.keySeed(n)})
 		if err == nil {
 			err = s.applyProfile(g)
 		}

@@ -174,3 +174,19 @@ func TestCardRefusesALockedStateDir(t *testing.T) {
 		t.Errorf("first card after the refused second: % X", resp)
 	}
 }
+
+// TestCardSeedFlag: without --seed a card gets no key seed (real random
+// keys); with it, each card of a stack its own, the same on every run.
+func TestCardSeedFlag(t *testing.T) {
+	var unseeded cardSpec
+	if unseeded.keySeed(0) != nil {
+		t.Error("a card without --seed has a key seed: its keys would not be random")
+	}
+	s := cardSpec{seed: 7}
+	if a, b := s.keySeed(0), s.keySeed(1); bytes.Equal(a, b) || a == nil {
+		t.Errorf("cards 0 and 1 of --seed 7 have key seeds %q and %q: want two different ones", a, b)
+	}
+	if !bytes.Equal(s.keySeed(1), (&cardSpec{seed: 7}).keySeed(1)) {
+		t.Error("the same --seed gives different key seeds")
+	}
+}

@@ -52,10 +52,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a scenario that runs longer than this")
 	runRE := fs.String("run", "", "run only scenarios whose name or path matches this regular expression")
 	traceDir := fs.String("trace-dir", "", "where APDU traces of failed scenarios go (default: the run's directory, --out)")
+	traceAll := fs.Bool("trace-all", false, "save the APDU traces of every scenario, not only of failed ones")
 	traceSecrets := fs.Bool("trace-secrets", false, "keep PINs and key material in the saved APDU traces (default: masked)")
 	check := fs.Bool("check", false, "only parse the scenarios and report problems")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	version := fs.Bool("version", false, "print the version and exit")
+	shardFlag := fs.String("shard", "", "run only slice K of N of the scenarios (K/N, e.g. 2/4; a CI matrix job), balanced by cost")
 	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
 	var faults, tags, skipTags, includePath multiFlag
@@ -110,10 +112,23 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if len(refs) == 0 {
 		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
+	if *shardFlag != "" {
+		sh, err := scenarios.ParseShard(*shardFlag)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		// Every job of the matrix selects its slice of the same list: an
+		// empty slice (more shards than scenarios) is a pass, not an error.
+		refs = scenarios.ShardRefs(refs, sh, *stackKind)
+	}
 	if *list {
 		for _, r := range refs {
 			fmt.Fprintln(stdout, r)
 		}
+		return nil
+	}
+	if len(refs) == 0 {
+		fmt.Fprintf(stdout, "cardharness run: shard %s has no scenarios\n", *shardFlag)
 		return nil
 	}
 	if err := scenarios.Check(refs); err != nil {
@@ -135,7 +150,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts.TraceDir = *traceDir
+	opts.TraceDir, opts.TraceAll = *traceDir, *traceAll
 	if opts.TraceDir == "" {
 		opts.TraceDir = filepath.Join(outDir, "traces")
 	}
@@ -160,6 +175,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if len(faults) > 0 {
 			where += ", injected faults: " + strings.Join(faults, ", ")
+		}
+		if *shardFlag != "" {
+			where += ", shard " + *shardFlag
 		}
 		fmt.Fprintf(stdout, "cardharness run: %d scenarios (%s, parallel %d)\n", len(refs), where, *parallel)
 	}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// wallClock matches what legitimately differs between two runs with the
+// same seed: wall-clock times and durations (trace records, JSON, JUnit,
+// the HTML report) and the run's own directory.
+var wallClock = []*regexp.Regexp{
+	regexp.MustCompile(`"time":"[^"]*"`),
+
+	regexp.MustCompile(`"duration_ns": ?-?\d+`),
+	regexp.MustCompile(`time="[0-9.]+"`),
+	regexp.MustCompile(`\d+\.\d+s\b`),
+	regexp.MustCompile(`\d+(\.\d+)?(ms|µs|us|ns)\b`),
+}
+
+// durUS is a trace response's duration, omitted when 0.
+var durUS = regexp.MustCompile(`,"dur_us":\d+`)
+
+// runFiles reads every file of a run directory with the wall clock and
+// the directory's own name masked.
+func runFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s := strings.ReplaceAll(string(b), dir, "OUT")
+		s = durUS.ReplaceAllString(s, "")
+		for _, re := range wallClock {
+			s = re.ReplaceAllString(s, "~")
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSameSeedSameRun: the built-in suite run twice with one seed, on each
+// stack, gives byte-identical APDU traces of every card of every scenario
+// and identical reports (JSON, JUnit, HTML), wall-clock times masked. The
+// seed fixes the cards' keys (gids.Options.KeySeed), cardids, host GUIDs
+// and the test CA; nothing else may vary.
+func TestSameSeedSameRun(t *testing.T) {
+	for _, stackKind := range []string{"direct", "pcscd"} {
+		t.Run(stackKind, func(t *testing.T) {
+			if stackKind == "pcscd" {
+				needTool(t, "pcscd", "pcscd")
+			}
+			var runs [2]map[string]string
+			for i := range runs {
+				dir := filepath.Join(t.TempDir(), "run")
+				var stdout, stderr bytes.Buffer
+				if code := cli([]string{"run", "--stack", stackKind, "--seed", "42", "--trace-all", "--out", dir}, &stdout, &stderr); code != 0 {
+					t.Fatalf("run %d: exit %d\n%s\n%s", i+1, code, stdout.String(), stderr.String())
+				}
+				runs[i] = runFiles(t, dir)
+			}
+			var traces []string
+			for name := range runs[0] {
+				if strings.HasSuffix(name, ".jsonl") {
+					traces = append(traces, name)
+				}
+			}
+			sort.Strings(traces)
+			if len(traces) < 15 {
+				t.Fatalf("%d APDU traces saved, want one per card of every scenario: %v", len(traces), traces)
+			}
+			for _, f := range []string{"results.json", "junit.xml", "report.html"} {
+				if _, ok := runs[0][f]; !ok {
+					t.Errorf("no %s in the run directory", f)
+				}
+			}
+			if diff := cmp.Diff(runs[0], runs[1]); diff != "" {
+				t.Errorf("two runs with --seed 42 differ (-first +second):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/scenarios"
+	"github.com/cardharness/cardharness/vcard/fault"
+)
+
+func init() {
+	register(command{name: "sweep", summary: "run scenarios across host profiles, knob values and seeds; print the matrix", run: runSweep})
+}
+
+// rawFlag collects repeated values as given (a --vary value has commas of
+// its own).
+type rawFlag []string
+
+func (m *rawFlag) String() string     { return strings.Join(*m, " ") }
+func (m *rawFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func runSweep(args []string, stdout, stderr io.Writer) error {
+	fs, lf := newFlags("sweep", "[flags] [SCENARIO.yaml|DIR|builtin|builtin:NAME ...]", stderr)
+	stackKind := fs.String("stack", "direct", "direct: in process; pcscd: each run on its own private pcscd + vpcd")
+	profiles := fs.String("profiles", "", "host profiles to run under, comma-separated, or all: "+strings.Join(winhost.ProfileNames(), ", ")+" (default: as the scenarios say)")
+	seeds := fs.String("seeds", "", "seeds to run every cell with: A..B or a list (default: each scenario's own)")
+	parallel := fs.Int("parallel", 0, "runs at once (default: the number of CPUs)")
+	runRE := fs.String("run", "", "only scenarios whose name or path matches this regular expression")
+	shardFlag := fs.String("shard", "", "run only slice K of N of the sweep's cells (K/N), balanced by cost")
+	report := fs.String("report", "text", "report on stdout: text or json")
+	jsonOut := fs.String("json", "", "also write the JSON report to this file")
+	htmlOut := fs.String("html", "", "also write the HTML grid to this file")
+	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run that takes longer than this")
+	var vary rawFlag
+	var faults, tags, skipTags multiFlag
+	fs.Var(&vary, "vary", "vary a host knob: KNOB=V1,V2 (repeatable; each adds an axis)")
+	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", "))
+	fs.Var(&tags, "tag", "only scenarios with one of these tags")
+	fs.Var(&skipTags, "skip-tag", "leave out scenarios with any of these tags")
+	if err := parse(fs, args); err != nil {
+		return suggestFlag(fs, err)
+	}
+	if *stackKind != "pcscd" && *stackKind != "direct" {
+		return usageError{fmt.Sprintf("--stack %q: want direct or pcscd", *stackKind)}
+	}
+	if *report != "text" && *report != "json" {
+		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	}
+	for _, f := range faults {
+		if !fault.Known(f) {
+			return usageError{fmt.Sprintf("--fault %q: known faults: %s", f, strings.Join(fault.Names(), ", "))}
+		}
+	}
+	var spec scenarios.SweepSpec
+	for _, v := range vary {
+		ax, err := scenarios.ParseVary(v)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		spec.Vary = append(spec.Vary, ax)
+	}
+	if *profiles == "all" {
+		spec.Profiles = winhost.ProfileNames()
+	} else if *profiles != "" {
+		for _, p := range strings.Split(*profiles, ",") {
+			p = strings.TrimSpace(p)
+			if _, err := winhost.ProfileKnobs(p); err != nil {
+				return usageError{fmt.Sprintf("--profiles: unknown profile %q (profiles: %s, or all)", p, strings.Join(winhost.ProfileNames(), ", "))}
+			}
+			spec.Profiles = append(spec.Profiles, p)
+		}
+	}
+	if *seeds != "" {
+		s, err := scenarios.ParseSeeds(*seeds)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		spec.Seeds = s
+	}
+	if *shardFlag != "" {
+		sh, err := scenarios.ParseShard(*shardFlag)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		spec.Shard = sh
+	}
+	var filter scenarios.Filter
+	if *runRE != "" {
+		re, err := regexp.Compile(*runRE)
+		if err != nil {
+			return usageError{fmt.Sprintf("--run: %v", err)}
+		}
+		filter.Run = re
+	}
+	filter.Tags, filter.SkipTags = tags, skipTags
+	paths := fs.Args()
+	if len(paths) == 0 {
+		paths = []string{"builtin"}
+	}
+	refs, err := scenarios.FileRefs(paths)
+	if err != nil {
+		return err
+	}
+	if refs, err = scenarios.Select(refs, filter); err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return usageError{"no scenarios found (or none matches --run/--tag)"}
+	}
+	opts := scenarios.Options{Stack: *stackKind, Parallel: *parallel, CardFaults: faults, Timeout: *timeout, Log: lf.logger(stderr)}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := scenarios.Sweep(ctx, refs, spec, opts)
+	if rep == nil {
+		return err
+	}
+	for _, out := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{
+		{*jsonOut, func(w io.Writer) error { return scenarios.WriteSweepJSON(w, rep) }},
+		{*htmlOut, func(w io.Writer) error { return scenarios.WriteSweepHTML(w, rep) }},
+	} {
+		if out.path != "" {
+			if werr := writeFile(filepath.Clean(out.path), out.write); werr != nil {
+				return werr
+			}
+		}
+	}
+	if *report == "json" {
+		if jerr := scenarios.WriteSweepJSON(stdout, rep); jerr != nil {
+			return jerr
+		}
+	} else {
+		scenarios.WriteSweepText(stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cardharness sweep: stopped (%v); the matrix above covers what ran\n", err)
+		return exitError{exitInterrupted}
+	}
+	if rep.Failures > 0 {
+		return exitError{1}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package scenarios
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// The built-in suite's speed and scale, for `make bench` (ratios in one
+// run; nothing here asserts a time).
+
+func benchSuite(b *testing.B, opts Options) {
+	refs := BuiltinRefs()
+	if err := Check(refs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := RunAll(context.Background(), refs, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Status != Pass {
+				b.Fatalf("%s: %s %s", r.Name, r.Status, r.Failure)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(refs)*b.N)/b.Elapsed().Seconds(), "scenarios/s")
+}
+
+// BenchmarkSuite runs the whole built-in suite, 2 at a time: in process
+// with seeded keys (the default) and with real key generation (the
+// baseline of issue 14), and on private pcscd stacks.
+func BenchmarkSuite(b *testing.B) {
+	b.Run("direct", func(b *testing.B) { benchSuite(b, Options{Stack: "direct", Parallel: 2}) })
+	b.Run("direct-randomkeys", func(b *testing.B) { benchSuite(b, Options{Stack: "direct", Parallel: 2, RandomKeys: true}) })
+	b.Run("pcscd", func(b *testing.B) {
+		if err := Preflight(Options{Stack: "pcscd"}); err != nil {
+			b.Fatal(err)
+		}
+		benchSuite(b, Options{Stack: "pcscd", Parallel: 2})
+	})
+}
+
+// BenchmarkSweep64 sweeps the built-in suite over 64 variants in process
+// (2 host profiles x 5 knobs of 2 values) and reports runs per second and
+// the peak heap in use.
+func BenchmarkSweep64(b *testing.B) {
+	var spec SweepSpec
+	spec.Profiles = []string{"windows-11-2025", "windows-10-legacy"}
+	for _, v := range []string{
+		"propagation_reads_through_cache=true,false",
+		"granularity=per-category,whole-snapshot",
+		"drop_pin_on_wrong_pin=true,false",
+		"pin_cache_survives_removal=true,false",
+		"global_cache_persistent=true,false",
+	} {
+		ax, err := ParseVary(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		spec.Vary = append(spec.Vary, ax)
+	}
+	if n := len(spec.Variants()); n != 64 {
+		b.Fatalf("%d variants, want 64", n)
+	}
+	refs := BuiltinRefs()
+	var peak uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // heap high-water mark, sampled
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			runtime.Gosched()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	b.ResetTimer()
+	runs := 0
+	for i := 0; i < b.N; i++ {
+		rep, err := Sweep(context.Background(), refs, spec, Options{Stack: "direct", Parallel: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runs += rep.Runs
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
+	b.ReportMetric(float64(runs)/b.Elapsed().Seconds(), "runs/s")
+	b.ReportMetric(float64(runs/b.N), "runs/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
