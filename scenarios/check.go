@@ -18,10 +18,18 @@ func hasRef(v string) bool { return refRE.MatchString(v) || interpRE.MatchString
 type scope struct {
 	saved map[string]*Action // save: name -> the action whose result it is
 	vars  map[string]bool    // vars: and the repeat round ${i}
+	cards map[string]bool    // declared cards: ${card.pin}, ${card.reader}
 }
 
+// cardFields are the fields of a declared card a step may refer to
+// (env.lookup).
+var cardFields = map[string]bool{"pin": true, "reader": true}
+
 func (p *parser) checkVariables(s *Scenario) {
-	sc := &scope{saved: map[string]*Action{}, vars: map[string]bool{}}
+	sc := &scope{saved: map[string]*Action{}, vars: map[string]bool{}, cards: map[string]bool{}}
+	for k := range s.Cards {
+		sc.cards[k] = true
+	}
 	for k := range s.Vars {
 		sc.vars[k] = true
 	}
@@ -103,6 +111,11 @@ func (p *parser) checkRef(st *Step, n *yaml.Node, name, field string, decl *Arg,
 			p.errAt(st.File, n.Line, "%s: %s: $%s is a vars: value and has no fields", st.Do, ref, name)
 		}
 		return
+	}
+	if sc.cards[name] && cardFields[field] {
+		if _, saved := sc.saved[name]; !saved {
+			return
+		}
 	}
 	known := append(keysOf(sc.saved), keysOf(sc.vars)...)
 	where := "nothing is saved before this step"

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -67,6 +68,8 @@ type env struct {
 	relay     *relay.Server // started by the first relay step (actions_relay.go)
 	// timeline records the per-step state for reports (timeline.go).
 	timeline *timelineState
+	// apdus counts the APDUs sent to the cards (reader.go).
+	apdus atomic.Int64
 }
 
 // stepCtx resolves a step's arguments against the environment.
@@ -100,6 +103,16 @@ func (e *env) lookup(name, field string) (any, bool) {
 	if field == "" {
 		if v, ok := e.sc.Vars[name]; ok {
 			return v, true
+		}
+	}
+	// A card's own values, so a tool step can give the PIN the card
+	// really has (${card.pin}) instead of a literal that assumes one.
+	if c, ok := e.cards[name]; ok {
+		switch field {
+		case "pin":
+			return c.pin, true
+		case "reader":
+			return c.reader, true
 		}
 	}
 	return nil, false

@@ -600,8 +600,8 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 func (p *parser) card(k, v *yaml.Node) *CardDecl {
-	c := &CardDecl{Name: k.Value, File: p.file, Line: k.Line, Profile: "initialized", PIN: "123456",
-		AdminKey: strings.Repeat("00", 24), CacheMode: "global"}
+	c := &CardDecl{Name: k.Value, File: p.file, Line: k.Line, Profile: "initialized", PIN: defaultPIN,
+		AdminKey: defaultAdminKey, CacheMode: "global"}
 	if v.Kind == yaml.ScalarNode && v.Value == "" {
 		return c // `card1:` with defaults
 	}

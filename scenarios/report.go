@@ -46,7 +46,13 @@ func WriteText(w io.Writer, results []Result) {
 	for _, r := range results {
 		skipped += len(r.Skipped)
 	}
+	if nc := notChecked(results); len(nc) > 0 {
+		fmt.Fprintf(w, "\nnot checked (a real card's insides cannot be read): %s\n", strings.Join(nc, "; "))
+	}
 	fmt.Fprintf(w, "\n%d passed, %d failed", sum[Pass], sum[Fail]+sum[Error])
+	if sum[Skip] > 0 {
+		fmt.Fprintf(w, ", %d not applicable (skipped)", sum[Skip])
+	}
 	if skipped > 0 {
 		fmt.Fprintf(w, " (%d steps skipped: they need card internals)", skipped)
 	}
@@ -54,6 +60,21 @@ func WriteText(w io.Writer, results []Result) {
 		fmt.Fprintf(w, " with injected faults: %s", strings.Join(f, ", "))
 	}
 	fmt.Fprintln(w)
+}
+
+// notChecked is the union of the scenarios' unchecked invariants.
+func notChecked(results []Result) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range results {
+		for _, n := range r.NotChecked {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // runFaults is the union of the scenarios' faults, for summary lines.
@@ -175,6 +196,8 @@ type junitCase struct {
 	SystemOut  string           `xml:"system-out,omitempty"`
 }
 
+// junitSkipped is a scenario that did not run, with why (reader.go:
+// not applicable to the card in the reader).
 type junitSkipped struct {
 	Message string `xml:"message,attr,omitempty"`
 }
@@ -199,6 +222,10 @@ func junitProps(r Result) *junitProperties {
 		fault = strings.Join(r.Faults, "; ")
 	}
 	p.List = append(p.List, junitProperty{"fault", fault})
+	p.List = append(p.List, junitProperty{"apdus", fmt.Sprint(r.APDUs)})
+	for _, n := range r.NotChecked {
+		p.List = append(p.List, junitProperty{"not checked", n})
+	}
 	for _, h := range r.Hosts {
 		p.List = append(p.List, junitProperty{"host profile", h})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -189,7 +190,11 @@ func TestJUnitPropertiesPerTestcase(t *testing.T) {
 		{"file", "testdata/timeline.yaml"},
 		{"stack", "direct"},
 		{"fault", "drop-cardcf-writes (--fault, every card)"},
+		{"apdus", fmt.Sprint(r.APDUs)},
 		{"host profile", "desktop: default knobs"},
+	}
+	if r.APDUs == 0 {
+		t.Error("no APDU count in the result")
 	}
 	if d := cmp.Diff(want, c.Properties.List); d != "" {
 		t.Errorf("properties (-want +got):\n%s", d)

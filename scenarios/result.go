@@ -52,6 +52,13 @@ type Options struct {
 	// TraceSecrets keeps PINs and key material in APDU traces (default:
 	// masked, vcard/trace).
 	TraceSecrets bool
+	// PIN and AdminKey (48 hex digits) are what the card in the reader
+	// uses (--reader; default: the GIDS defaults 123456 and all zero);
+	// ResetCmd, if set, resets the card before every scenario instead of
+	// cleaning it with the admin key (reader.go).
+	PIN      string `json:",omitempty"`
+	AdminKey string `json:",omitempty"`
+	ResetCmd string `json:",omitempty"`
 	// Pcscd is the pcscd binary for the pcscd stack ("": pcscd from PATH
 	// or /usr/sbin).
 	Pcscd string `json:",omitempty"`
@@ -108,6 +115,15 @@ type Result struct {
 	Skipped  []string      `json:"skipped,omitempty"`
 	Traces   []string      `json:"traces,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+
+	// SkipReason says why a skipped scenario does not apply (reader.go).
+	SkipReason string `json:"skip_reason,omitempty"`
+	// NotChecked lists the invariants that could not be checked (a real
+	// card's insides cannot be read).
+	NotChecked []string `json:"not_checked,omitempty"`
+	// APDUs is the number of APDUs the scenario sent to its cards (tools
+	// run as subprocesses not counted).
+	APDUs int64 `json:"apdus"`
 
 	// Report fields (timeline.go, report.go).
 	Faults   []string       `json:"faults,omitempty"`

@@ -63,6 +63,7 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 			res.Failure = stopReason(ctx, opts.Timeout, 0, len(sc.Steps)) + " (in setup: " + err.Error() + ")"
 		}
 		res.Duration = time.Since(start)
+		res.APDUs = e.apdus.Load()
 		return res
 	}
 	res.Status = Pass
@@ -100,6 +101,7 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		}
 	}
 	res.Timeline = e.tl().steps // report field
+	res.APDUs = e.apdus.Load()
 	if (res.Status != Pass || opts.TraceAll) && opts.TraceDir != "" {
 		res.Traces = e.saveTraces(opts.TraceDir)
 	}
@@ -193,7 +195,7 @@ func (e *env) setup() error {
 		c.gids, c.wrap = g, wrap
 		c.trace = &bytes.Buffer{}
 		tw := e.traceWriter(n, c.trace) // timeline.go: masking, step markers
-		virt = append(virt, trace.Card(wrap, tw))
+		virt = append(virt, countingCard{trace.Card(wrap, tw), &e.apdus})
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -278,7 +280,13 @@ func (e *env) setupRealReader() error {
 	}
 	for _, c := range e.cards {
 		c.reader = e.opts.Reader
-		c.source = func() (pcsc.Transport, error) { return client.Connect(e.ctx, e.opts.Reader) }
+		c.source = func() (pcsc.Transport, error) {
+			t, err := client.Connect(e.ctx, e.opts.Reader)
+			if err != nil {
+				return nil, err
+			}
+			return countingTransport{t, &e.apdus}, nil // reader.go
+		}
 		c.toolEnv = func() ([]string, error) { return nil, nil }
 	}
 	return nil

@@ -188,6 +188,9 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 	if opts.Stack == "" {
 		opts.Stack = "pcscd"
 	}
+	if opts.Reader != "" {
+		return runOnReader(ctx, refs, opts) // reader.go: serial, one card
+	}
 	if err := Preflight(opts); err != nil {
 		return nil, err
 	}
@@ -250,6 +253,9 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 func progressLine(w io.Writer, r Result) {
 	mark := map[string]string{Pass: "PASS ", Fail: "FAIL ", Error: "ERROR", Skip: "SKIP "}[r.Status]
 	fmt.Fprintf(w, "%s %-58s %6.2fs", mark, r.Name, r.Duration.Seconds())
+	if r.APDUs > 0 {
+		fmt.Fprintf(w, "  %d APDUs", r.APDUs)
+	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(w, "  (%d steps skipped)", len(r.Skipped))
 	}

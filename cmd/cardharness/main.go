@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/cardharness/cardharness/internal/suggest"
 )
 
 // exitError carries an exit status through to main.
@@ -24,6 +27,27 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// statusError is an error to print with its own exit status (exec's 125,
+// 126, 127).
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e statusError) Unwrap() error { return e.err }
+
+// helpError carries a command's -h text to stdout (exit status 0).
+type helpError struct{ text string }
+
+func (e helpError) Error() string { return "help requested" }
+func (e helpError) Unwrap() error { return flag.ErrHelp }
 
 type command struct {
 	name    string
@@ -40,12 +64,20 @@ func main() {
 }
 
 func cli(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
 		return 0
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		args = []string{args[1], "-h"} // help COMMAND is COMMAND -h
 	}
 	if args[0] == "--version" || args[0] == "-version" {
 		fmt.Fprintln(stdout, versionString())
@@ -53,22 +85,32 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "cardharness: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "cardharness: unknown command %q%s\n\n", args[0], suggest.DidYouMean(args[0], commandNames(), ""))
 		usage(stderr)
 		return 2
 	}
 	err := c.run(args[1:], stdout, stderr)
 	var ee exitError
 	var ue usageError
+	var se statusError
+	var he helpError
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.text)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &se):
+		if se.err != nil {
+			fmt.Fprintf(stderr, "cardharness %s: %v\n", c.name, se.err)
+		}
+		return se.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "cardharness %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "cardharness %s: %v\nRun 'cardharness %s -h' for its flags.\n", c.name, err, c.name)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "cardharness %s: %v\n", c.name, err)
@@ -76,16 +118,20 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: cardharness COMMAND [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "commands:")
+func commandNames() []string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
+	return names
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: cardharness COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
@@ -93,12 +139,15 @@ func usage(w io.Writer) {
 }
 
 // newFlags returns a flag set that reports errors instead of exiting, with
-// the logging flags every command shares.
+// the logging flags every command shares. The flag package's own output
+// (its usage text on -h) is collected and handed to cli by parse, so -h
+// goes to stdout and a mistake gets one line on stderr; stderr stays the
+// writer for anything else the caller prints.
 func newFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *logFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(new(bytes.Buffer))
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: cardharness %s %s\n\nflags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "usage: cardharness %s %s\n\nflags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	lf := &logFlags{}
@@ -120,13 +169,26 @@ func (l *logFlags) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// parse wraps fs.Parse so flag errors become usage errors.
+// parse wraps fs.Parse: -h becomes a helpError (usage on stdout, status
+// 0), a mistake a usageError with a suggestion for a mistyped flag.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{strings.TrimSpace(err.Error())}
+	err := fs.Parse(args)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, flag.ErrHelp) {
+		var text string
+		if b, ok := fs.Output().(*bytes.Buffer); ok {
+			text = b.String()
+		}
+		return helpError{text}
+	}
+	msg := strings.TrimSpace(err.Error())
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		msg += suggest.DidYouMean(name, names, "--%s")
+	}
+	return usageError{msg}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -60,6 +61,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	shardFlag := fs.String("shard", "", "run only slice K of N of the scenarios (K/N, e.g. 2/4; a CI matrix job), balanced by cost")
 	hostProfile := fs.String("host-profile", winhost.DefaultProfile, "host profile of hosts that name none: "+strings.Join(winhost.ProfileNames(), ", "))
 	pcscd := fs.String("pcscd", "", "the pcscd binary for --stack pcscd (default: pcscd from PATH or /usr/sbin)")
+	pin := fs.String("pin", "", "with --reader: the card's PIN (default 123456); it is reset to this before every scenario")
+	adminKey := fs.String("admin-key", "", "with --reader: the card's 3DES admin key, 48 hex digits; cleans the card before every scenario")
+	resetCmd := fs.String("reset-cmd", "", "with --reader: run this command (sh -c) before every scenario instead of cleaning with the admin key")
 	var faults, tags, skipTags, includePath multiFlag
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
 	fs.Var(&tags, "tag", "run only scenarios with one of these tags (repeatable, or comma-separated)")
@@ -121,6 +125,32 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		// empty slice (more shards than scenarios) is a pass, not an error.
 		refs = scenarios.ShardRefs(refs, sh, *stackKind)
 	}
+	parallelSet := false
+	fs.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "parallel" })
+	if *reader != "" {
+		// One card, one scenario at a time: the default of 2 becomes 1,
+		// an explicit value above 1 is refused by the preflight.
+		if !parallelSet {
+			*parallel = 1
+		}
+		ropts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, CardFaults: faults,
+			PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
+		if err := scenarios.ReaderPreflight(ropts); err != nil {
+			return usageError{err.Error()}
+		}
+		if *list {
+			lines, err := scenarios.ReaderApplicability(refs, ropts)
+			if err != nil {
+				return err
+			}
+			for _, l := range lines {
+				fmt.Fprintln(stdout, l)
+			}
+			return nil
+		}
+	} else if *pin != "" || *adminKey != "" || *resetCmd != "" {
+		return usageError{"--pin, --admin-key and --reset-cmd describe the card in --reader; virtual cards take theirs from the scenario"}
+	}
 	if *list {
 		for _, r := range refs {
 			fmt.Fprintln(stdout, r)
@@ -139,7 +169,8 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
-		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr)}
+		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr),
+		PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
 	// A missing pcscd is said once, before any scenario, not once per
 	// scenario.
 	if err := scenarios.Preflight(opts); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/vcard"
@@ -106,12 +107,41 @@ func runStack(args []string, stdout, stderr io.Writer) error {
 	if f, ok := stdout.(*os.File); ok {
 		_ = f.Sync()
 	}
-	<-ctx.Done()
-	return st.Close()
+	select {
+	case <-ctx.Done():
+		return st.Close()
+	case <-st.Done():
+		// pcscd died: its clients are cut off; exit non-zero so whatever
+		// runs us notices (docs/DESIGN.md, "Stack files and deaths").
+		return st.Close()
+	}
 }
 
+// Exit statuses of exec besides the command's own, as env(1) and
+// docker run use them: the harness itself failed (bad flags, the stack did
+// not start or died), the command could not be run, the command was not
+// found.
+const (
+	execHarnessFailed = 125
+	execCannotRun     = 126
+	execNotFound      = 127
+)
+
+// runExec: every failure of its own is execHarnessFailed, so that a
+// script can tell it from the command's status.
 func runExec(args []string, stdout, stderr io.Writer) error {
-	fs, lf := newFlags("exec", "[--cards N] -- COMMAND [ARGS...]", stderr)
+	err := execCommand(args, stdout, stderr)
+	var ee exitError
+	var se statusError
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &ee) || errors.As(err, &se) {
+		return err
+	}
+	return statusError{execHarnessFailed, err}
+}
+
+func execCommand(args []string, stdout, stderr io.Writer) error {
+	fs, lf := newFlags("exec", "[--cards N] [--grace D] -- COMMAND [ARGS...]", stderr)
+	grace := fs.Duration("grace", 10*time.Second, "after passing SIGINT/SIGTERM/SIGHUP on to COMMAND (or sending SIGTERM when the stack dies), wait this long, then SIGKILL it")
 	var cf cardFlags
 	cf.add(fs, true)
 	if err := parse(fs, args); err != nil {
@@ -119,6 +149,9 @@ func runExec(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() == 0 {
 		return usageError{"no command given (cardharness exec [flags] -- COMMAND [ARGS...])"}
+	}
+	if *grace <= 0 {
+		return usageError{fmt.Sprintf("--grace %v: want a positive duration", *grace)}
 	}
 	cards, closeCards, err := cf.make()
 	if err != nil {
@@ -144,16 +177,50 @@ func runExec(args []string, stdout, stderr io.Writer) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
-		return err
+		code := execCannotRun
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			code = execNotFound
+		}
+		return statusError{code, err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+
+	// The grace period starts at the first signal we pass on; a command
+	// that ignores it is killed when it ends.
+	var (
+		killTimer <-chan time.Time
+		sentWhat  string
+		stackErr  error
+		stackDone = st.Done()
+	)
+	terminate := func(s os.Signal, why string) {
+		_ = cmd.Process.Signal(s)
+		if killTimer == nil {
+			killTimer = time.After(*grace)
+			sentWhat = why
+		}
+	}
 	for {
 		select {
 		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
+			terminate(s, s.String())
+		case <-stackDone:
+			stackDone = nil
+			stackErr = st.Err()
+			fmt.Fprintf(stderr, "cardharness exec: %v\ncardharness exec: stopping %s (SIGTERM, SIGKILL after %v)\n", stackErr, fs.Arg(0), *grace)
+			terminate(syscall.SIGTERM, "SIGTERM (the stack died)")
+		case <-killTimer:
+			killTimer = make(chan time.Time) // never again
+			fmt.Fprintf(stderr, "cardharness exec: %s still running %v after %s; sending SIGKILL\n", fs.Arg(0), *grace, sentWhat)
+			_ = cmd.Process.Kill()
 		case err := <-done:
-			if cerr := st.Close(); cerr != nil {
+			cerr := st.Close()
+			if stackErr != nil {
+				// Already reported; the command's status would hide it.
+				return statusError{code: execHarnessFailed}
+			}
+			if cerr != nil {
 				fmt.Fprintf(stderr, "cardharness exec: %v\n", cerr)
 			}
 			var ee *exec.ExitError
@@ -163,7 +230,13 @@ func runExec(args []string, stdout, stderr io.Writer) error {
 				}
 				return exitError{ee.ExitCode()}
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			if cerr != nil {
+				return statusError{code: execHarnessFailed}
+			}
+			return nil
 		}
 	}
 }

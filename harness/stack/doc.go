@@ -25,6 +25,14 @@
 // same: it stops pcscd and removes the directory. The cards die with the
 // process that runs them.
 //
+// Privacy: the stack's directory is made 0700 (an existing one of the
+// caller's is narrowed; one of another user, or a symlink, is refused),
+// because pcscd's socket is 0666 and unauthenticated.
+//
+// Death: if pcscd or the helper dies, the stack stops (it does not restart
+// pcscd: the clients' handles died with it), logs an error, closes Done and
+// reports ErrDied from Err and Close. See docs/DESIGN.md, "Decisions".
+//
 // vpcd slots come in pairs (Debian builds the driver with two slots per
 // reader entry), and two reader entries that share one driver file
 // overwrite each other's slot state (§1.5). Each pair of slots therefore

@@ -73,10 +73,24 @@ func helperMain() int {
 	case s := <-sigs:
 		fmt.Fprintf(os.Stderr, "helper: %v; stopping\n", s)
 	case <-h.pcscdDone:
-		fmt.Fprintf(os.Stderr, "helper: pcscd exited unexpectedly: %v; stopping\n", h.pcscdErr)
+		// Restarting pcscd is not safe: every client's context and card
+		// handle died with it, and the cards' links would reconnect to a
+		// reader table the clients no longer know. The parent hears why
+		// on stdout and stops too.
+		msg := fmt.Sprintf("pcscd exited unexpectedly (%v); last lines of its log:\n%s", exitDescription(h.pcscdErr), tail(filepath.Join(h.dir, "pcscd.log"), 10))
+		fmt.Fprintln(os.Stderr, "helper: "+msg+"\nhelper: stopping")
+		fmt.Printf("died: %q\n", msg)
 	}
 	h.stop()
 	return 0
+}
+
+// exitDescription says how a child ended, "signal: killed" or "exit status 1".
+func exitDescription(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 type helper struct {
@@ -109,6 +123,10 @@ func (h *helper) start() error {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("make %s private: %w", sock, err)
 	}
 	h.ln = ln
 	go h.serve()
@@ -162,7 +180,7 @@ func (h *helper) startPcscd() error {
 	if os.Getenv(helperDebugEnv) == "1" {
 		args = append(args, "-d", "-a")
 	}
-	logf, err := os.OpenFile(filepath.Join(h.dir, "pcscd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(h.dir, "pcscd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -184,6 +202,11 @@ func (h *helper) startPcscd() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
+			// pcscd makes its socket 0666; the 0700 directory already
+			// keeps others out, this is the second lock.
+			if err := os.Chmod(sock, 0o600); err != nil {
+				return fmt.Errorf("make %s private: %w", sock, err)
+			}
 			return nil
 		}
 		select {
@@ -237,6 +260,9 @@ func (h *helper) handle(req request) (response, *os.File) {
 		if err != nil {
 			return response{Err: err.Error(), Readers: names}, nil
 		}
+		if err := h.privatise(); err != nil {
+			return response{Err: err.Error()}, nil
+		}
 		return response{Readers: names}, nil
 	case "present":
 		cl, err := newClient(ctx)
@@ -267,6 +293,24 @@ func newClient(ctx context.Context) (*pcsc.Client, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// privatise narrows what pcscd created in run/: it makes the directory
+// 0755 and its socket 0666 (after bind(), possibly after the chmod in
+// startPcscd). The stack's 0700 directory already keeps others out; this
+// is the second lock. Called once pcscd serves, when it has done its own
+// chmods.
+func (h *helper) privatise() error {
+	run := filepath.Join(h.dir, "run")
+	for _, p := range []struct {
+		name string
+		mode os.FileMode
+	}{{run, 0o700}, {filepath.Join(run, "pcscd.comm"), 0o600}, {filepath.Join(run, "pcscd.pid"), 0o600}} {
+		if err := os.Chmod(p.name, p.mode); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", p.name, err)
+		}
+	}
+	return nil
 }
 
 // stop ends pcscd (SIGTERM lets it remove its socket and pid file) and

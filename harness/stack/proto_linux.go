@@ -61,8 +61,12 @@ func call(ctx context.Context, sock string, req request) (response, *os.File, er
 		// never leaks into programs we exec (which would keep a "removed"
 		// card connected).
 		n, oobn, _, _, err := uc.ReadMsgUnix(tmp, oob)
-		buf = append(buf, tmp[:n]...)
-		if oobn > 0 && file == nil {
+		// On a failed read (a deadline, say) n can be -1: found by the
+		// soak as a slice-bounds panic in WaitPresent.
+		if n > 0 {
+			buf = append(buf, tmp[:n]...)
+		}
+		if oobn > 0 && file == nil && oobn <= len(oob) {
 			file, err = parseRights(oob[:oobn])
 			if err != nil {
 				return response{}, nil, err

@@ -55,6 +55,10 @@ type Slot struct {
 // ErrUnsupported: private stacks need Linux namespaces.
 var ErrUnsupported = errors.New("stack: private pcscd stacks need Linux (mount and network namespaces)")
 
+// ErrDied: a running stack stopped on its own (pcscd exited, the helper
+// was killed). See Stack.Err.
+var ErrDied = errors.New("stack: died")
+
 // ErrMissing: a component the stack needs is not installed.
 type ErrMissing struct {
 	What, Path, Package string

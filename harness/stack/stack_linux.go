@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +46,8 @@ type Stack struct {
 	helper     *exec.Cmd
 	lifeline   *os.File
 	helperDone chan struct{}
+	closing    atomic.Bool // set by Close before it stops the helper
+	deathErr   error       // why the helper stopped on its own; set before helperDone closes
 
 	ctx    context.Context // lives until Close; the cards' links run on it
 	cancel context.CancelFunc
@@ -51,6 +55,7 @@ type Stack struct {
 
 	mu    sync.Mutex
 	slots []Slot
+	stops []func() // per slot: stops its link and waits for it (Eject)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,6 +116,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 
 	s.slots = make([]Slot, cfg.Slots)
+	s.stops = make([]func(), cfg.Slots)
 	for i := range s.slots {
 		s.slots[i] = Slot{Index: i, Reader: readerName(i), Port: vpcd.DefaultPort + i}
 	}
@@ -156,7 +162,7 @@ func findPcscd(name string) (string, error) {
 
 func (s *Stack) makeDir() error {
 	if s.cfg.Dir == "" {
-		d, err := os.MkdirTemp("", "cardharness-")
+		d, err := os.MkdirTemp("", "cardharness-") // mode 0700
 		if err != nil {
 			return fmt.Errorf("stack: %w", err)
 		}
@@ -166,13 +172,16 @@ func (s *Stack) makeDir() error {
 		if err != nil {
 			return fmt.Errorf("stack: %w", err)
 		}
-		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(d); errors.Is(err, os.ErrNotExist) {
 			s.ownDir = true
-		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("stack: %w", err)
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return fmt.Errorf("stack: %w", err)
+			}
 		}
 		s.dir = d
+		if err := s.makePrivate(); err != nil {
+			return err
+		}
 	}
 	for _, p := range []string{s.SocketPath(), filepath.Join(s.dir, "helper.sock")} {
 		if len(p) > maxSockPath {
@@ -184,8 +193,40 @@ func (s *Stack) makeDir() error {
 		if _, err := os.Stat(p); err == nil {
 			return fmt.Errorf("stack: %s already exists; is another stack using %s?", p, s.dir)
 		}
-		if err := os.Mkdir(p, 0o755); err != nil {
+		if err := os.Mkdir(p, 0o700); err != nil {
 			return fmt.Errorf("stack: %w", err)
+		}
+	}
+	return nil
+}
+
+// makePrivate makes the stack's directory reachable by its owner only.
+// pcscd creates its socket 0666 and checks no credentials, so whoever can
+// reach DIR/run/pcscd.comm can use the cards (PIN prompts, signatures):
+// the directory is the only gate. A directory of another user, or a
+// symbolic link, is refused (its owner could widen it again, or point it
+// elsewhere); our own directory is narrowed to 0700, whatever its mode was,
+// and stays so after the stack (docs/DESIGN.md, "Stack files").
+func (s *Stack) makePrivate() error {
+	fi, err := os.Lstat(s.dir)
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("stack: %s is a symbolic link; give the stack a real directory (it must be private to you)", s.dir)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("stack: %s exists and is not a directory", s.dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("stack: %s belongs to uid %d, not to you (uid %d); the stack's directory must be private to the user running it: use a directory of your own", s.dir, st.Uid, os.Geteuid())
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		if err := os.Chmod(s.dir, 0o700); err != nil {
+			return fmt.Errorf("stack: make %s private: %w", s.dir, err)
+		}
+		if perm&0o077 != 0 {
+			s.log.Info("stack: made the directory private (others could have used the cards through pcscd's socket)", "dir", s.dir, "was", fmt.Sprintf("%#o", perm), "now", "0700")
 		}
 	}
 	return nil
@@ -204,7 +245,7 @@ func (s *Stack) writeConfig() error {
 		port := vpcd.DefaultPort + 2*e
 		fmt.Fprintf(&b, "FRIENDLYNAME \"%s\"\nDEVICENAME /dev/null:0x%X\nLIBPATH %s\nCHANNELID 0x%X\n\n", friendlyName(e), port, lib, port)
 	}
-	return os.WriteFile(filepath.Join(s.dir, "conf", "reader.conf"), []byte(b.String()), 0o644)
+	return os.WriteFile(filepath.Join(s.dir, "conf", "reader.conf"), []byte(b.String()), 0o600)
 }
 
 func copyFile(src, dst string) error {
@@ -213,7 +254,7 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
 	if err != nil {
 		return err
 	}
@@ -230,7 +271,7 @@ func (s *Stack) startHelper(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	logf, err := os.Create(filepath.Join(s.dir, "helper.log"))
+	logf, err := os.OpenFile(filepath.Join(s.dir, "helper.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		w.Close()
 		return err
@@ -284,10 +325,34 @@ func (s *Stack) startHelper(ctx context.Context) error {
 
 	first := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		first <- strings.TrimSpace(line)
-		_, _ = io.Copy(io.Discard, stdout)
-		_ = cmd.Wait()
+		br := bufio.NewReader(stdout)
+		line, _ := br.ReadString('\n')
+		line = strings.TrimSpace(line)
+		first <- line
+		// After "ready" the helper speaks only to say why it stopped.
+		var died string
+		for {
+			l, err := br.ReadString('\n')
+			if m, ok := strings.CutPrefix(strings.TrimSpace(l), "died: "); ok {
+				if u, err := strconv.Unquote(m); err == nil {
+					died = u
+				} else {
+					died = m
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		werr := cmd.Wait()
+		if line == "ready" && (died != "" || !s.closing.Load()) {
+			if died == "" {
+				died = fmt.Sprintf("stack helper exited unexpectedly (%s); its log:\n%s", exitDescription(werr), tail(filepath.Join(s.dir, "helper.log"), 10))
+			}
+			s.deathErr = fmt.Errorf("%w: %s", ErrDied, died)
+			cause, _, _ := strings.Cut(died, "\n")
+			s.log.Error("stack stopped on its own; its cards are unreachable (see Stack.Err)", "dir", s.dir, "cause", cause)
+		}
 		close(s.helperDone)
 	}()
 	select {
@@ -404,12 +469,36 @@ func (s *Stack) Insert(n int, card vcard.Card, opts ...vpcd.Option) (*vpcd.Link,
 	opts = append([]vpcd.Option{vpcd.WithLogger(s.log.With("slot", n))}, opts...)
 	link := vpcd.NewLink(card, s.Dialer(n), opts...)
 	s.slots[n].Link = link
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	s.stops[n] = func() { cancel(); <-done }
 	s.links.Add(1)
 	go func() {
 		defer s.links.Done()
-		_ = link.Run(s.ctx)
+		defer close(done)
+		_ = link.Run(ctx)
 	}()
 	return link, nil
+}
+
+// Eject takes the card out of slot n for good: its link stops (the reader
+// sees the card removed at its next poll) and the slot is empty again, for
+// Insert to put another card (or the same card, re-opened from its store:
+// how the soak restarts a killed card). Ejecting an empty slot is a no-op.
+func (s *Stack) Eject(n int) error {
+	s.mu.Lock()
+	if n < 0 || n >= len(s.slots) {
+		s.mu.Unlock()
+		return fmt.Errorf("stack: no slot %d (the stack has %d)", n, len(s.slots))
+	}
+	stop := s.stops[n]
+	s.stops[n] = nil
+	s.slots[n].Link = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return nil
 }
 
 // WaitPresent waits until pcscd reports a card in each of the given slots.
@@ -433,9 +522,29 @@ func (s *Stack) WaitPresent(ctx context.Context, slots ...int) error {
 	return err
 }
 
-// Close removes the cards, stops pcscd and removes the stack's files.
+// Done is closed when the stack stops: after Close, or on its own when
+// pcscd or the helper dies. Err then says which.
+func (s *Stack) Done() <-chan struct{} { return s.helperDone }
+
+// Err is nil while the stack runs and after a plain Close; once the stack
+// has stopped on its own (pcscd died, the helper was killed) it is an
+// ErrDied naming the cause, with the last lines of pcscd's log. Such a
+// stack is not restarted: see doc.go.
+func (s *Stack) Err() error {
+	select {
+	case <-s.helperDone:
+		return s.deathErr
+	default:
+		return nil
+	}
+}
+
+// Close removes the cards, stops pcscd and removes the stack's files. If
+// the stack had died on its own before, Close still cleans up and returns
+// the ErrDied.
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		s.cancel()
 		s.links.Wait()
 		if s.lifeline != nil {
@@ -446,6 +555,9 @@ func (s *Stack) Close() error {
 				s.closeErr = errors.New("stack: helper did not stop within 10s; killed")
 				_ = syscall.Kill(-s.helper.Process.Pid, syscall.SIGKILL)
 				<-s.helperDone
+			}
+			if s.deathErr != nil && s.closeErr == nil {
+				s.closeErr = s.deathErr
 			}
 		}
 		if s.dir != "" && !s.cfg.KeepDir {

@@ -25,6 +25,9 @@ func (*Stack) Insert(int, vcard.Card, ...vpcd.Option) (*vpcd.Link, error) { retu
 func (*Stack) WaitPresent(context.Context, ...int) error                  { return ErrUnsupported }
 func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
 func (*Stack) Close() error                                               { return nil }
+func (*Stack) Eject(int) error                                            { return ErrUnsupported }
+func (*Stack) Done() <-chan struct{}                                      { return nil }
+func (*Stack) Err() error                                                 { return nil }
 
 // Preflight reports ErrUnsupported outside Linux.
 func Preflight(Config) error { return ErrUnsupported }
