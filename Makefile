@@ -17,7 +17,7 @@ STATICCHECK_VERSION := v0.8.2
 # end-to-end tests drive, the tools the stack and tests call, and the
 # headless browser that checks the HTML report.
 APT_PACKAGES := pcscd libpcsclite-dev pkg-config vsmartcard-vpcd opensc opensc-pkcs11 \
-                pcsc-tools openssl util-linux iproute2 chromium
+                pcsc-tools openssl util-linux iproute2 chromium curl libengine-pkcs11-openssl
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cardharness/cardharness/harness/ca"
+	"github.com/cardharness/cardharness/harness/relay"
 	"github.com/cardharness/cardharness/harness/tools"
 	"github.com/cardharness/cardharness/harness/vclock"
 	"github.com/cardharness/cardharness/harness/winhost"
@@ -64,6 +65,7 @@ type env struct {
 	ca        *ca.CA
 	stack     *stackHandle
 	tmpDir    string
+	relay     *relay.Server // started by the first relay step (actions_relay.go)
 	// timeline records the per-step state for reports (timeline.go).
 	timeline *timelineState
 	// apdus counts the APDUs sent to the cards (reader.go).

@@ -117,6 +117,9 @@ func stepLabel(st *Step) string {
 }
 
 func (e *env) close() {
+	if e.relay != nil {
+		_ = e.relay.Close()
+	}
 	if e.stack != nil {
 		e.stack.close()
 	}

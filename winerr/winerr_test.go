@@ -6,6 +6,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,12 +46,24 @@ func TestCodes(t *testing.T) {
 // TestEveryConstantNamed: every Code constant declared in this package is
 // in the table that Name, ByName and Names use, so a scenario can name it.
 func TestEveryConstantNamed(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "winerr.go", nil, 0)
+	// Every file of the package: codes may live next to winerr.go (certsrv.go).
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var decls []ast.Decl
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decls = append(decls, f.Decls...)
+	}
 	n := 0
-	for _, d := range f.Decls {
+	for _, d := range decls {
 		g, ok := d.(*ast.GenDecl)
 		if !ok || g.Tok != token.CONST {
 			continue

@@ -56,7 +56,7 @@ type Template struct {
 	EnrolleeSuppliesSubject bool
 	// AllowSameKey lets a renewal certify the old key again (Dogtag-style
 	// knob). Without it, and without RequireSameKey, reusing the key is
-	// denied with CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY [I, §4.2 check 11].
+	// denied with winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY [I, §4.2 check 11].
 	AllowSameKey bool
 	// RequireSameKey is CT_FLAG_REQUIRE_SAME_KEY_RENEWAL
 	// (msPKI-Private-Key-Flag 0x80): a renewal must keep the key.
@@ -75,6 +75,12 @@ type Template struct {
 	Extensions []pkix.Extension
 	// Enroll is the template ACL; nil lets everyone enroll.
 	Enroll func(Identity) bool
+	// ApprovalDelay: a certificate manager approves requests this
+	// template pends (PendAllRequests) this long after submission, on the
+	// CA's virtual clock; Retrieve after that returns the certificate,
+	// issued at retrieval time [I: a manager's delay is a scenario input].
+	// 0: pending until CA.Approve, CA.Deny or CA.IssueOutOfBand.
+	ApprovalDelay time.Duration
 }
 
 func (t *Template) v2() bool { return len(t.ID.OID) > 0 }
@@ -104,6 +110,12 @@ type Options struct {
 	ClockSkew time.Duration
 	// CAValidity is the validity of the CA certificate; 0 means 20 years.
 	CAValidity time.Duration
+	// FailDelegatedCertRequests is the CA profile of the founding
+	// document's second bug: a CMC request with a certificate-based
+	// signature, submitted by a server impersonating the user
+	// (SubmitOptions.Delegated), fails with winerr.ERROR_NO_SUCH_USER
+	// (0x80070525), disposition Error.
+	FailDelegatedCertRequests bool
 }
 
 // SubmitOptions are the per-request inputs besides the request bytes.
@@ -116,6 +128,12 @@ type SubmitOptions struct {
 	// RenewOnBehalfOf is the 0x00200000 flag of ICertRequestD::Request: the
 	// old certificate, not the caller, identifies the end entity.
 	RenewOnBehalfOf bool
+	// Delegated: the caller is a server impersonating Requester (the
+	// relay), not Requester's own process (Options.FailDelegatedCertRequests).
+	Delegated bool
+	// Inject imposes a decision on this request once every check passed
+	// (fault injection: a manager pends or denies it).
+	Inject Injected
 }
 
 // Response is the CA's answer to one request.
@@ -165,6 +183,8 @@ type CA struct {
 type pendingRequest struct {
 	resp *Response
 	plan *issuePlan
+	// approveAt is when a manager approves (Template.ApprovalDelay); zero: never by itself.
+	approveAt time.Time
 }
 
 // New creates a CA with a self-signed certificate valid from Clock().
@@ -340,114 +360,58 @@ func (d *decision) deny(err *RequestError) *Response {
 	return d.resp
 }
 
+// policyRequest is one request as the policy checks see it; the checks
+// fill in what later checks need (old, subject, tmpl, ...).
+type policyRequest struct {
+	csr  *CSR
+	v    *Verification // nil for a bare PKCS#10
+	opts SubmitOptions
+	d    *decision
+	now  time.Time
+
+	caller  Identity          // the authenticated requester
+	subject Identity          // the identity the certificate is for
+	old     *x509.Certificate // the certificate being renewed, nil for a new request
+	eobo    bool              // enroll on behalf of
+	tmpl    *Template
+}
+
+// policyCheck is one numbered check of docs/reference/minidriver-semantics.md §4.2; a
+// non-nil result denies the request.
+type policyCheck func(c *CA, r *policyRequest) *RequestError
+
+// policyChecks run in this order, before the issuance plan is made; the
+// order decides which error a request with several faults gets.
+var policyChecks = []policyCheck{
+	(*CA).checkRequester,        // 12: the caller is in the directory
+	(*CA).checkRenewalAttribute, // 3: renewal or new request
+	(*CA).checkOldCertificate,   // 7: chains, valid, not revoked
+	(*CA).checkRenewOnBehalfOf,  // 12: MS-WCCE 3.2.2.6.2.1.2.4
+	(*CA).checkEnrollOnBehalfOf, // 12: requestername
+	(*CA).checkTemplate,         // 8: known template, version
+	(*CA).checkTemplateACL,      // 12: template ACL, EOBO on v2 templates
+	(*CA).checkKeyPolicy,        // 11: same or new key
+}
+
 func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nextID++
 	d := &decision{resp: &Response{RequestID: c.nextID}}
-	now := c.opts.Clock()
-
-	caller, ok := c.identity(opts.Requester)
-	if !ok {
-		return d.deny(reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", opts.Requester)), nil
+	r := &policyRequest{csr: csr, v: v, opts: opts, d: d, now: c.opts.Clock()}
+	if opts.Delegated && (c.opts.FailDelegatedCertRequests || opts.Inject.FailDelegatedCert) && v != nil && len(v.CertSigners) > 0 {
+		d.resp.Disposition, d.resp.Status = Error, reqErr(winerr.ERROR_NO_SUCH_USER, 0,
+			"delegated request from %q with a certificate-based signature: this CA profile fails it", opts.Requester)
+		d.note("error: %v", d.resp.Status)
+		d.resp.Explanation = strings.Join(d.notes, "; ")
+		return d.resp, nil
 	}
-	subject := caller // the identity the certificate is for
-
-	// Renewal: checks 3 and 5 were done by Verify; check 7 here.
-	var old *x509.Certificate
-	switch {
-	case v != nil && v.Renewal:
-		old = v.OldCert
-		d.resp.Renewal, d.resp.OldCert = true, old
-		d.note("renewal of serial %x", old.SerialNumber)
-		if err := old.CheckSignatureFrom(c.cert); err != nil || !bytes.Equal(old.RawIssuer, c.cert.RawSubject) {
-			return d.deny(wrapErr(winerr.CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)), nil
-		}
-		if now.Before(old.NotBefore) || now.After(old.NotAfter) {
-			return d.deny(reqErr(winerr.CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
-				old.NotBefore.Format(time.RFC3339), old.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))), nil
-		}
-		if c.isRevoked(old.SerialNumber) {
-			return d.deny(reqErr(winerr.CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)), nil
-		}
-		if opts.RenewOnBehalfOf {
-			if !c.opts.AllowRenewOnBehalfOf {
-				return d.deny(reqErr(winerr.E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")), nil
-			}
-			id, ok := c.identityFromCert(old)
-			if !ok {
-				return d.deny(reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")), nil
-			}
-			caller, subject = id, id
-			d.note("renew on behalf of %q: the old certificate's key authenticates the request (MS-WCCE 3.2.2.6.2.1.2.4)", id.Name)
-		}
-	case v != nil:
-		d.resp.AsNewRequest = true
-		d.note("no renewal attribute: processed as a new request (MS-WCCE 3.2.1.4.2.1.4.2.2)")
-		fallthrough
-	default:
-		d.resp.AsNewRequest = true
-		if opts.RenewOnBehalfOf {
-			return d.deny(reqErr(winerr.ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")), nil
-		}
-		if v == nil && csr.HasRenewalAttribute() {
-			d.note("renewal attribute in a bare PKCS#10 ignored (nothing authenticates it)")
+	for _, check := range policyChecks {
+		if err := check(c, r); err != nil {
+			return d.deny(err), nil
 		}
 	}
-
-	// Enroll on behalf of: an RA signature and a requestername.
-	eobo := false
-	if v != nil {
-		if rn := v.RegInfo["requestername"]; rn != "" && !strings.EqualFold(rn, caller.Name) {
-			id, ok := c.identity(rn)
-			if !ok {
-				return d.deny(reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)), nil
-			}
-			eobo, subject = true, id
-			d.note("enroll on behalf of %q by %q", id.Name, caller.Name)
-		}
-	}
-	d.resp.EndEntity = subject
-
-	// Template (check 8, the part that applies to every request).
-	tid := opts.Template
-	if tid.IsZero() {
-		t, ok, err := csr.Template()
-		if err != nil {
-			return d.deny(wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "template extension")), nil
-		}
-		if !ok {
-			return d.deny(reqErr(winerr.CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")), nil
-		}
-		tid = t
-	}
-	tmpl := c.findTemplate(tid)
-	if tmpl == nil {
-		return d.deny(reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)), nil
-	}
-	d.resp.Template = tmpl.ID
-	if len(tid.OID) > 0 && tmpl.v2() && (tid.Major > tmpl.ID.Major || tid.Major == tmpl.ID.Major && tid.Minor > tmpl.ID.Minor) {
-		return d.deny(reqErr(winerr.CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)), nil
-	}
-	if tmpl.Enroll != nil && !tmpl.Enroll(caller) {
-		return d.deny(reqErr(winerr.CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", caller.Name, tmpl.ID)), nil
-	}
-	if eobo && tmpl.v2() && tmpl.RequiredSignatures == 0 {
-		return d.deny(reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", subject.Name, tmpl.ID)), nil
-	}
-
-	// Key policy (check 11).
-	if old != nil {
-		same := PublicKeyEqual(csr.PublicKey, old.PublicKey)
-		switch {
-		case tmpl.RequireSameKey && !same:
-			return d.deny(reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")), nil
-		case same && !tmpl.RequireSameKey && !tmpl.AllowSameKey:
-			return d.deny(reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")), nil
-		}
-	}
-
-	plan, err := c.plan(csr, tmpl, subject, old, d)
+	plan, err := c.plan(csr, r.tmpl, r.subject, r.old, d)
 	if err != nil {
 		var re *RequestError
 		if errors.As(err, &re) {
@@ -455,41 +419,18 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 		}
 		return nil, err
 	}
-
-	// Authorisation (checks 9, 10, 12).
-	authorised := false
-	switch {
-	case old != nil && tmpl.ValidExistingCertificate:
-		if err := reenrollmentConditions(tmpl, csr, old, subject); err != nil {
-			d.resp.RenewalStatus = err
-			d.note("CT_FLAG_PREVIOUS_APPROVAL_VALIDATE_REENROLLMENT not enforced (%v): new-request rules", err)
-		} else {
-			authorised = true
-			d.note("valid existing certificate: conditions of MS-WCCE 3.2.2.6.2.1.4.8 met, approval and RA signatures skipped")
-		}
-	case old != nil:
-		d.note("template %s: \"Same criteria as for enrollment\": new-request rules", tmpl.ID)
-	}
+	authorised := c.checkReenrollment(r)
 	d.resp.AsNewRequest = !authorised
+	if opts.Inject.Deny != 0 {
+		return d.deny(reqErr(opts.Inject.Deny, 0, "denied by an injected decision")), nil
+	}
 	if !authorised {
-		required := tmpl.RequiredSignatures
-		if eobo && !tmpl.v2() && required == 0 {
-			required = 1 // v1 template, enroll on behalf of: an agent signature is needed [I]
+		if err := c.checkSignatures(r); err != nil {
+			return d.deny(err), nil
 		}
-		if required > 0 {
-			n := c.acceptedSignatures(v, tmpl, old)
-			if n < required {
-				return d.deny(reqErr(winerr.CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)), nil
-			}
-			d.note("%d RA signature(s) accepted", n)
-		}
-		if tmpl.PendAllRequests {
-			d.resp.Disposition = Pending
-			d.note("CT_FLAG_PEND_ALL_REQUESTS: pending certificate manager approval")
-			d.resp.Explanation = strings.Join(d.notes, "; ")
-			c.pending[d.resp.RequestID] = &pendingRequest{resp: d.resp, plan: plan}
-			return d.resp, nil
-		}
+	}
+	if !authorised && r.tmpl.PendAllRequests || opts.Inject.Pend {
+		return c.pend(r, plan), nil
 	}
 	if err := c.issue(d.resp, plan); err != nil {
 		var re *RequestError
@@ -502,6 +443,239 @@ func (c *CA) process(csr *CSR, v *Verification, opts SubmitOptions) (*Response, 
 	d.resp.Explanation = strings.Join(d.notes, "; ")
 	c.done[d.resp.RequestID] = d.resp
 	return d.resp, nil
+}
+
+// pend keeps the request for a certificate manager; with an approval
+// delay (Template.ApprovalDelay, Injected.ApproveAfter) the manager
+// approves it that long after submission.
+func (c *CA) pend(r *policyRequest, plan *issuePlan) *Response {
+	d := r.d
+	d.resp.Disposition = Pending
+	if r.opts.Inject.Pend {
+		d.note("pended by an injected decision")
+	} else {
+		d.note("CT_FLAG_PEND_ALL_REQUESTS: pending certificate manager approval")
+	}
+	pr := &pendingRequest{resp: d.resp, plan: plan}
+	delay := r.tmpl.ApprovalDelay
+	if r.opts.Inject.ApproveAfter > 0 {
+		delay = r.opts.Inject.ApproveAfter
+	}
+	if delay > 0 {
+		pr.approveAt = r.now.Add(delay)
+		d.note("a certificate manager approves at %s", pr.approveAt.Format(time.RFC3339))
+	}
+	d.resp.Explanation = strings.Join(d.notes, "; ")
+	c.pending[d.resp.RequestID] = pr
+	return d.resp
+}
+
+// checkRequester: the authenticated caller must be in the directory
+// (check 12).
+func (c *CA) checkRequester(r *policyRequest) *RequestError {
+	caller, ok := c.identity(r.opts.Requester)
+	if !ok {
+		return reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requester %q unknown", r.opts.Requester)
+	}
+	r.caller, r.subject = caller, caller
+	return nil
+}
+
+// checkRenewalAttribute (check 3): a verified renewal names the old
+// certificate; without the attribute the request is a new request, not an
+// error. Signer checks 4-6 were done by Verify.
+func (c *CA) checkRenewalAttribute(r *policyRequest) *RequestError {
+	d := r.d
+	if r.v != nil && r.v.Renewal {
+		r.old = r.v.OldCert
+		d.resp.Renewal, d.resp.OldCert = true, r.old
+		d.note("renewal of serial %x", r.old.SerialNumber)
+		return nil
+	}
+	d.resp.AsNewRequest = true
+	if r.v != nil {
+		d.note("no renewal attribute: processed as a new request (MS-WCCE 3.2.1.4.2.1.4.2.2)")
+	}
+	if r.opts.RenewOnBehalfOf {
+		return reqErr(winerr.ERROR_INVALID_DATA, 3, "renew-on-behalf-of flag on a request that is not a renewal")
+	}
+	if r.v == nil && r.csr.HasRenewalAttribute() {
+		d.note("renewal attribute in a bare PKCS#10 ignored (nothing authenticates it)")
+	}
+	return nil
+}
+
+// checkOldCertificate (check 7): the renewed certificate chains to this
+// CA, is inside its validity at the CA's time and is not revoked.
+func (c *CA) checkOldCertificate(r *policyRequest) *RequestError {
+	old := r.old
+	if old == nil {
+		return nil
+	}
+	if err := old.CheckSignatureFrom(c.cert); err != nil || !bytes.Equal(old.RawIssuer, c.cert.RawSubject) {
+		return wrapErr(winerr.CERT_E_CHAINING, 7, err, "old certificate (issuer %q) was not issued by this CA", old.Issuer)
+	}
+	if r.now.Before(old.NotBefore) || r.now.After(old.NotAfter) {
+		return reqErr(winerr.CERT_E_EXPIRED, 7, "old certificate valid %s..%s, CA time %s",
+			old.NotBefore.Format(time.RFC3339), old.NotAfter.Format(time.RFC3339), r.now.Format(time.RFC3339))
+	}
+	if c.isRevoked(old.SerialNumber) {
+		return reqErr(winerr.CRYPT_E_REVOKED, 7, "old certificate serial %x is revoked", old.SerialNumber)
+	}
+	return nil
+}
+
+// checkRenewOnBehalfOf (check 12): with the renew-on-behalf-of flag the
+// old certificate, not the caller, identifies the end entity.
+func (c *CA) checkRenewOnBehalfOf(r *policyRequest) *RequestError {
+	if r.old == nil || !r.opts.RenewOnBehalfOf {
+		return nil
+	}
+	if !c.opts.AllowRenewOnBehalfOf {
+		return reqErr(winerr.E_ACCESSDENIED, 12, "renew-on-behalf-of requests are not allowed on this CA (MS-WCCE 3.2.2.6.2.1.2.4)")
+	}
+	id, ok := c.identityFromCert(r.old)
+	if !ok {
+		return reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "renew on behalf of: cannot identify the end entity of the old certificate")
+	}
+	r.caller, r.subject = id, id
+	r.d.note("renew on behalf of %q: the old certificate's key authenticates the request (MS-WCCE 3.2.2.6.2.1.2.4)", id.Name)
+	return nil
+}
+
+// checkEnrollOnBehalfOf (check 12): a requestername RegInfo pair naming
+// someone other than the caller makes the request enroll-on-behalf-of.
+func (c *CA) checkEnrollOnBehalfOf(r *policyRequest) *RequestError {
+	if r.v != nil {
+		if rn := r.v.RegInfo["requestername"]; rn != "" && !strings.EqualFold(rn, r.caller.Name) {
+			id, ok := c.identity(rn)
+			if !ok {
+				return reqErr(winerr.CERTSRV_E_ENROLL_DENIED, 12, "requestername %q unknown", rn)
+			}
+			r.eobo, r.subject = true, id
+			r.d.note("enroll on behalf of %q by %q", id.Name, r.caller.Name)
+		}
+	}
+	r.d.resp.EndEntity = r.subject
+	return nil
+}
+
+// checkTemplate (check 8, the part that applies to every request): the
+// request names a template this CA issues, in a version it has.
+func (c *CA) checkTemplate(r *policyRequest) *RequestError {
+	tid, err := c.requestedTemplate(r)
+	if err != nil {
+		return err
+	}
+	tmpl := c.findTemplate(tid)
+	if tmpl == nil {
+		return reqErr(winerr.CERTSRV_E_UNSUPPORTED_CERT_TYPE, 8, "template %s is not issued by this CA", tid)
+	}
+	r.tmpl = tmpl
+	r.d.resp.Template = tmpl.ID
+	if len(tid.OID) > 0 && tmpl.v2() && (tid.Major > tmpl.ID.Major || tid.Major == tmpl.ID.Major && tid.Minor > tmpl.ID.Minor) {
+		return reqErr(winerr.CERTSRV_E_BAD_TEMPLATE_VERSION, 8, "request wants %s, CA has v%d.%d", tid, tmpl.ID.Major, tmpl.ID.Minor)
+	}
+	return nil
+}
+
+// requestedTemplate is the template the request asks for: the
+// CertificateTemplate attribute given at submission, else a CMC RegInfo
+// name-value pair CertificateTemplate (how the founding document sends
+// it; MS-WCCE's request attributes travel as such pairs), else the
+// template extension. The pair wins over the extension, as a request
+// attribute does in AD CS [I].
+func (c *CA) requestedTemplate(r *policyRequest) (TemplateID, *RequestError) {
+	if !r.opts.Template.IsZero() {
+		return r.opts.Template, nil
+	}
+	if r.v != nil {
+		if name, ok := regInfoValue(r.v.RegInfo, RegInfoCertificateTemplate); ok {
+			t, err := ParseTemplateName(name)
+			if err != nil {
+				return TemplateID{}, wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "RegInfo %s", RegInfoCertificateTemplate)
+			}
+			r.d.note("template %s from the RegInfo pair %s", t, RegInfoCertificateTemplate)
+			return t, nil
+		}
+	}
+	t, ok, err := r.csr.Template()
+	if err != nil {
+		return TemplateID{}, wrapErr(winerr.ERROR_INVALID_DATA, 8, err, "template extension")
+	}
+	if !ok {
+		return TemplateID{}, reqErr(winerr.CERTSRV_E_NO_CERT_TYPE, 8, "no certificate template extension in the request (InheritExtensionsFlag does not copy it)")
+	}
+	return t, nil
+}
+
+// checkTemplateACL (check 12): the template ACL lets the caller enroll,
+// and a v2 template asked for on behalf of someone requires an RA
+// signature.
+func (c *CA) checkTemplateACL(r *policyRequest) *RequestError {
+	tmpl := r.tmpl
+	if tmpl.Enroll != nil && !tmpl.Enroll(r.caller) {
+		return reqErr(winerr.CERTSRV_E_TEMPLATE_DENIED, 12, "%q may not enroll for %s", r.caller.Name, tmpl.ID)
+	}
+	if r.eobo && tmpl.v2() && tmpl.RequiredSignatures == 0 {
+		return reqErr(winerr.CERTSRV_E_BAD_RENEWAL_SUBJECT, 12, "on behalf of %q, but template %s requires no RA signature", r.subject.Name, tmpl.ID)
+	}
+	return nil
+}
+
+// checkKeyPolicy (check 11): a renewal keeps or changes the key as the
+// template says.
+func (c *CA) checkKeyPolicy(r *policyRequest) *RequestError {
+	if r.old == nil {
+		return nil
+	}
+	same := PublicKeyEqual(r.csr.PublicKey, r.old.PublicKey)
+	switch {
+	case r.tmpl.RequireSameKey && !same:
+		return reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "template requires renewal with the same key")
+	case same && !r.tmpl.RequireSameKey && !r.tmpl.AllowSameKey:
+		return reqErr(winerr.CERTSRV_E_RENEWAL_BAD_PUBLIC_KEY, 11, "renewal reuses the old key")
+	}
+	return nil
+}
+
+// checkReenrollment (checks 9 and 10): whether the old certificate
+// authorises the renewal ("Valid existing certificate" and the conditions
+// of MS-WCCE 3.2.2.6.2.1.4.8). A failed condition is not a denial: it is
+// recorded in RenewalStatus and new-request rules apply.
+func (c *CA) checkReenrollment(r *policyRequest) bool {
+	d := r.d
+	switch {
+	case r.old != nil && r.tmpl.ValidExistingCertificate:
+		if err := reenrollmentConditions(r.tmpl, r.csr, r.old, r.subject); err != nil {
+			d.resp.RenewalStatus = err
+			d.note("CT_FLAG_PREVIOUS_APPROVAL_VALIDATE_REENROLLMENT not enforced (%v): new-request rules", err)
+			return false
+		}
+		d.note("valid existing certificate: conditions of MS-WCCE 3.2.2.6.2.1.4.8 met, approval and RA signatures skipped")
+		return true
+	case r.old != nil:
+		d.note("template %s: \"Same criteria as for enrollment\": new-request rules", r.tmpl.ID)
+	}
+	return false
+}
+
+// checkSignatures (check 12, new-request rules): enough accepted RA
+// signatures for the template.
+func (c *CA) checkSignatures(r *policyRequest) *RequestError {
+	required := r.tmpl.RequiredSignatures
+	if r.eobo && !r.tmpl.v2() && required == 0 {
+		required = 1 // v1 template, enroll on behalf of: an agent signature is needed [I]
+	}
+	if required == 0 {
+		return nil
+	}
+	n := c.acceptedSignatures(r.v, r.tmpl, r.old)
+	if n < required {
+		return reqErr(winerr.CERTSRV_E_SIGNATURE_COUNT, 12, "%d accepted RA signatures, template requires %d", n, required)
+	}
+	r.d.note("%d RA signature(s) accepted", n)
+	return nil
 }
 
 // reenrollmentConditions checks MS-WCCE 3.2.2.6.2.1.4.8. The codes follow
@@ -733,6 +907,21 @@ func (c *CA) serial() (*big.Int, error) {
 func (c *CA) Approve(requestID int) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.approve(requestID, Issued, "approved by a certificate manager")
+}
+
+// IssueOutOfBand issues a pending request by another route (a certificate
+// manager's resubmission whose certificate is handed over separately):
+// RetrievePending then answers CR_DISP_ISSUED_OUT_OF_BAND with the
+// certificate [I: when AD CS sets this disposition is not documented
+// beyond "issued separately"].
+func (c *CA) IssueOutOfBand(requestID int) (*Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.approve(requestID, IssuedOutOfBand, "issued out of band")
+}
+
+func (c *CA) approve(requestID int, disp Disposition, how string) (*Response, error) {
 	p, ok := c.pending[requestID]
 	if !ok {
 		return nil, fmt.Errorf("ca: request %d is not pending", requestID)
@@ -746,7 +935,8 @@ func (c *CA) Approve(requestID int) (*Response, error) {
 		resp.Disposition, resp.Status = Denied, re
 		resp.Explanation += "; approved, but " + re.Error()
 	} else {
-		resp.Explanation += fmt.Sprintf("; approved by a certificate manager; issued serial %x", resp.Cert.SerialNumber)
+		resp.Disposition = disp
+		resp.Explanation += fmt.Sprintf("; %s; issued serial %x", how, resp.Cert.SerialNumber)
 	}
 	delete(c.pending, requestID)
 	c.done[requestID] = &resp
@@ -772,16 +962,27 @@ func (c *CA) Deny(requestID int) (*Response, error) {
 
 // Retrieve returns the current state of a pending request, or of one that
 // was issued or decided by a manager (ICertRequest::RetrievePending).
-// Requests denied at submission are not kept.
+// Requests denied at submission are not kept. A pending request whose
+// template's ApprovalDelay has passed on the CA's clock is approved (and
+// issued) now; an issued certificate revoked since reads as Revoked.
 func (c *CA) Retrieve(requestID int) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.pending[requestID]; ok {
-		r := *p.resp
-		return &r, nil
+		if p.approveAt.IsZero() || c.opts.Clock().Before(p.approveAt) {
+			r := *p.resp
+			return &r, nil
+		}
+		if _, err := c.approve(requestID, Issued, "approved by a certificate manager at "+p.approveAt.Format(time.RFC3339)); err != nil {
+			return nil, err
+		}
 	}
 	if r, ok := c.done[requestID]; ok {
 		cp := *r
+		if cp.Disposition.HasCertificate() && c.isRevoked(cp.Cert.SerialNumber) {
+			cp.Disposition = Revoked
+			cp.Explanation += "; certificate revoked since"
+		}
 		return &cp, nil
 	}
 	return nil, fmt.Errorf("ca: request %d not found", requestID)

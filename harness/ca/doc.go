@@ -41,7 +41,9 @@
 //  5. The old certificate was issued by this CA, is valid at the virtual
 //     clock's time and not revoked; else CERT_E_CHAINING, CERT_E_EXPIRED,
 //     CRYPT_E_REVOKED (denied) [I].
-//  6. Template from the request (or SubmitOptions.Template): missing
+//  6. Template from SubmitOptions.Template, else a CMC RegInfo pair
+//     CertificateTemplate (name or dotted OID), else the template
+//     extension: missing
 //     CERTSRV_E_NO_CERT_TYPE, unknown CERTSRV_E_UNSUPPORTED_CERT_TYPE, newer
 //     version CERTSRV_E_BAD_TEMPLATE_VERSION, ACL CERTSRV_E_TEMPLATE_DENIED
 //     [SDK].
@@ -63,6 +65,16 @@
 //  10. New-request rules ("same criteria", no renewal attribute, or a failed
 //     condition): RA signatures (CERTSRV_E_SIGNATURE_COUNT) [SDK], then
 //     CT_FLAG_PEND_ALL_REQUESTS pends the request [SDK]; otherwise issued.
+//
+// Dispositions are AD CS's seven CR_DISP_* values (Disposition.CRName):
+// Issued, Denied, Pending (CR_DISP_UNDER_SUBMISSION), Error (the CA failed
+// the call: a delegated certificate-signed request on a CA with
+// Options.FailDelegatedCertRequests, 0x80070525), IssuedOutOfBand
+// (CA.IssueOutOfBand), Revoked (Retrieve after CA.Revoke) and Incomplete
+// (the zero value, what a relay answers when the CA never decided).
+// Pending requests are retrieved later with CA.Retrieve; a template's
+// ApprovalDelay lets a manager approve them days later on the virtual
+// clock.
 //
 // Issued certificates take their validity from the CA's virtual clock
 // (Options.Clock), never beyond the CA certificate. Response.PKCS7 is a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -74,6 +75,10 @@ type RenewalRequest struct {
 	Agent      *x509.Certificate
 	AgentKey   crypto.Signer
 	OnBehalfOf string
+	// RegInfo pairs go into an id-cmc-regInfo control, e.g.
+	// {"CertificateTemplate": "SmartcardLogon"} as the founding document
+	// sends the template (with OmitTemplate, the only template information).
+	RegInfo map[string]string
 
 	// Fault knobs (scenario S16).
 	OmitRenewalAttribute bool                  // no 1.3.6.1.4.1.311.13.1 in the PKCS#10
@@ -210,8 +215,15 @@ func BuildRenewal(r RenewalRequest) ([]byte, error) {
 		reqs = append(reqs, csr)
 	}
 	var controls []taggedAttribute
+	pairs := maps.Clone(r.RegInfo)
 	if r.OnBehalfOf != "" {
-		controls = append(controls, regInfoControl(map[string]string{"requestername": r.OnBehalfOf}))
+		if pairs == nil {
+			pairs = map[string]string{}
+		}
+		pairs["requestername"] = r.OnBehalfOf
+	}
+	if len(pairs) > 0 {
+		controls = append(controls, regInfoControl(pairs))
 	}
 	pkiData, err := buildPKIData(controls, reqs)
 	if err != nil {

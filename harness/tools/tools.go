@@ -24,7 +24,7 @@ const DefaultTimeout = 3 * time.Minute
 var packages = map[string]string{
 	"opensc-tool": "opensc", "pkcs11-tool": "opensc", "pkcs15-tool": "opensc",
 	"pkcs15-init": "opensc", "gids-tool": "opensc", "opensc-explorer": "opensc",
-	"openssl": "openssl", "pcsc_scan": "pcsc-tools",
+	"openssl": "openssl", "pcsc_scan": "pcsc-tools", "curl": "curl",
 }
 
 // ErrMissing: the program is not installed.

@@ -240,6 +240,21 @@ type Knobs struct {
 	// across removal and reinsertion. Default false [I]. Ledger:
 	// H-PIN-REMOVAL.
 	PINCacheSurvivesRemoval bool
+	// SchannelPINCache: where the TLS stack's use of a card key (client
+	// authentication, tls.go) caches the PIN. Default SchannelOwnPINCache:
+	// a cache of its own, separate from Base CSP's and the KSP's, as the
+	// founding document reports (one more prompt per renewal) [S founding
+	// document; I the cache's owner]. Ledger: H-PIN-SCHANNEL.
+	SchannelPINCache SchannelPINCache
+	// SingleTokenPINCache: the TLS stack and the smart-card CSPs share one
+	// PIN (session token) per card in a process, so a PIN typed for the
+	// handshake overwrites Base CSP's and the KSP's, and the other way
+	// round (Base CSP and the KSP still keep theirs apart): three prompts
+	// for a renewal through the relay in the logical order.
+	// Default false (profile windows-7: true) [S founding document for
+	// Windows 7; I later versions have per-provider caches]. Ledger:
+	// H-PIN-SINGLE-TOKEN.
+	SingleTokenPINCache bool
 	// ChangePINBumpsPins: Base CSP's change-PIN bumps bPinsFreshness, so
 	// other processes drop their cached PIN (§1.2, §7 q2). Default true.
 	// Ledger: H-PIN-CHANGE.

@@ -96,6 +96,17 @@ func (t *txn) authenticate(api API, silent bool) error {
 		e.session = ins.sessionPIN
 	}
 	t.st.pins[api] = e
+	if k.SingleTokenPINCache {
+		// One session token per card shared by the TLS stack and the
+		// smart-card CSPs: this PIN overwrites the other side's (Windows
+		// 7, tls.go). Base CSP and the KSP keep theirs (H-PIN-SESSION).
+		for a := range t.st.pins {
+			if (a == Schannel) != (api == Schannel) {
+				delete(t.st.pins, a)
+				p.event(Event{Kind: EvDropPINCache, Reader: t.reader, Detail: a.String() + ": overwritten by " + api.String() + " (single session-token cache)"})
+			}
+		}
+	}
 	return nil
 }
 

@@ -22,8 +22,11 @@ const (
 )
 
 func (a API) String() string {
-	if a == CNG {
+	switch a {
+	case CNG:
 		return "CNG"
+	case Schannel:
+		return "Schannel"
 	}
 	return "CAPI"
 }

@@ -45,11 +45,12 @@ var profiles = []Profile{
 	},
 	{
 		Name: "windows-7",
-		Summary: "Windows 7: Base CSP for RSA certificates, and session PINs for cards that declare " +
-			"them (the CAPI/CNG PIN battle)",
+		Summary: "Windows 7: Base CSP for RSA certificates, session PINs for cards that declare " +
+			"them (the CAPI/CNG PIN battle), one PIN cache entry per card for all providers",
 		apply: func(k *Knobs) {
 			k.PropagationProviderRule = ProviderCSPForRSA
 			k.SessionPINs = true
+			k.SingleTokenPINCache = true
 		},
 	},
 }
@@ -70,6 +71,8 @@ func base() Knobs {
 		DropPINOnWrongPIN:            true,
 		PINCacheSurvivesRemoval:      false,
 		ChangePINBumpsPins:           true,
+		SchannelPINCache:             SchannelOwnPINCache,
+		SingleTokenPINCache:          false,
 		PropagationEnabled:           true,
 		PropagationDelay:             time.Second,
 		PropagationJitter:            2 * time.Second,
