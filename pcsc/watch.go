@@ -196,6 +196,17 @@ func (c *Client) WaitReaders(ctx context.Context, n int) ([]string, error) {
 
 // WaitPresent waits until every named reader holds a card.
 func (c *Client) WaitPresent(ctx context.Context, readers ...string) error {
+	return c.waitCards(ctx, true, readers)
+}
+
+// WaitAbsent waits until pcscd reports no card in any of the readers (a
+// reused stack's slots, emptied between scenarios: the next card is then
+// a fresh insertion to pcscd, not a card it never saw leave).
+func (c *Client) WaitAbsent(ctx context.Context, readers ...string) error {
+	return c.waitCards(ctx, false, readers)
+}
+
+func (c *Client) waitCards(ctx context.Context, present bool, readers []string) error {
 	states := make([]scard.ReaderState, len(readers))
 	for i, r := range readers {
 		states[i] = scard.ReaderState{Reader: r, CurrentState: scard.StateUnaware}
@@ -210,7 +221,7 @@ func (c *Client) WaitPresent(ctx context.Context, readers ...string) error {
 		var missing []string
 		for i := range states {
 			ev := uint32(states[i].EventState)
-			if ev&uint32(scard.StatePresent) == 0 {
+			if (ev&uint32(scard.StatePresent) != 0) != present {
 				missing = append(missing, states[i].Reader)
 			}
 			states[i].CurrentState = scard.StateFlag(ev) &^ scard.StateChanged
@@ -219,7 +230,23 @@ func (c *Client) WaitPresent(ctx context.Context, readers ...string) error {
 			return nil
 		}
 		if ctx.Err() != nil {
+			if !present {
+				return &Error{Op: "wait for removal", Err: fmt.Errorf("still a card in %q: %w", missing, ctx.Err())}
+			}
 			return &Error{Op: "wait for cards", Err: fmt.Errorf("no card in %q: %w", missing, ctx.Err())}
 		}
 	}
+}
+
+// EventCount returns pcsc-lite's event counter of reader (the upper 16 bits
+// of its event state, moved by one at each insertion and removal) and
+// whether a card is present: how a test sees that pcscd noticed a card
+// leave and another arrive.
+func (c *Client) EventCount(reader string) (count int, present bool, err error) {
+	rs := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
+	if err := c.ctx.GetStatusChange(rs, 0); err != nil {
+		return 0, false, &Error{Op: "get status change", Err: err}
+	}
+	ev := uint32(rs[0].EventState)
+	return int(ev >> 16), ev&uint32(scard.StatePresent) != 0, nil
 }

@@ -32,7 +32,8 @@ func benchSuite(b *testing.B, opts Options) {
 
 // BenchmarkSuite runs the whole built-in suite, 2 at a time: in process
 // with seeded keys (the default) and with real key generation (the
-// baseline of issue 14), and on private pcscd stacks.
+// baseline of issue 14), and on private pcscd stacks: one per scenario,
+// and reused by long-lived workers (--reuse-stacks).
 func BenchmarkSuite(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { benchSuite(b, Options{Stack: "direct", Parallel: 2}) })
 	b.Run("direct-randomkeys", func(b *testing.B) { benchSuite(b, Options{Stack: "direct", Parallel: 2, RandomKeys: true}) })
@@ -41,6 +42,12 @@ func BenchmarkSuite(b *testing.B) {
 			b.Fatal(err)
 		}
 		benchSuite(b, Options{Stack: "pcscd", Parallel: 2})
+	})
+	b.Run("pcscd-reuse", func(b *testing.B) {
+		if err := Preflight(Options{Stack: "pcscd"}); err != nil {
+			b.Fatal(err)
+		}
+		benchSuite(b, Options{Stack: "pcscd", Parallel: 2, ReuseStacks: true})
 	})
 }
 

@@ -20,6 +20,11 @@ type Options struct {
 	// scenario's first card is that card; steps that need card internals
 	// are skipped and reported.
 	Reader string
+	// ReuseStacks (pcscd stack only) runs scenarios in long-lived workers,
+	// one per Parallel slot, each reusing its private pcscd from scenario
+	// to scenario with fresh cards and fresh PC/SC contexts each time
+	// (stackpool.go; docs/DESIGN.md "Reused stacks"). Opt-in.
+	ReuseStacks bool `json:"reuse_stacks,omitempty"`
 	// Parallel is how many scenarios run at once (default 1).
 	Parallel int
 	// Seed overrides every scenario's seed when SeedSet.

@@ -15,9 +15,15 @@ type stackHandle struct {
 	st      *stack.Stack
 	client  *pcsc.Client
 	readers []string
+	// pool is set for a reused stack: close gives the stack back instead
+	// of stopping it.
+	pool *stackPool
 }
 
 func startStack(ctx context.Context, cards []vcard.Card, opts Options) (*stackHandle, error) {
+	if workerPool != nil {
+		return workerPool.acquire(ctx, cards, opts) // stackpool.go
+	}
 	st, err := stack.Start(ctx, stack.Config{Cards: cards, Slots: max(2, len(cards)), Log: opts.Log, Pcscd: opts.Pcscd})
 	if err != nil {
 		return nil, err
@@ -45,6 +51,10 @@ func (h *stackHandle) connect(ctx context.Context, reader string) (pcsc.Transpor
 func (h *stackHandle) close() {
 	if h.client != nil {
 		h.client.Close()
+	}
+	if h.pool != nil {
+		h.pool.release(h)
+		return
 	}
 	h.st.Close()
 }

@@ -202,6 +202,11 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := 0
+	var workers *workerSet
+	if opts.ReuseStacks && opts.Stack == "pcscd" {
+		workers = newWorkerSet(ctx, opts.Parallel, opts) // workerpool.go
+		defer workers.close()
+	}
 	for i, r := range refs {
 		wg.Add(1)
 		go func() {
@@ -224,7 +229,9 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 				}
 			}
 			var res Result
-			if opts.Stack == "pcscd" && opts.Reader == "" {
+			if workers != nil {
+				res = workers.run(r, ropts)
+			} else if opts.Stack == "pcscd" && opts.Reader == "" {
 				res = runWorker(ctx, r, ropts)
 			} else {
 				sc, err := r.load()

@@ -49,6 +49,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	html := fs.String("html", "", "also write an HTML report to this file")
 	out := fs.String("out", "", "directory for this run's reports and APDU traces (default: a new build/runs/DATE-TIME)")
 	parallel := fs.Int("parallel", 2, "scenarios to run at once")
+	reuse := fs.Bool("reuse-stacks", false, "pcscd stack: one long-lived worker per --parallel slot reuses its pcscd across scenarios (fresh cards and PC/SC contexts each time)")
 	seed := fs.Int64("seed", 0, "override every scenario's seed")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a scenario that runs longer than this")
 	runRE := fs.String("run", "", "run only scenarios whose name or path matches this regular expression")
@@ -133,7 +134,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		if !parallelSet {
 			*parallel = 1
 		}
-		ropts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, CardFaults: faults,
+		ropts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, ReuseStacks: *reuse, CardFaults: faults,
 			PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
 		if err := scenarios.ReaderPreflight(ropts); err != nil {
 			return usageError{err.Error()}
@@ -168,7 +169,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%d scenarios parse\n", len(refs))
 		return nil
 	}
-	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, Seed: *seed, SeedSet: *seed != 0,
+	opts := scenarios.Options{Stack: *stackKind, Reader: *reader, Parallel: *parallel, ReuseStacks: *reuse, Seed: *seed, SeedSet: *seed != 0,
 		Verbose: lf.verbose, TraceSecrets: *traceSecrets, CardFaults: faults, HostProfile: *hostProfile, Timeout: *timeout, Pcscd: *pcscd, Log: lf.logger(stderr),
 		PIN: *pin, AdminKey: *adminKey, ResetCmd: *resetCmd}
 	// A missing pcscd is said once, before any scenario, not once per

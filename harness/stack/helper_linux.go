@@ -274,6 +274,16 @@ func (h *helper) handle(req request) (response, *os.File) {
 			return response{Err: err.Error()}, nil
 		}
 		return response{}, nil
+	case "absent":
+		cl, err := newClient(ctx)
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		defer cl.Close()
+		if err := cl.WaitAbsent(ctx, req.Readers...); err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		return response{}, nil
 	}
 	return response{Err: fmt.Sprintf("unknown op %q", req.Op)}, nil
 }

@@ -19,7 +19,7 @@ import (
 // cards) from blocking the dials the cards need to become present.
 
 type request struct {
-	Op        string   `json:"op"` // "dial", "readers", "present"
+	Op        string   `json:"op"` // "dial", "readers", "present", "absent"
 	Port      int      `json:"port,omitempty"`
 	N         int      `json:"n,omitempty"`
 	Readers   []string `json:"readers,omitempty"`

@@ -503,6 +503,16 @@ func (s *Stack) Eject(n int) error {
 
 // WaitPresent waits until pcscd reports a card in each of the given slots.
 func (s *Stack) WaitPresent(ctx context.Context, slots ...int) error {
+	return s.waitSlots(ctx, "present", slots)
+}
+
+// WaitAbsent waits until pcscd reports each of the given slots empty (after
+// Eject: pcscd notices a removal at its next poll of the reader).
+func (s *Stack) WaitAbsent(ctx context.Context, slots ...int) error {
+	return s.waitSlots(ctx, "absent", slots)
+}
+
+func (s *Stack) waitSlots(ctx context.Context, op string, slots []int) error {
 	if len(slots) == 0 {
 		return nil
 	}
@@ -518,7 +528,7 @@ func (s *Stack) WaitPresent(ctx context.Context, slots ...int) error {
 		}
 		names = append(names, s.slots[n].Reader)
 	}
-	_, _, err := call(ctx, s.helperSock(), request{Op: "present", Readers: names, TimeoutMS: remaining(ctx)})
+	_, _, err := call(ctx, s.helperSock(), request{Op: op, Readers: names, TimeoutMS: remaining(ctx)})
 	return err
 }
 

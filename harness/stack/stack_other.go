@@ -23,6 +23,7 @@ func (*Stack) Dir() string                                                { retu
 func (*Stack) Slots() []Slot                                              { return nil }
 func (*Stack) Insert(int, vcard.Card, ...vpcd.Option) (*vpcd.Link, error) { return nil, ErrUnsupported }
 func (*Stack) WaitPresent(context.Context, ...int) error                  { return ErrUnsupported }
+func (*Stack) WaitAbsent(context.Context, ...int) error                   { return ErrUnsupported }
 func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
 func (*Stack) Close() error                                               { return nil }
 func (*Stack) Eject(int) error                                            { return ErrUnsupported }

@@ -1,0 +1,147 @@
+package scenarios
+
+// Reused stacks (Options.ReuseStacks): a long-lived worker process keeps
+// its private pcscd from one scenario to the next. Isolation between
+// scenarios is kept by what is NOT reused:
+//   - cards: every scenario builds new card objects (fresh card state);
+//     the previous ones are ejected, and the next scenario's cards are
+//     inserted only once pcscd reports every slot empty, so pcscd sees a
+//     removal and a fresh insertion (new reader event count, new ATR
+//     state), never a card that silently changed;
+//   - PC/SC: each scenario establishes its own libpcsclite context and
+//     releases it (with every card handle) when it ends; a handle from a
+//     previous scenario is invalid (its card was removed, its context
+//     released);
+//   - a stack that died, or has fewer slots than a scenario needs, is
+//     closed and a new one started (same directory, so the socket path
+//     libpcsclite was bound to stays the same).
+// See docs/DESIGN.md "Reused stacks".
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/cardharness/cardharness/harness/stack"
+	"github.com/cardharness/cardharness/pcsc"
+	"github.com/cardharness/cardharness/vcard"
+)
+
+// workerPool is set in a long-lived worker (runWorkerLoop) only.
+var workerPool *stackPool
+
+type stackPool struct {
+	dir   string // fixed: libpcsclite binds the process to one socket path
+	st    *stack.Stack
+	inUse bool
+	// The stack's slots are two halves used in turn: a scenario's cards go
+	// into the half the scenario before last used, so the removal of the
+	// previous scenario's cards is noticed by pcscd (one presence poll,
+	// vpcd.PollPeriod) while this one runs rather than before it starts.
+	width int   // slots per half
+	half  int   // the half the next scenario uses
+	used  []int // slots holding the current scenario's cards
+}
+
+func newStackPool() (*stackPool, error) {
+	dir, err := os.MkdirTemp("", "cardharness-worker-")
+	if err != nil {
+		return nil, err
+	}
+	return &stackPool{dir: filepath.Join(dir, "stack")}, nil
+}
+
+func (p *stackPool) acquire(ctx context.Context, cards []vcard.Card, opts Options) (*stackHandle, error) {
+	if p.inUse {
+		return nil, errors.New("reused stack: already in use by this scenario")
+	}
+	need := max(2, len(cards))
+	if p.st != nil && (p.st.Err() != nil || p.width < need) {
+		p.discard()
+	}
+	var slots []int
+	if p.st == nil {
+		width := min(max(need, 4), stack.MaxSlots/2)
+		if need > width { // too many cards for two halves: one half, restarted next time
+			width = need
+		}
+		st, err := stack.Start(ctx, stack.Config{Dir: p.dir, Cards: cards, Slots: 2 * width, Log: opts.Log, Pcscd: opts.Pcscd})
+		if err != nil {
+			return nil, err
+		}
+		p.st, p.width, p.half = st, width, 0
+		if 2*width > len(st.Slots()) {
+			p.width = 0 // not reusable: replaced by the next scenario
+		}
+		for i := range cards {
+			slots = append(slots, i)
+		}
+	} else {
+		base := p.half * p.width
+		for i := range cards {
+			slots = append(slots, base+i)
+		}
+		// The half was emptied a scenario ago; pcscd must have seen it.
+		if err := p.st.WaitAbsent(ctx, slots...); err != nil {
+			p.discard()
+			return nil, err
+		}
+		for i, c := range cards {
+			if _, err := p.st.Insert(slots[i], c); err != nil {
+				p.discard()
+				return nil, err
+			}
+		}
+		if err := p.st.WaitPresent(ctx, slots...); err != nil {
+			p.discard()
+			return nil, err
+		}
+	}
+	p.used = slots
+	if err := pcsc.UseSocket(p.st.SocketPath()); err != nil {
+		p.discard()
+		return nil, err
+	}
+	client, err := pcsc.NewClient() // a fresh context per scenario
+	if err != nil {
+		p.discard()
+		return nil, err
+	}
+	p.inUse = true
+	h := &stackHandle{st: p.st, client: client, pool: p}
+	for _, n := range slots {
+		h.readers = append(h.readers, p.st.Slots()[n].Reader)
+	}
+	return h, nil
+}
+
+// release ejects the scenario's cards (pcscd notices at its next poll; the
+// scenario after next waits for that, see acquire) and switches halves.
+// Any PC/SC handle the scenario kept is to a removed card in a released
+// context.
+func (p *stackPool) release(h *stackHandle) {
+	p.inUse = false
+	for _, n := range p.used {
+		if err := p.st.Eject(n); err != nil {
+			p.discard()
+			return
+		}
+	}
+	p.used = nil
+	p.half = 1 - p.half
+}
+
+func (p *stackPool) discard() {
+	if p.st != nil {
+		p.st.Close()
+		p.st = nil
+	}
+	p.inUse = false
+	p.used = nil
+}
+
+func (p *stackPool) close() {
+	p.discard()
+	os.RemoveAll(filepath.Dir(p.dir))
+}
