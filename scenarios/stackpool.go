@@ -4,10 +4,12 @@ package scenarios
 // its private pcscd from one scenario to the next. Isolation between
 // scenarios is kept by what is NOT reused:
 //   - cards: every scenario builds new card objects (fresh card state);
-//     the previous ones are ejected, and the next scenario's cards are
-//     inserted only once pcscd reports every slot empty, so pcscd sees a
-//     removal and a fresh insertion (new reader event count, new ATR
-//     state), never a card that silently changed;
+//     the previous ones are ejected, a slot gets a new card only once
+//     pcscd reports it empty, and a scenario starts only once pcscd
+//     reports the previous scenario's slots empty: pcscd sees every
+//     removal and every insertion (the reader's event counter moves),
+//     never a card that silently changed, and a scenario sees only its
+//     own cards;
 //   - PC/SC: each scenario establishes its own libpcsclite context and
 //     releases it (with every card handle) when it ends; a handle from a
 //     previous scenario is invalid (its card was removed, its context
@@ -42,6 +44,8 @@ type stackPool struct {
 	width int   // slots per half
 	half  int   // the half the next scenario uses
 	used  []int // slots holding the current scenario's cards
+	// ejected are the slots of the previous scenario's cards.
+	ejected []int
 }
 
 func newStackPool() (*stackPool, error) {
@@ -97,7 +101,16 @@ func (p *stackPool) acquire(ctx context.Context, cards []vcard.Card, opts Option
 			p.discard()
 			return nil, err
 		}
+		// And the previous scenario's cards gone, also to pcscd (mostly
+		// already, in the same polls): a reader that pcscd still shows
+		// holding a card that left is a card a tool would try and fail
+		// (OpenSC then found no token at all).
+		if err := p.st.WaitAbsent(ctx, p.ejected...); err != nil {
+			p.discard()
+			return nil, err
+		}
 	}
+	p.ejected = nil
 	p.used = slots
 	if err := pcsc.UseSocket(p.st.SocketPath()); err != nil {
 		p.discard()
@@ -128,7 +141,7 @@ func (p *stackPool) release(h *stackHandle) {
 			return
 		}
 	}
-	p.used = nil
+	p.ejected, p.used = p.used, nil
 	p.half = 1 - p.half
 }
 
@@ -138,7 +151,7 @@ func (p *stackPool) discard() {
 		p.st = nil
 	}
 	p.inUse = false
-	p.used = nil
+	p.used, p.ejected = nil, nil
 }
 
 func (p *stackPool) close() {

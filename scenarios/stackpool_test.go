@@ -124,6 +124,9 @@ func TestReusedStackIsolation(t *testing.T) {
 	if h2.readers[0] == reader {
 		t.Errorf("the next scenario got the slot just emptied (%s); want the other half", reader)
 	}
+	if _, present, err := h2.client.EventCount(reader); err != nil || present {
+		t.Errorf("the next scenario starts with pcscd still showing a card in %s (err %v)", reader, err)
+	}
 	h2.close()
 	h3, err := pool.acquire(ctx, []vcard.Card{newCard()}, Options{})
 	if err != nil {
