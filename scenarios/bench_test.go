@@ -49,6 +49,17 @@ func BenchmarkSuite(b *testing.B) {
 		}
 		benchSuite(b, Options{Stack: "pcscd", Parallel: 2, ReuseStacks: true})
 	})
+	// Mostly waiting for pcscd's presence poll, not computing: more
+	// workers than cores, with and without reuse.
+	for _, reuse := range []bool{false, true} {
+		name := map[bool]string{false: "pcscd-parallel6", true: "pcscd-reuse-parallel6"}[reuse]
+		b.Run(name, func(b *testing.B) {
+			if err := Preflight(Options{Stack: "pcscd"}); err != nil {
+				b.Fatal(err)
+			}
+			benchSuite(b, Options{Stack: "pcscd", Parallel: 6, ReuseStacks: reuse})
+		})
+	}
 }
 
 // BenchmarkSweep64 sweeps the built-in suite over 64 variants in process

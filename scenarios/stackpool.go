@@ -37,11 +37,12 @@ type stackPool struct {
 	dir   string // fixed: libpcsclite binds the process to one socket path
 	st    *stack.Stack
 	inUse bool
-	// The stack's slots are two halves used in turn: a scenario's cards go
-	// into the half the scenario before last used, so the removal of the
-	// previous scenario's cards is noticed by pcscd (one presence poll,
-	// vpcd.PollPeriod) while this one runs rather than before it starts.
-	width int   // slots per half
+	// The stack's slots are two halves used in turn (even and odd slots):
+	// a scenario's cards go into the half the scenario before last used,
+	// so the removal of the previous scenario's cards is noticed by pcscd
+	// (one presence poll, vpcd.PollPeriod) while this one starts rather
+	// than before.
+	width int   // cards per half; 0: a stack too big to split, not reused
 	half  int   // the half the next scenario uses
 	used  []int // slots holding the current scenario's cards
 	// ejected are the slots of the previous scenario's cards.
@@ -60,55 +61,56 @@ func (p *stackPool) acquire(ctx context.Context, cards []vcard.Card, opts Option
 	if p.inUse {
 		return nil, errors.New("reused stack: already in use by this scenario")
 	}
-	need := max(2, len(cards))
+	need := max(1, len(cards))
 	if p.st != nil && (p.st.Err() != nil || p.width < need) {
 		p.discard()
 	}
-	var slots []int
 	if p.st == nil {
-		width := min(max(need, 4), stack.MaxSlots/2)
-		if need > width { // too many cards for two halves: one half, restarted next time
-			width = need
+		width := max(need, 2)
+		if 2*width > stack.MaxSlots { // too many cards for two halves: replaced next time
+			width = 0
 		}
-		st, err := stack.Start(ctx, stack.Config{Dir: p.dir, Cards: cards, Slots: 2 * width, Log: opts.Log, Pcscd: opts.Pcscd})
+		st, err := stack.Start(ctx, stack.Config{Dir: p.dir, Slots: max(2*width, need), Log: opts.Log, Pcscd: opts.Pcscd})
 		if err != nil {
 			return nil, err
 		}
-		p.st, p.width, p.half = st, width, 0
-		if 2*width > len(st.Slots()) {
-			p.width = 0 // not reusable: replaced by the next scenario
-		}
+		p.st, p.width, p.half, p.ejected = st, width, 0, nil
+	}
+	// The halves interleave (card i in slot 2i or 2i+1), so that a
+	// one-card scenario is always in pcscd's first reader entry, as on a
+	// stack of its own: OpenSC's pkcs11-tool found no token when the only
+	// card was in a later reader.
+	var slots []int
+	for i := range cards {
+		slots = append(slots, 2*i+p.half)
+	}
+	if p.width == 0 {
+		slots = slots[:0]
 		for i := range cards {
 			slots = append(slots, i)
 		}
-	} else {
-		base := p.half * p.width
-		for i := range cards {
-			slots = append(slots, base+i)
-		}
-		// The half was emptied a scenario ago; pcscd must have seen it.
-		if err := p.st.WaitAbsent(ctx, slots...); err != nil {
+	}
+	// The half was emptied a scenario ago; pcscd must have seen it.
+	if err := p.st.WaitAbsent(ctx, slots...); err != nil {
+		p.discard()
+		return nil, err
+	}
+	for i, c := range cards {
+		if _, err := p.st.Insert(slots[i], c); err != nil {
 			p.discard()
 			return nil, err
 		}
-		for i, c := range cards {
-			if _, err := p.st.Insert(slots[i], c); err != nil {
-				p.discard()
-				return nil, err
-			}
-		}
-		if err := p.st.WaitPresent(ctx, slots...); err != nil {
-			p.discard()
-			return nil, err
-		}
-		// And the previous scenario's cards gone, also to pcscd (mostly
-		// already, in the same polls): a reader that pcscd still shows
-		// holding a card that left is a card a tool would try and fail
-		// (OpenSC then found no token at all).
-		if err := p.st.WaitAbsent(ctx, p.ejected...); err != nil {
-			p.discard()
-			return nil, err
-		}
+	}
+	if err := p.st.WaitPresent(ctx, slots...); err != nil {
+		p.discard()
+		return nil, err
+	}
+	// And the previous scenario's cards gone, also to pcscd (mostly
+	// already, in the same polls): a reader that pcscd still shows
+	// holding a card that left is a card a tool would try and fail.
+	if err := p.st.WaitAbsent(ctx, p.ejected...); err != nil {
+		p.discard()
+		return nil, err
 	}
 	p.ejected = nil
 	p.used = slots
