@@ -216,14 +216,7 @@ func TestExecExitStatuses(t *testing.T) {
 			cmd.Env = append(cmd.Env, tt.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code := exitCode(t, cmd.Run())
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
@@ -234,22 +227,30 @@ func TestExecExitStatuses(t *testing.T) {
 	}
 }
 
-// waitExit waits for cmd, failing the test if it is still running after
-// limit (a hang guard, not a timing assertion).
+// exitCode is the exit status a finished command's Run or Wait error
+// stands for; an error that is not an exit status (the command never
+// started, say) fails the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// waitExitWithin waits for cmd, failing the test if it is still running
+// after limit (a hang guard, not a timing assertion).
 func waitExitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return exitCode(t, err)
 	case <-time.After(limit):
 		_ = cmd.Process.Kill()
 		<-done
