@@ -63,6 +63,9 @@ func recoverCard(t *testing.T, ctx *scard.Context, card *scard.Card, reader stri
 	}
 }
 
+// rawConnect connects to reader with ebfe/scard directly, bypassing
+// package pcsc, as a foreign PC/SC client would; the context and the
+// connection end with the test.
 func rawConnect(t *testing.T, reader string) (*scard.Context, *scard.Card) {
 	t.Helper()
 	ctx, err := scard.EstablishContext()
