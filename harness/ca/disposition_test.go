@@ -75,14 +75,7 @@ func TestPendingIssuedDaysLater(t *testing.T) {
 	tp := sclTemplate()
 	tp.ValidExistingCertificate, tp.PendAllRequests, tp.ApprovalDelay = false, true, 72*time.Hour
 	e.ca.SetTemplate(tp)
-	der, err := BuildRenewal(e.renewal(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.ca.SubmitRenewal(der, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.submitRenewal(t)
 	id := resp.RequestID
 	var got []Disposition
 	retrieve := func() *Response {
@@ -123,14 +116,7 @@ func TestIssueOutOfBand(t *testing.T) {
 	tp := sclTemplate()
 	tp.ValidExistingCertificate, tp.PendAllRequests = false, true
 	e.ca.SetTemplate(tp)
-	der, err := BuildRenewal(e.renewal(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.ca.SubmitRenewal(der, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.submitRenewal(t)
 	if _, err := e.ca.IssueOutOfBand(resp.RequestID); err != nil {
 		t.Fatal(err)
 	}
