@@ -19,6 +19,7 @@ import (
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/harness/tools"
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard/gids"
@@ -27,13 +28,7 @@ import (
 // relayPeer is crossSetup that also returns the stack.
 func relayPeer(t *testing.T) (*stack.Stack, *peer) {
 	t.Helper()
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	st := cardtest.Start(t, card)
 	p := &peer{t: t, card: card, dir: t.TempDir()}
 	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir, Log: func(r *tools.Result) {
