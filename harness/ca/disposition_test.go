@@ -2,6 +2,7 @@ package ca
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,7 +169,13 @@ func TestDispositionNames(t *testing.T) {
 		Incomplete: "CR_DISP_INCOMPLETE", Error: "CR_DISP_ERROR", Denied: "CR_DISP_DENIED", Issued: "CR_DISP_ISSUED",
 		IssuedOutOfBand: "CR_DISP_ISSUED_OUT_OF_BAND", Pending: "CR_DISP_UNDER_SUBMISSION", Revoked: "CR_DISP_REVOKED",
 	}
+	goNames := map[string]bool{}
 	for d, n := range want {
+		if g := d.String(); strings.HasPrefix(g, "Disposition(") || goNames[g] {
+			t.Errorf("%s: String() = %q, want a name of its own", n, g)
+		} else {
+			goNames[g] = true
+		}
 		if d.CRName() != n {
 			t.Errorf("%d: %s, want %s", int(d), d.CRName(), n)
 		}
