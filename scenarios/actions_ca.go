@@ -21,6 +21,17 @@ var caFields = []Field{
 	{Name: "subject", Type: String, Doc: "its subject CN"},
 }
 
+// renewalArgs are the process arguments of a CMC renewal on the card:
+// the certificate being renewed, its container and the new key's, then
+// more.
+func renewalArgs(more ...Arg) []Arg {
+	return processArgs(append([]Arg{
+		{Name: "old-cert", Type: Cert, Required: true, Doc: "the certificate being renewed"},
+		{Name: "old-guid", Type: GUID, Required: true, Doc: "its container"},
+		{Name: "new-guid", Type: GUID, Required: true, Doc: "the new key's container"},
+	}, more...)...)
+}
+
 // The test CA (harness/ca): issuance from a PKCS#10 and CMC renewal, with
 // the AD CS status codes.
 func init() {
@@ -37,10 +48,7 @@ func init() {
 	}, &Action{
 		Name: "ca-renew", Actor: ActorCA,
 		Doc: "build a CMC renewal request on the card (new key signs as primary by SKI, old key by issuer+serial) and submit it",
-		Args: processArgs(Arg{Name: "old-cert", Type: Cert, Required: true, Doc: "the certificate being renewed"},
-			Arg{Name: "old-guid", Type: GUID, Required: true, Doc: "its container"},
-			Arg{Name: "new-guid", Type: GUID, Required: true, Doc: "the new key's container"},
-			argTemplate, argRequester,
+		Args: renewalArgs(argTemplate, argRequester,
 			Arg{Name: "fault", Type: Enum, Values: renewalFaultNames(), Doc: "build a malformed request on purpose"}),
 		Result:  caFields,
 		Errors:  []string{"CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE", "CRYPT_E_SIGNER_NOT_FOUND", "NTE_BAD_SIGNATURE", "ERROR_INVALID_DATA", "CERT_E_EXPIRED", "CRYPT_E_REVOKED"},

@@ -113,9 +113,7 @@ func init() {
 	}, &Action{
 		Name: "ca-renew-on-behalf", Actor: ActorCA,
 		Doc: "a server (a machine account such as CONTOSO\\SRV01$) submits the user's CMC renewal on their behalf (requestername), without an enrollment agent signature (S17)",
-		Args: processArgs(Arg{Name: "old-cert", Type: Cert, Required: true, Doc: "the certificate being renewed"},
-			Arg{Name: "old-guid", Type: GUID, Required: true, Doc: "its container"},
-			Arg{Name: "new-guid", Type: GUID, Required: true, Doc: "the new key's container"},
+		Args: renewalArgs(
 			Arg{Name: "requester", Type: String, Required: true, Doc: "the submitting account"},
 			Arg{Name: "on-behalf-of", Type: String, Required: true, Doc: "the requestername (DOMAIN\\user)"},
 			Arg{Name: "agent", Type: Bool, Default: "false", Doc: "sign as an enrollment agent too (a Certificate Request Agent certificate the CA issues to the server on first use)"}),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -304,30 +305,14 @@ func (p *parser) parse(file string, b []byte) *Scenario {
 			if sub == nil {
 				continue
 			}
-			for k, v := range sub.Vars {
-				merged.Vars[k] = v
-			}
-			for k, v := range sub.Cards {
-				merged.Cards[k] = v
-			}
-			for k, v := range sub.Hosts {
-				merged.Hosts[k] = v
-			}
+			merged.declare(sub)
 			merged.Steps = append(merged.Steps, sub.Steps...)
 			if len(merged.Steps) > MaxSteps {
 				p.errf(inc, "more than %d steps with includes", MaxSteps)
 				return s
 			}
 		}
-		for k, v := range s.Vars {
-			merged.Vars[k] = v
-		}
-		for k, v := range s.Cards {
-			merged.Cards[k] = v
-		}
-		for k, v := range s.Hosts {
-			merged.Hosts[k] = v
-		}
+		merged.declare(s)
 		s.Vars, s.Cards, s.Hosts = merged.Vars, merged.Cards, merged.Hosts
 		s.Steps = append(merged.Steps, s.Steps...)
 	}
@@ -912,4 +897,12 @@ func (p *parser) expect(st *Step, a *Action) {
 			}
 		},
 	})
+}
+
+// declare adds from's vars, cards and hosts to s, replacing those of the
+// same name (a later include, or the including file, overrides).
+func (s *Scenario) declare(from *Scenario) {
+	maps.Copy(s.Vars, from.Vars)
+	maps.Copy(s.Cards, from.Cards)
+	maps.Copy(s.Hosts, from.Hosts)
 }

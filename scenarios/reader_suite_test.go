@@ -13,6 +13,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
@@ -38,13 +39,7 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 			0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			card, err := gids.New(gids.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := card.Initialize(gids.InitParams{PIN: tc.pin, AdminKey: tc.key}); err != nil {
-				t.Fatal(err)
-			}
+			card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: tc.pin, AdminKey: tc.key})
 			cardID, _ := card.DO(0xA012, 0xDF20)
 			st := cardtest.Start(t, card)
 			reader := st.Slots()[0].Reader
@@ -158,13 +153,7 @@ func TestReaderModeResetCmd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: needs a pcscd stack")
 	}
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	st := cardtest.Start(t, card)
 	log := filepath.Join(t.TempDir(), "resets")
 	refs, err := FileRefs([]string{"builtin:seed-flow-correct-writer", "builtin:s4-two-cards-share-a-cardid"})

@@ -216,14 +216,7 @@ func TestExecExitStatuses(t *testing.T) {
 			cmd.Env = append(cmd.Env, tt.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code := exitCode(t, cmd.Run())
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
@@ -234,22 +227,30 @@ func TestExecExitStatuses(t *testing.T) {
 	}
 }
 
-// waitExit waits for cmd, failing the test if it is still running after
-// limit (a hang guard, not a timing assertion).
+// exitCode is the exit status a finished command's Run or Wait error
+// stands for; an error that is not an exit status (the command never
+// started, say) fails the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// waitExitWithin waits for cmd, failing the test if it is still running
+// after limit (a hang guard, not a timing assertion).
 func waitExitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return exitCode(t, err)
 	case <-time.After(limit):
 		_ = cmd.Process.Kill()
 		<-done
@@ -258,6 +259,23 @@ func waitExitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	return -1
 }
 
+// startScanning starts cmd with its stdout to be read line by line and
+// its stderr collected for the failure messages.
+func startScanning(t *testing.T, cmd *exec.Cmd) (*bufio.Scanner, *bytes.Buffer) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return bufio.NewScanner(stdout), stderr
+}
+
+// waitLine reads sc up to the first line starting prefix, and returns it.
 func waitLine(t *testing.T, sc *bufio.Scanner, prefix string) string {
 	t.Helper()
 	for sc.Scan() {
@@ -273,16 +291,8 @@ func waitLine(t *testing.T, sc *bufio.Scanner, prefix string) string {
 // command that ignores it is killed after --grace.
 func TestExecKillsCommandIgnoringSIGTERM(t *testing.T) {
 	cmd := cardharness("exec", "--grace", "1s", "--", "sh", "-c", `trap "" TERM; echo ready; exec sleep 120`)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitLine(t, bufio.NewScanner(stdout), "ready")
+	sc, stderr := startScanning(t, cmd)
+	waitLine(t, sc, "ready")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if code := waitExitWithin(t, cmd, 60*time.Second); code != 128+9 {
 		t.Errorf("exit %d, want %d (the command killed by SIGKILL); stderr:\n%s", code, 128+9, stderr.String())
@@ -309,16 +319,8 @@ func TestStackExitsWhenPcscdDies(t *testing.T) {
 	dir := filepath.Join(os.TempDir(), "cardharness-clitest-"+t.Name())
 	_ = os.RemoveAll(dir)
 	cmd := cardharness("stack", "--dir", dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitLine(t, bufio.NewScanner(stdout), "READER ")
+	sc, stderr := startScanning(t, cmd)
+	waitLine(t, sc, "READER ")
 	killPcscdUnder(t, dir)
 	if code := waitExitWithin(t, cmd, 30*time.Second); code != 1 {
 		t.Errorf("stack exited %d after its pcscd was killed, want 1", code)
@@ -341,16 +343,8 @@ func TestExecStopsWhenPcscdDies(t *testing.T) {
 	defer os.RemoveAll(tmp)
 	cmd := cardharness("exec", "--", "sh", "-c", `trap "exit 0" TERM; echo ready; while :; do sleep 0.1; done`)
 	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitLine(t, bufio.NewScanner(stdout), "ready")
+	sc, stderr := startScanning(t, cmd)
+	waitLine(t, sc, "ready")
 	killPcscdUnder(t, tmp)
 	if code := waitExitWithin(t, cmd, 30*time.Second); code != 125 {
 		t.Errorf("exec exited %d after its pcscd was killed, want 125; stderr:\n%s", code, stderr.String())
@@ -365,17 +359,8 @@ func TestStackCommandPrintsContractAndCleansUp(t *testing.T) {
 	dir := filepath.Join(os.TempDir(), "cardharness-clitest-"+strings.ReplaceAll(t.Name(), "/", "_"))
 	_ = os.RemoveAll(dir)
 	cmd := cardharness("stack", "--dir", dir, "--cards", "2")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sc, stderr := startScanning(t, cmd)
 	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
 	var lines []string
 	for len(lines) < 3 && sc.Scan() {
 		lines = append(lines, sc.Text())

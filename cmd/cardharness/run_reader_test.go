@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -43,13 +41,7 @@ func TestRunReaderFlags(t *testing.T) {
 				args = append([]string{"exec", "--cards", "1", "--profile", "initialized", "--", os.Args[0]}, args...)
 			}
 			out, err := cardharness(args...).CombinedOutput()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code := exitCode(t, err)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s", code, tc.code, out)
 			}

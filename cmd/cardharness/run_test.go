@@ -81,29 +81,6 @@ type runReport struct {
 	} `json:"results"`
 }
 
-// waitExit waits for cmd, failing the test if it does not end at all (a
-// hang detector, not a speed measurement).
-func waitExit(t *testing.T, cmd *exec.Cmd) int {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("cardharness run did not stop after the signal")
-		return -1
-	}
-}
-
 // TestSignalStopsALongRepeatWithAPartialReport: SIGTERM (and SIGINT) to
 // the real binary during a long repeat on the pcscd stack stops the run,
 // which still prints its report, with the steps run and the reason, and
@@ -163,7 +140,7 @@ func TestSignalStopsALongRepeatWithAPartialReport(t *testing.T) {
 				cmd.Process.Kill()
 				t.Fatalf("cardharness run did not stop after the signal:\n%s", stderr.String())
 			}
-			if code := waitExit(t, cmd); code != exitInterrupted {
+			if code := waitExitWithin(t, cmd, 60*time.Second); code != exitInterrupted {
 				t.Errorf("exit status %d, want %d; stderr:\n%s", code, exitInterrupted, stderr.String())
 			}
 			var rep runReport
@@ -200,7 +177,7 @@ func TestTimeoutStopsALongRepeat(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 1 {
+	if code := waitExitWithin(t, cmd, 60*time.Second); code != 1 {
 		t.Errorf("exit status %d, want 1", code)
 	}
 	if !strings.Contains(stdout.String(), "timed out after 1s (--timeout) during step 2 of 2") {

@@ -269,6 +269,20 @@ func encodeAttributes(attrs []Attribute) ([][]byte, error) {
 	return sortedDER(out), nil
 }
 
+// elements splits s, the contents of a SEQUENCE OF or SET OF, into the
+// DER of its elements and their tags; false if s ends inside an element.
+func elements(s cryptobyte.String) (els [][]byte, tags []cbasn1.Tag, ok bool) {
+	for !s.Empty() {
+		var el cryptobyte.String
+		var tag cbasn1.Tag
+		if !s.ReadAnyASN1Element(&el, &tag) {
+			return nil, nil, false
+		}
+		els, tags = append(els, el), append(tags, tag)
+	}
+	return els, tags, true
+}
+
 // readAttributes parses the contents of a SET OF Attribute.
 func readAttributes(s cryptobyte.String) ([]Attribute, bool) {
 	var attrs []Attribute
@@ -279,13 +293,9 @@ func readAttributes(s cryptobyte.String) ([]Attribute, bool) {
 			!seq.ReadASN1(&set, cbasn1.SET) || !seq.Empty() {
 			return nil, false
 		}
-		for !set.Empty() {
-			var v cryptobyte.String
-			var tag cbasn1.Tag
-			if !set.ReadAnyASN1Element(&v, &tag) {
-				return nil, false
-			}
-			a.Values = append(a.Values, []byte(v))
+		var ok bool
+		if a.Values, _, ok = elements(set); !ok {
+			return nil, false
 		}
 		attrs = append(attrs, a)
 	}

@@ -19,14 +19,7 @@ import (
 
 func TestRenewalRoundTrip(t *testing.T) {
 	e := newEnv(t, nil)
-	der, err := BuildRenewal(e.renewal(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.ca.SubmitRenewal(der, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.submitRenewal(t)
 	if resp.Disposition != Issued {
 		t.Fatalf("disposition %v, status %v (%s)", resp.Disposition, resp.Status, resp.Explanation)
 	}
@@ -548,14 +541,7 @@ func TestPendingApproveDenyRetrieve(t *testing.T) {
 	tp.ValidExistingCertificate, tp.PendAllRequests = false, true
 	e.ca.SetTemplate(tp)
 	submit := func() *Response {
-		der, err := BuildRenewal(e.renewal(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := e.ca.SubmitRenewal(der, alice)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := e.submitRenewal(t)
 		if resp.Disposition != Pending {
 			t.Fatalf("disposition %v", resp.Disposition)
 		}

@@ -222,17 +222,16 @@ func parseSignedData(der []byte) (*SignedData, error) {
 			out.EContent = []byte{}
 		}
 	}
-	var present bool
-	if !sd.ReadOptionalASN1(&certs, &present, tagExplicit0) {
+	// An absent certificates set leaves certs empty: no elements.
+	if !sd.ReadOptionalASN1(&certs, nil, tagExplicit0) {
 		return nil, errors.New("malformed certificates")
 	}
-	for present && !certs.Empty() {
-		var c cryptobyte.String
-		var tag cbasn1.Tag
-		if !certs.ReadAnyASN1Element(&c, &tag) {
-			return nil, errors.New("malformed certificates")
-		}
-		if tag == cbasn1.SEQUENCE {
+	els, tags, ok := elements(certs)
+	if !ok {
+		return nil, errors.New("malformed certificates")
+	}
+	for i, c := range els {
+		if tags[i] == cbasn1.SEQUENCE {
 			out.Certificates = append(out.Certificates, c)
 		}
 	}

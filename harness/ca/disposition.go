@@ -27,16 +27,27 @@ const (
 )
 
 var crNames = []struct {
-	d          Disposition
-	name, text string
+	d                  Disposition
+	goName, name, text string
 }{
-	{Incomplete, "CR_DISP_INCOMPLETE", "request did not complete"},
-	{Error, "CR_DISP_ERROR", "request failed"},
-	{Denied, "CR_DISP_DENIED", "request denied"},
-	{Issued, "CR_DISP_ISSUED", "certificate issued"},
-	{IssuedOutOfBand, "CR_DISP_ISSUED_OUT_OF_BAND", "certificate issued separately"},
-	{Pending, "CR_DISP_UNDER_SUBMISSION", "request taken under submission"},
-	{Revoked, "CR_DISP_REVOKED", "certificate revoked"},
+	{Incomplete, "Incomplete", "CR_DISP_INCOMPLETE", "request did not complete"},
+	{Error, "Error", "CR_DISP_ERROR", "request failed"},
+	{Denied, "Denied", "CR_DISP_DENIED", "request denied"},
+	{Issued, "Issued", "CR_DISP_ISSUED", "certificate issued"},
+	{IssuedOutOfBand, "IssuedOutOfBand", "CR_DISP_ISSUED_OUT_OF_BAND", "certificate issued separately"},
+	{Pending, "Pending", "CR_DISP_UNDER_SUBMISSION", "request taken under submission"},
+	{Revoked, "Revoked", "CR_DISP_REVOKED", "certificate revoked"},
+}
+
+// String is the constant's Go name ("Issued", "IssuedOutOfBand"); CRName
+// is the certcli.h one.
+func (d Disposition) String() string {
+	for _, n := range crNames {
+		if n.d == d {
+			return n.goName
+		}
+	}
+	return fmt.Sprintf("Disposition(%d)", int(d))
 }
 
 // CRName is the certcli.h name ("CR_DISP_ISSUED"), what certreq and the

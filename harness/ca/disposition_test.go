@@ -2,6 +2,7 @@ package ca
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,14 +76,7 @@ func TestPendingIssuedDaysLater(t *testing.T) {
 	tp := sclTemplate()
 	tp.ValidExistingCertificate, tp.PendAllRequests, tp.ApprovalDelay = false, true, 72*time.Hour
 	e.ca.SetTemplate(tp)
-	der, err := BuildRenewal(e.renewal(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.ca.SubmitRenewal(der, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.submitRenewal(t)
 	id := resp.RequestID
 	var got []Disposition
 	retrieve := func() *Response {
@@ -123,14 +117,7 @@ func TestIssueOutOfBand(t *testing.T) {
 	tp := sclTemplate()
 	tp.ValidExistingCertificate, tp.PendAllRequests = false, true
 	e.ca.SetTemplate(tp)
-	der, err := BuildRenewal(e.renewal(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.ca.SubmitRenewal(der, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := e.submitRenewal(t)
 	if _, err := e.ca.IssueOutOfBand(resp.RequestID); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +169,13 @@ func TestDispositionNames(t *testing.T) {
 		Incomplete: "CR_DISP_INCOMPLETE", Error: "CR_DISP_ERROR", Denied: "CR_DISP_DENIED", Issued: "CR_DISP_ISSUED",
 		IssuedOutOfBand: "CR_DISP_ISSUED_OUT_OF_BAND", Pending: "CR_DISP_UNDER_SUBMISSION", Revoked: "CR_DISP_REVOKED",
 	}
+	goNames := map[string]bool{}
 	for d, n := range want {
+		if g := d.String(); strings.HasPrefix(g, "Disposition(") || goNames[g] {
+			t.Errorf("%s: String() = %q, want a name of its own", n, g)
+		} else {
+			goNames[g] = true
+		}
 		if d.CRName() != n {
 			t.Errorf("%d: %s, want %s", int(d), d.CRName(), n)
 		}

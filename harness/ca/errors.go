@@ -71,15 +71,3 @@ const (
 	// (CA.Approve / CA.Deny).
 	Pending Disposition = 5
 )
-
-func (d Disposition) String() string {
-	switch d {
-	case Denied:
-		return "Denied"
-	case Issued:
-		return "Issued"
-	case Pending:
-		return "Pending"
-	}
-	return fmt.Sprintf("Disposition(%d)", int(d))
-}

@@ -209,3 +209,19 @@ func (e *env) issueAgent(tb testing.TB, withEKU bool) {
 func (e *env) renewal(tb testing.TB) RenewalRequest {
 	return RenewalRequest{OldCert: e.old, OldKey: testKey(tb, kOld), NewKey: testKey(tb, kNew), Template: tmplSCL}
 }
+
+// submitRenewal builds the env's renewal request and submits it as alice;
+// an error building or submitting fails the test (a disposition other than
+// Issued is the caller's to check).
+func (e *env) submitRenewal(tb testing.TB) *Response {
+	tb.Helper()
+	der, err := BuildRenewal(e.renewal(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := e.ca.SubmitRenewal(der, alice)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp
+}

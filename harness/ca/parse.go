@@ -143,13 +143,8 @@ func (p *ParsedRenewal) parsePKIData(der []byte) error {
 			!ta.ReadASN1(&set, cbasn1.SET) || !ta.Empty() {
 			return errors.New("malformed TaggedAttribute")
 		}
-		for !set.Empty() {
-			var v cryptobyte.String
-			var tag cbasn1.Tag
-			if !set.ReadAnyASN1Element(&v, &tag) {
-				return errors.New("malformed TaggedAttribute value")
-			}
-			c.Values = append(c.Values, v)
+		if c.Values, _, ok = elements(set); !ok {
+			return errors.New("malformed TaggedAttribute value")
 		}
 		p.Controls = append(p.Controls, c)
 	}
@@ -184,22 +179,16 @@ func (p *ParsedRenewal) parsePKIData(der []byte) error {
 		}
 		p.Requests = append(p.Requests, tr)
 	}
-	for !cms.Empty() {
-		var el cryptobyte.String
-		var tag cbasn1.Tag
-		if !cms.ReadAnyASN1Element(&el, &tag) {
-			return errors.New("malformed cmsSequence")
-		}
-		p.CMSSequenceLen++
+	els, _, ok := elements(cms)
+	if !ok {
+		return errors.New("malformed cmsSequence")
 	}
-	for !other.Empty() {
-		var el cryptobyte.String
-		var tag cbasn1.Tag
-		if !other.ReadAnyASN1Element(&el, &tag) {
-			return errors.New("malformed otherMsgSequence")
-		}
-		p.OtherMsgCount++
+	p.CMSSequenceLen += len(els)
+	els, _, ok = elements(other)
+	if !ok {
+		return errors.New("malformed otherMsgSequence")
 	}
+	p.OtherMsgCount += len(els)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -34,13 +35,7 @@ func onStack(t *testing.T) (*gids.Card, pcsc.Transport) {
 	if testing.Short() {
 		t.Skip("-short: needs a pcscd stack")
 	}
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: testPIN, AdminKey: testAdminKey}); err != nil {
-		t.Fatal(err)
-	}
+	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: testPIN, AdminKey: testAdminKey})
 	st := cardtest.Start(t, card)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -21,15 +21,7 @@ import (
 // a vpcd reader that waits for a card, and fails.
 func rawTransmit(t *testing.T, reader string, link *vpcd.Link, cmd []byte, d time.Duration) []byte {
 	t.Helper()
-	ctx, err := scard.EstablishContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctx.Release() })
-	card, err := ctx.Connect(reader, scard.ShareShared, scard.ProtocolAny)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, card := rawConnect(t, reader)
 	type result struct {
 		resp []byte
 		err  error
@@ -41,6 +33,8 @@ func rawTransmit(t *testing.T, reader string, link *vpcd.Link, cmd []byte, d tim
 	}()
 	select {
 	case r := <-done:
+		// Free the reader now, not at cleanup: the test goes on with
+		// other clients (rawConnect's cleanup then finds it done).
 		card.Disconnect(scard.LeaveCard)
 		if r.err != nil {
 			t.Fatalf("transmit % X: %v", cmd, r.err)

@@ -8,6 +8,7 @@ import (
 	"github.com/ebfe/scard"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/gids"
 	"github.com/cardharness/cardharness/vcard/testcard"
@@ -63,6 +64,9 @@ func recoverCard(t *testing.T, ctx *scard.Context, card *scard.Card, reader stri
 	}
 }
 
+// rawConnect connects to reader with ebfe/scard directly, bypassing
+// package pcsc, as a foreign PC/SC client would; the context and the
+// connection end with the test.
 func rawConnect(t *testing.T, reader string) (*scard.Context, *scard.Card) {
 	t.Helper()
 	ctx, err := scard.EstablishContext()
@@ -100,13 +104,7 @@ var selectGIDS = []byte{0x00, 0xA4, 0x04, 0x0C, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x
 // extended Le). The card must answer within the frame (61xx, the rest by
 // GET RESPONSE) and never drop the link; and if it had dropped, come back.
 func TestReconnectAfterOversizeResponse(t *testing.T) {
-	c, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
+	c := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	mustProcess := func(cmd []byte) {
 		if r := c.Process(cmd); !bytes.Equal(r[len(r)-2:], []byte{0x90, 0x00}) {
 			t.Fatalf("setup APDU % X: % X", cmd[:min(len(cmd), 8)], r)

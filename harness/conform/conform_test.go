@@ -12,6 +12,7 @@ import (
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/conform"
+	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/fault"
@@ -25,14 +26,7 @@ var testAdminKey = [24]byte{0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE, 0x01
 
 func newCard(t *testing.T) *gids.Card {
 	t.Helper()
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: testPIN, AdminKey: testAdminKey}); err != nil {
-		t.Fatal(err)
-	}
-	return card
+	return gidstest.New(t, gids.Options{}, gids.InitParams{PIN: testPIN, AdminKey: testAdminKey})
 }
 
 // run serves card through a private pcscd + vpcd and runs conform on it.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/harness/tools"
 	"github.com/cardharness/cardharness/internal/gidstest"
 	"github.com/cardharness/cardharness/minidriver"
@@ -26,18 +27,26 @@ import (
 // PC/SC connection of this process.
 func crossSetup(t *testing.T) (*gids.Card, *peer, *minidriver.Card) {
 	t.Helper()
+	st, p := peerOnStack(t)
+	conn := cardtest.Connect(t, st, 0)
+	md, err := minidriver.Acquire(context.Background(), pcsc.Transport(conn), minidriver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.card, p, md
+}
+
+// peerOnStack serves an initialised card (PIN 123456) on a private stack
+// and returns the stack and a peer whose tools run against it.
+func peerOnStack(t *testing.T) (*stack.Stack, *peer) {
+	t.Helper()
 	card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: "123456"})
 	st := cardtest.Start(t, card)
 	p := &peer{t: t, card: card, dir: t.TempDir()}
 	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir, Log: func(r *tools.Result) {
 		p.t.Logf("$ %s  (exit %d)", strings.Join(r.Args, " "), r.ExitCode)
 	}}
-	conn := cardtest.Connect(t, st, 0)
-	md, err := minidriver.Acquire(context.Background(), pcsc.Transport(conn), minidriver.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return card, p, md
+	return st, p
 }
 
 // TestMinidriverWritesOpenSCReads: a container and a certificate written

@@ -21,26 +21,7 @@ import (
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/pcsc"
-	"github.com/cardharness/cardharness/vcard/gids"
 )
-
-// relayPeer is crossSetup that also returns the stack.
-func relayPeer(t *testing.T) (*stack.Stack, *peer) {
-	t.Helper()
-	card, err := gids.New(gids.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := card.Initialize(gids.InitParams{PIN: "123456"}); err != nil {
-		t.Fatal(err)
-	}
-	st := cardtest.Start(t, card)
-	p := &peer{t: t, card: card, dir: t.TempDir()}
-	p.r = &tools.Runner{Env: st.Env(), Dir: p.dir, Log: func(r *tools.Result) {
-		p.t.Logf("$ %s  (exit %d)", strings.Join(r.Args, " "), r.ExitCode)
-	}}
-	return st, p
-}
 
 // engineConf is an OpenSSL configuration that loads libp11's pkcs11
 // engine (Debian libengine-pkcs11-openssl) over OpenSC's PKCS#11 module
@@ -78,7 +59,7 @@ func TestPublicToolingRenewsThroughRelay(t *testing.T) {
 		}
 		paths = append(paths, m[0])
 	}
-	st, p := relayPeer(t)
+	st, p := peerOnStack(t)
 	conf := p.write("openssl.cnf", []byte(strings.NewReplacer("@ENGINE@", paths[0], "@MODULE@", paths[1]).Replace(engineConf)))
 	p.r.Env = append(p.r.Env, "OPENSSL_CONF="+conf)
 
