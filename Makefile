@@ -93,7 +93,9 @@ BENCH_RATIOS := \
 	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo' \
 	-ratio 'RoundTrip/direct-gids-getdata:RoundTrip/direct-echo' \
 	-ratio 'Suite/direct:Suite/direct-randomkeys' \
-	-ratio 'Suite/pcscd:Suite/direct'
+	-ratio 'Suite/pcscd:Suite/direct' \
+	-ratio 'Suite/pcscd-reuse:Suite/pcscd' \
+	-ratio 'Suite/pcscd-reuse-parallel6:Suite/pcscd-parallel6'
 
 ## bench: round trips per second through the stack and in process; the
 ## built-in suite per run and in scenarios/s in process (seeded keys, and
