@@ -94,20 +94,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	var filter scenarios.Filter
-	if *runRE != "" {
-		re, err := regexp.Compile(*runRE)
-		if err != nil {
-			return usageError{fmt.Sprintf("--run: %v", err)}
-		}
-		filter.Run = re
-	}
-	filter.Tags, filter.SkipTags = tags, skipTags
-	paths := fs.Args()
-	if len(paths) == 0 {
-		paths = []string{"builtin"}
-	}
-	refs, err := scenarios.FileRefs(paths, includePath...)
+	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args(), includePath...)
 	if err != nil {
 		return err
 	}
@@ -354,4 +341,24 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
+}
+
+// selection is what run and sweep share: the scenarios named on the
+// command line (the built-in suite when none is), and the --run, --tag and
+// --skip-tag filter over them.
+func selection(runRE string, tags, skipTags, paths []string, includePath ...string) (scenarios.Filter, []scenarios.Ref, error) {
+	var filter scenarios.Filter
+	if runRE != "" {
+		re, err := regexp.Compile(runRE)
+		if err != nil {
+			return filter, nil, usageError{fmt.Sprintf("--run: %v", err)}
+		}
+		filter.Run = re
+	}
+	filter.Tags, filter.SkipTags = tags, skipTags
+	if len(paths) == 0 {
+		paths = []string{"builtin"}
+	}
+	refs, err := scenarios.FileRefs(paths, includePath...)
+	return filter, refs, err
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -93,20 +92,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		}
 		spec.Shard = sh
 	}
-	var filter scenarios.Filter
-	if *runRE != "" {
-		re, err := regexp.Compile(*runRE)
-		if err != nil {
-			return usageError{fmt.Sprintf("--run: %v", err)}
-		}
-		filter.Run = re
-	}
-	filter.Tags, filter.SkipTags = tags, skipTags
-	paths := fs.Args()
-	if len(paths) == 0 {
-		paths = []string{"builtin"}
-	}
-	refs, err := scenarios.FileRefs(paths)
+	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args())
 	if err != nil {
 		return err
 	}
