@@ -21,8 +21,10 @@ var wallClock = []*regexp.Regexp{
 
 	regexp.MustCompile(`"duration_ns": ?-?\d+`),
 	regexp.MustCompile(`time="[0-9.]+"`),
-	regexp.MustCompile(`\d+\.\d+s\b`),
-	regexp.MustCompile(`\d+(\.\d+)?(ms|µs|us|ns)\b`),
+	// Go duration strings, as the HTML report prints them: "1s" as
+	// well as "0.21s", "345ms" and "1m2.5s" (a run on a loaded machine
+	// reaches whole seconds).
+	regexp.MustCompile(`\b(\d+h)?(\d+m)?\d+(\.\d+)?(s|ms|µs|us|ns)\b`),
 }
 
 // durUS is a trace response's duration, omitted when 0.
