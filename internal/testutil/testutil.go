@@ -1,6 +1,7 @@
 // Package testutil holds the helpers several packages' tests share, so
-// each exists once. It imports only the standard library, so every
-// package of the module (the card included) can use it from its tests.
+// each exists once. It imports only the standard library and go-cmp (pure
+// Go), so every package of the module (the card included) can use it from
+// its tests.
 package testutil
 
 import (
