@@ -65,3 +65,12 @@ func PcscdProcesses(dir string) []string {
 	}
 	return out
 }
+
+// AddHexSeeds adds each hex string (written as for Hex) to f's seed
+// corpus. Bad hex fails the fuzz test rather than adding a truncated seed.
+func AddHexSeeds(f *testing.F, seeds ...string) {
+	f.Helper()
+	for _, s := range seeds {
+		f.Add(Hex(f, s))
+	}
+}
