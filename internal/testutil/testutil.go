@@ -5,10 +5,12 @@
 package testutil
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,4 +75,36 @@ func AddHexSeeds(f *testing.F, seeds ...string) {
 	for _, s := range seeds {
 		f.Add(Hex(f, s))
 	}
+}
+
+// StartChild runs this test binary again with env ("NAME=value") added
+// and no test selected, for a TestMain branch that env selects (a writer
+// to SIGKILL mid-update, a lock holder). It returns once the child's first
+// line of output is ready; another line, or none, fails the test. The
+// child is killed at the end of the test if the caller has not killed it
+// already (KillChild).
+func StartChild(t testing.TB, ready string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { KillChild(cmd) })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != ready+"\n" {
+		t.Fatalf("child %v said %q, want %q", env, line, ready)
+	}
+	return cmd
+}
+
+// KillChild SIGKILLs a child from StartChild and reaps it; killing one
+// that is already gone does nothing.
+func KillChild(cmd *exec.Cmd) {
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
 }
