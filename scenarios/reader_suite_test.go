@@ -14,7 +14,7 @@ import (
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/internal/gidstest"
-	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/internal/hosttest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
@@ -97,19 +97,7 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 			}
 			// The card after the run: clean, by the card's own view and by
 			// the cleaner's verification through the reader.
-			if refs := card.KeyRefs(); len(refs) != 0 {
-				t.Errorf("keys left on the card: % X", refs)
-			}
-			if n := card.PINTriesLeft(); n != 3 {
-				t.Errorf("PIN tries %d", n)
-			}
-			mf, _ := fs.InitialMasterFile().Bytes()
-			if got, _ := card.DO(0xA000, 0xDF1F); !bytes.Equal(got, mf) {
-				t.Errorf("masterfile not restored: % X", got)
-			}
-			if got, _ := card.DO(0xA012, 0xDF20); !bytes.Equal(got, cardID) {
-				t.Error("cardid changed")
-			}
+			hosttest.CheckClean(t, card, cardID)
 			conn, err := cardtest.Client(t).Connect(ctx, reader)
 			if err != nil {
 				t.Fatal(err)
