@@ -45,6 +45,18 @@ func decode(s string) ([]byte, error) {
 	return b, nil
 }
 
+// Seq is n bytes of filler data for lengths that matter more than
+// values (a 300-byte APDU body, a modulus). No byte is zero-filled and
+// each 256-byte block is shifted by one from the last, so a chunk that is
+// dropped, repeated or misplaced shows in a comparison.
+func Seq(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + 1 + i>>8)
+	}
+	return b
+}
+
 // Cat concatenates byte strings.
 func Cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 

@@ -55,3 +55,15 @@ func TestPcscdProcesses(t *testing.T) {
 		t.Errorf("found %q for a directory no process names", other)
 	}
 }
+
+// TestSeq: the filler must not repeat at the 256-byte chunk size of
+// GET RESPONSE, or a misplaced chunk would compare equal.
+func TestSeq(t *testing.T) {
+	s := Seq(600)
+	if len(s) != 600 || s[0] != 0x01 {
+		t.Fatalf("Seq(600) = %d bytes starting % X", len(s), s[:1])
+	}
+	if bytes.Equal(s[:256], s[256:512]) || bytes.Equal(s[:88], s[512:]) {
+		t.Error("Seq repeats with period 256")
+	}
+}

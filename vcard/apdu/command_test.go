@@ -11,18 +11,10 @@ import (
 	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-func seq(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i)
-	}
-	return b
-}
-
 var cmpCommand = cmpopts.EquateEmpty()
 
 func TestParseCommandVectors(t *testing.T) {
-	long := seq(300)
+	long := testutil.Seq(300)
 	testutil.CheckVectors(t, ParseCommand, Command.Bytes, []testutil.Vector[Command]{
 		{Name: "case 1 logout", In: testutil.Hex(t, "00 20 00 82"),
 			Want: Command{INS: 0x20, P2: 0x82}},
@@ -40,8 +32,8 @@ func TestParseCommandVectors(t *testing.T) {
 			Want: Command{INS: 0xA4, P1: 4, Data: testutil.Hex(t, "A0 00 00 03 97 42 54 46 59"), Ne: 256, HasLe: true}},
 		{Name: "case 4S windows generate Le=8C", In: testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 06 83 01 81 8C"),
 			Want: Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 06 83 01 81"), Ne: 0x8C, HasLe: true}},
-		{Name: "case 4S Lc=FF", In: append(append(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)...), 0x00),
-			Want: Command{CLA: 0x10, INS: 0xDB, P1: 0xA0, P2: 0x10, Data: seq(255), Ne: 256, HasLe: true}},
+		{Name: "case 4S Lc=FF", In: append(append(testutil.Hex(t, "10 DB A0 10 FF"), testutil.Seq(255)...), 0x00),
+			Want: Command{CLA: 0x10, INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Seq(255), Ne: 256, HasLe: true}},
 		{Name: "case 2E Le=0000 is 65536", In: testutil.Hex(t, "00 CB 3F FF 00 00 00"),
 			Want: Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 65536, HasLe: true, Extended: true}},
 		{Name: "case 2E Le=0100", In: testutil.Hex(t, "00 CB 3F FF 00 01 00"),
