@@ -21,12 +21,11 @@ import (
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
-// A PIN and an admin key other than the defaults (123456, all zero): the
-// cleaner must use what it is told.
-const testPIN = "31415926"
+// Credentials other than the defaults: the cleaner must use what it is
+// told.
+const testPIN = gidstest.OwnPIN
 
-var testAdminKey = [24]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98,
-	0x76, 0x54, 0x32, 0x10, 0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78}
+var testAdminKey = gidstest.OwnAdminKey
 
 // onStack initialises a card and serves it through a private pcscd + vpcd.
 func onStack(t *testing.T) (*gids.Card, pcsc.Transport) {
