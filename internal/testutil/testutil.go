@@ -120,3 +120,15 @@ func KillChild(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 }
+
+// NeedTool returns the path of the program name, or fails the test with
+// the Debian package that ships it: a missing component is a failure that
+// says what to install, never a skip.
+func NeedTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install it with `apt-get install %s` (or `make deps`)", name, pkg)
+	}
+	return path
+}
