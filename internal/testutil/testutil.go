@@ -20,7 +20,7 @@ import (
 // and newlines between bytes, upper or lower case. Bad hex fails the test.
 func Hex(t testing.TB, s string) []byte {
 	t.Helper()
-	b, err := decode(s)
+	b, err := ParseHex(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,14 +30,16 @@ func Hex(t testing.TB, s string) []byte {
 // MustHex is Hex for package-level test data (no *testing.T yet): bad hex
 // panics.
 func MustHex(s string) []byte {
-	b, err := decode(s)
+	b, err := ParseHex(s)
 	if err != nil {
 		panic(err)
 	}
 	return b
 }
 
-func decode(s string) ([]byte, error) {
+// ParseHex is Hex for a caller that reports bad hex itself (a vector
+// file's parser, naming file:line).
+func ParseHex(s string) ([]byte, error) {
 	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
 	if err != nil {
 		return nil, fmt.Errorf("bad hex %q: %v", s, err)

@@ -13,7 +13,7 @@ func TestHex(t *testing.T) {
 	if !bytes.Equal(got, []byte{0x00, 0xA4, 0x04, 0x00, 0x0C}) {
 		t.Errorf("Hex = % X", got)
 	}
-	if _, err := decode("0G"); err == nil || !strings.Contains(err.Error(), `"0G"`) {
+	if _, err := ParseHex("0G"); err == nil || !strings.Contains(err.Error(), `"0G"`) {
 		t.Errorf("bad hex: %v", err)
 	}
 	defer func() {
