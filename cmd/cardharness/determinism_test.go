@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // wallClock matches what legitimately differs between two runs with the
@@ -124,7 +126,7 @@ func TestSameSeedSameRun(t *testing.T) {
 	for _, stackKind := range []string{"direct", "pcscd"} {
 		t.Run(stackKind, func(t *testing.T) {
 			if stackKind == "pcscd" {
-				needTool(t, "pcscd", "pcscd")
+				testutil.NeedTool(t, "pcscd", "pcscd")
 			}
 			var runs [2]map[string]string
 			for i := range runs {
