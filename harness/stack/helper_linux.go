@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -55,7 +56,7 @@ func helperMain() int {
 	// goroutine on one thread for the life of the process.
 	runtime.LockOSThread()
 	dir := os.Getenv(helperDirEnv)
-	h := &helper{dir: dir, owned: os.Getenv(helperOwnedEnv) == "1", clean: os.Getenv(helperCleanEnv) == "1"}
+	h := &helper{dir: dir, owned: os.Getenv(helperOwnedEnv) == "1", clean: os.Getenv(helperCleanEnv) == "1", control: make(chan func())}
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	if err := h.start(); err != nil {
 		// Quoted: the error spans lines (pcscd's log), and the parent
@@ -73,7 +74,20 @@ func helperMain() int {
 		_, _ = io.Copy(io.Discard, lifeline)
 		close(parentGone)
 	}()
+	for !h.wait(parentGone, sigs) {
+	}
+	h.stop()
+	return 0
+}
+
+// wait is one turn of the helper's main loop: it runs a control function
+// (a pcscd restart) and returns false, or returns true when the helper
+// must stop.
+func (h *helper) wait(parentGone <-chan struct{}, sigs <-chan os.Signal) bool {
 	select {
+	case f := <-h.control:
+		f()
+		return false
 	case <-parentGone:
 		fmt.Fprintln(os.Stderr, "helper: parent closed the lifeline; stopping")
 	case s := <-sigs:
@@ -87,8 +101,7 @@ func helperMain() int {
 		fmt.Fprintln(os.Stderr, "helper: "+msg+"\nhelper: stopping")
 		fmt.Printf("died: %q\n", msg)
 	}
-	h.stop()
-	return 0
+	return true
 }
 
 // exitDescription says how a child ended, "signal: killed" or "exit status 1".
@@ -107,7 +120,12 @@ type helper struct {
 	pcscdDone chan struct{}
 	pcscdErr  error
 	ln        *net.UnixListener
-	early     map[int]chan earlyConn // by port; see spinConnect
+	// control runs functions on the main goroutine, whose locked thread
+	// pcscd's Pdeathsig is tied to: every pcscd is started there.
+	control chan func()
+
+	mu    sync.Mutex
+	early map[int]chan earlyConn // by port; see spinConnect
 }
 
 // earlyConn is what spinConnect got for a port.
@@ -146,17 +164,63 @@ func (h *helper) start() error {
 	if err != nil {
 		return err
 	}
-	// h.early is complete before the first request is served.
-	h.early = make(map[int]chan earlyConn, len(ports))
-	for _, p := range ports {
-		h.early[p] = make(chan earlyConn, 1)
-	}
+	// The early connections are set up before the first request is
+	// served.
+	h.setEarly(ports)
 	go h.serve()
 	fmt.Println("listening")
-	if len(ports) > 0 {
-		go spinConnect(h.early)
-	}
 	return h.startPcscd()
+}
+
+// setEarly starts spinConnect for the ports of the cards the parent is
+// about to insert, before pcscd starts.
+func (h *helper) setEarly(ports []int) {
+	early := make(map[int]chan earlyConn, len(ports))
+	for _, p := range ports {
+		early[p] = make(chan earlyConn, 1)
+	}
+	h.mu.Lock()
+	h.early = early
+	h.mu.Unlock()
+	if len(ports) > 0 {
+		go spinConnect(early)
+	}
+}
+
+// stopPcscd ends pcscd: SIGTERM lets it remove its socket and pid file;
+// what a killed one left is removed, so that the next pcscd's socket is
+// its own.
+func (h *helper) stopPcscd() {
+	if h.pcscd != nil && h.pcscd.Process != nil {
+		_ = h.pcscd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.pcscdDone:
+		case <-time.After(5 * time.Second):
+			_ = h.pcscd.Process.Kill()
+			<-h.pcscdDone
+		}
+	}
+	h.pcscd, h.pcscdDone = nil, nil
+	for _, f := range []string{"pcscd.comm", "pcscd.pid"} {
+		_ = os.Remove(filepath.Join(h.dir, "run", f))
+	}
+}
+
+// onMain runs f on the main goroutine (h.control) and returns its error;
+// ctx bounds the wait.
+func (h *helper) onMain(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	select {
+	case h.control <- func() { done <- f() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func parsePorts(v string) ([]int, error) {
@@ -250,7 +314,7 @@ func (h *helper) startPcscd() error {
 		select {
 		case <-h.pcscdDone:
 			return fmt.Errorf("pcscd exited during start-up (%v); its log:\n%s", h.pcscdErr, tail(filepath.Join(h.dir, "pcscd.log"), 20))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond): // pcscd serves within milliseconds
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pcscd did not create %s within 10s; its log:\n%s", sock, tail(filepath.Join(h.dir, "pcscd.log"), 20))
@@ -311,6 +375,24 @@ func (h *helper) handle(req request) (response, *os.File) {
 			return response{Err: err.Error()}, nil
 		}
 		return response{}, nil
+	case "prepare":
+		// A new pcscd for the next cards (Stack.Restart): the old one
+		// stops, and the cards' early connections start before the new
+		// one ("start").
+		err := h.onMain(ctx, func() error {
+			h.stopPcscd()
+			h.setEarly(req.Ports)
+			return nil
+		})
+		if err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		return response{}, nil
+	case "start":
+		if err := h.onMain(ctx, h.startPcscd); err != nil {
+			return response{Err: err.Error()}, nil
+		}
+		return response{}, nil
 	case "absent":
 		cl, err := newClient(ctx)
 		if err != nil {
@@ -329,7 +411,10 @@ func (h *helper) handle(req request) (response, *os.File) {
 // start-up card, whose connection spinConnect made (or is making) while
 // pcscd started; it is handed over once, later dials are ordinary.
 func (h *helper) dialSlot(ctx context.Context, port int, early bool) (net.Conn, error) {
-	if ch, ok := h.early[port]; ok && early {
+	h.mu.Lock()
+	ch, ok := h.early[port]
+	h.mu.Unlock()
+	if ok && early {
 		select {
 		case r := <-ch:
 			if r.c != nil || !errors.Is(r.err, unix.ECONNREFUSED) {
@@ -380,6 +465,7 @@ func spinConnect(ports map[int]chan earlyConn) {
 	}
 	deadline := time.Now().Add(time.Second)
 	pause := unix.NsecToTimespec(20_000)
+	src := 0
 	for len(pending) > 0 {
 		if time.Now().After(deadline) {
 			for _, p := range pending {
@@ -388,7 +474,8 @@ func spinConnect(ports map[int]chan earlyConn) {
 			return
 		}
 		for i := 0; i < len(pending); i++ {
-			c, err := connectOnce(pending[i])
+			src++
+			c, err := connectOnce(pending[i], src)
 			if errors.Is(err, unix.ECONNREFUSED) {
 				continue
 			}
@@ -400,10 +487,30 @@ func spinConnect(ports map[int]chan earlyConn) {
 	}
 }
 
-// connectOnce is one blocking connect(2) to 127.0.0.1:port.
-func connectOnce(port int) (net.Conn, error) {
+// Source ports of spinConnect's attempts: outside both the kernel's
+// ephemeral range (32768-60999) and vpcd's ports. An attempt from an
+// ephemeral port can be given vpcd's own port as its source, and a TCP
+// connect to a port nobody listens on from that same port connects to
+// itself: the socket then holds vpcd's port, and vpcd's bind fails with
+// "Address already in use" (seen once in a few hundred stack starts).
+const (
+	spinPortBase  = 20000
+	spinPortCount = 1000
+)
+
+// connectOnce is one blocking connect(2) to 127.0.0.1:port, from source
+// port spinPortBase + src.
+func connectOnce(port, src int) (net.Conn, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: spinPortBase + src%spinPortCount, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EADDRINUSE) {
+			return nil, unix.ECONNREFUSED // try again from the next port
+		}
 		return nil, err
 	}
 	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
@@ -456,15 +563,7 @@ func (h *helper) stop() {
 	if h.ln != nil {
 		h.ln.Close()
 	}
-	if h.pcscd != nil && h.pcscd.Process != nil {
-		_ = h.pcscd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-h.pcscdDone:
-		case <-time.After(5 * time.Second):
-			_ = h.pcscd.Process.Kill()
-			<-h.pcscdDone
-		}
-	}
+	h.stopPcscd()
 	if h.dir != "" && h.clean {
 		removeEntries(h.dir)
 		if h.owned {

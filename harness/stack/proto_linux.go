@@ -19,7 +19,7 @@ import (
 // cards) from blocking the dials the cards need to become present.
 
 type request struct {
-	Op        string   `json:"op"` // "dial", "readers", "present", "absent"
+	Op        string   `json:"op"` // "dial", "readers", "present", "absent", "prepare", "start"
 	Port      int      `json:"port,omitempty"`
 	N         int      `json:"n,omitempty"`
 	Readers   []string `json:"readers,omitempty"`
@@ -27,6 +27,8 @@ type request struct {
 	// Early (dial): the port may not listen yet (pcscd is starting);
 	// retry until it does or the timeout ends. See Stack.startHelper.
 	Early bool `json:"early,omitempty"`
+	// Ports (prepare): the vpcd ports of the cards about to be inserted.
+	Ports []int `json:"ports,omitempty"`
 }
 
 type response struct {

@@ -428,12 +428,69 @@ func (s *Stack) withLogs(err error) error {
 // (spinConnect).
 func (s *Stack) earlyPorts() string {
 	var ports []string
-	for i, c := range s.cfg.Cards {
-		if c != nil {
-			ports = append(ports, strconv.Itoa(vpcd.DefaultPort+i))
-		}
+	for _, p := range cardPorts(s.cfg.Cards) {
+		ports = append(ports, strconv.Itoa(p))
 	}
 	return strings.Join(ports, ",")
+}
+
+// cardPorts are the vpcd ports of cards put into slots 0, 1, ...
+func cardPorts(cards []vcard.Card) []int {
+	var ports []int
+	for i, c := range cards {
+		if c != nil {
+			ports = append(ports, vpcd.DefaultPort+i)
+		}
+	}
+	return ports
+}
+
+// Restart gives the stack a new pcscd holding cards in slots 0, 1, ...,
+// as Start would with Config.Cards, in the same namespaces and directory
+// (the socket path a process's libpcsclite is bound to stays). Every card
+// in the stack is ejected first, and pcscd is stopped before the new
+// cards connect, so the new pcscd knows nothing of earlier cards: its
+// reader states, event counters and handles start afresh. The cards
+// connect while the new pcscd starts (as in Start), so it finds them at
+// its first presence check instead of a poll later. Clients connected to
+// the old pcscd lose their contexts; the caller must have released them.
+func (s *Stack) Restart(ctx context.Context, cards []vcard.Card) error {
+	if len(cards) > len(s.slots) {
+		return fmt.Errorf("stack: %d cards do not fit in %d slots", len(cards), len(s.slots))
+	}
+	if err := s.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	for i := range s.slots {
+		if err := s.Eject(i); err != nil {
+			return err
+		}
+	}
+	if _, _, err := call(ctx, s.helperSock(), request{Op: "prepare", Ports: cardPorts(cards), TimeoutMS: remaining(ctx)}); err != nil {
+		return err
+	}
+	var used []int
+	for i, c := range cards {
+		if c == nil {
+			continue
+		}
+		if _, err := s.insert(i, c, s.earlyDialer(i)); err != nil {
+			return err
+		}
+		used = append(used, i)
+	}
+	if _, _, err := call(ctx, s.helperSock(), request{Op: "start", TimeoutMS: remaining(ctx)}); err != nil {
+		return err
+	}
+	if _, err := s.readers(ctx, len(s.slots)); err != nil {
+		return s.withLogs(err)
+	}
+	if err := s.WaitPresent(ctx, used...); err != nil {
+		return s.withLogs(err)
+	}
+	return nil
 }
 
 func (s *Stack) helperSock() string { return filepath.Join(s.dir, "helper.sock") }

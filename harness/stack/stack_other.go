@@ -27,6 +27,7 @@ func (*Stack) WaitAbsent(context.Context, ...int) error                   { retu
 func (*Stack) Dialer(int) vpcd.DialFunc                                   { return nil }
 func (*Stack) Close() error                                               { return nil }
 func (*Stack) Eject(int) error                                            { return ErrUnsupported }
+func (*Stack) Restart(context.Context, []vcard.Card) error                { return ErrUnsupported }
 func (*Stack) Done() <-chan struct{}                                      { return nil }
 func (*Stack) Err() error                                                 { return nil }
 

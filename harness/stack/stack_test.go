@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -169,7 +170,7 @@ func TestParentKilledLeavesNothing(t *testing.T) {
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cardharness-kill-%d", os.Getpid()))
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "CARDHARNESS_TEST_PARENT=1", "CARDHARNESS_TEST_DIR="+dir)
-	var out bytes.Buffer
+	var out lockedBuffer // the child writes while the test reads
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -199,6 +200,24 @@ func TestParentKilledLeavesNothing(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestMain doubles as the victim process of TestParentKilledLeavesNothing:
