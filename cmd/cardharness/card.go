@@ -20,10 +20,6 @@ import (
 	"github.com/cardharness/cardharness/vcard/vpcd"
 )
 
-func init() {
-	register(command{name: "card", summary: "serve one virtual GIDS card to a vpcd slot until interrupted", run: runCard})
-}
-
 // Defaults of the `initialized` profile: the values OpenSC's CI and the
 // GIDS reference use (PIN 123456, an all-zero 3DES admin key), so that
 // documentation examples work as written. Scenarios set their own.

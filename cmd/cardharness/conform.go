@@ -15,10 +15,6 @@ import (
 	"github.com/cardharness/cardharness/pcsc"
 )
 
-func init() {
-	register(command{name: "conform", summary: "check a GIDS card in a reader against what Windows and OpenSC need", run: runConform})
-}
-
 func runConform(args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlags("conform", "--reader NAME [--pin PIN] [--admin-key HEX48] [--destructive] [--report text|json] [--junit FILE]", stderr)
 	reader := fs.String("reader", "", "the reader holding the card (as pcscd names it; PCSCLITE_CSOCK_NAME picks the pcscd)")

@@ -12,10 +12,6 @@ import (
 	"github.com/cardharness/cardharness/harness/relay"
 )
 
-func init() {
-	register(command{name: "relay", summary: "run the HTTPS renewal relay (founding-document interface + EST) until interrupted", run: runRelay})
-}
-
 func runRelay(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()

@@ -20,10 +20,6 @@ import (
 	"github.com/cardharness/cardharness/vcard/fault"
 )
 
-func init() {
-	register(command{name: "run", summary: "run scenarios (default: the built-in suite) against virtual cards and the Windows host model", run: runRun})
-}
-
 type multiFlag []string
 
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }

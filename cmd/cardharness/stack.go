@@ -17,11 +17,6 @@ import (
 	"github.com/cardharness/cardharness/vcard"
 )
 
-func init() {
-	register(command{name: "stack", summary: "run a private pcscd with virtual cards until interrupted", run: runStack})
-	register(command{name: "exec", summary: "run a command against a fresh private pcscd with virtual cards", run: runExec})
-}
-
 // cardFlags are the flags that say which cards a stack holds.
 type cardFlags struct {
 	cards int

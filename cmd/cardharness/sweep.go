@@ -16,10 +16,6 @@ import (
 	"github.com/cardharness/cardharness/vcard/fault"
 )
 
-func init() {
-	register(command{name: "sweep", summary: "run scenarios across host profiles, knob values and seeds; print the matrix", run: runSweep})
-}
-
 // rawFlag collects repeated values as given (a --vary value has commas of
 // its own).
 type rawFlag []string
