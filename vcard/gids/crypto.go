@@ -48,15 +48,9 @@ func (c *Card) readPublicKey(kref byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.allowed(f, opReadPublic); err != nil {
-		return nil, err
-	}
-	k, ok, err := c.rsaKey(c.store, f.fid)
+	k, err := c.keyFor(f, opReadPublic, apdu.SWReferencedDataNotFound)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apdu.SWReferencedDataNotFound
 	}
 	return publicKeyTemplate(&k.PublicKey), nil
 }
@@ -184,15 +178,9 @@ func (c *Card) performSecurityOperation(cmd apdu.Command) ([]byte, error) {
 	if !ok || f.kind != kindKey {
 		return nil, apdu.SWConditionsNotSatisfied
 	}
-	if err := c.allowed(f, opMSE); err != nil {
-		return nil, err
-	}
-	k, ok, err := c.rsaKey(c.store, f.fid)
+	k, err := c.keyFor(f, opMSE, apdu.SWConditionsNotSatisfied)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apdu.SWConditionsNotSatisfied
 	}
 	kLen := (k.N.BitLen() + 7) / 8
 	in := cmd.Data

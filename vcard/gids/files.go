@@ -207,11 +207,7 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		lc, err := loadLifeCycle(tx)
-		if err != nil {
-			return err
-		}
-		if err := c.checkEF(f, opActivate, lc == Creation); err != nil {
+		if err := c.allowedIn(tx, f, opActivate); err != nil {
 			return err
 		}
 		if f.state != Operational {
