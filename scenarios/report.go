@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardharness/cardharness/internal/junit"
 	"github.com/cardharness/cardharness/vcard/trace"
 )
 
@@ -279,16 +280,7 @@ func WriteJUnit(w io.Writer, results []Result) error {
 		s.Cases = append(s.Cases, c)
 	}
 	s.Time = fmt.Sprintf("%.3f", total.Seconds())
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, junitSuites{Suites: []junitSuite{s}})
 }
 
 // lockedWriter serialises writes of scenarios running in parallel.
