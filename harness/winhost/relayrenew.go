@@ -44,12 +44,9 @@ const (
 	ConnectFirst
 )
 
-func (o CallOrder) String() string {
-	if o == ConnectFirst {
-		return "connect-first"
-	}
-	return "logical"
-}
+var callOrderNames = [...]string{LogicalOrder: "logical", ConnectFirst: "connect-first"}
+
+func (o CallOrder) String() string { return enumName(callOrderNames[:], o) }
 
 // OldCertDeletion is what happens to the renewed certificate.
 type OldCertDeletion int

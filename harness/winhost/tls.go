@@ -41,12 +41,9 @@ const (
 	SchannelSharesProcessCache
 )
 
-func (c SchannelPINCache) String() string {
-	if c == SchannelSharesProcessCache {
-		return "shares-process-cache"
-	}
-	return "own-cache"
-}
+var schannelPINCacheNames = [...]string{SchannelOwnPINCache: "own-cache", SchannelSharesProcessCache: "shares-process-cache"}
+
+func (c SchannelPINCache) String() string { return enumName(schannelPINCacheNames[:], c) }
 
 // TLSOptions configure Process.NewTLSClient.
 type TLSOptions struct {
