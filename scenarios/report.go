@@ -65,32 +65,28 @@ func WriteText(w io.Writer, results []Result) {
 
 // notChecked is the union of the scenarios' unchecked invariants.
 func notChecked(results []Result) []string {
+	return unionOf(results, func(r Result) []string { return r.NotChecked })
+}
+
+// runFaults is the union of the scenarios' faults, for summary lines.
+func runFaults(results []Result) []string {
+	out := unionOf(results, func(r Result) []string { return r.Faults })
+	sort.Strings(out)
+	return out
+}
+
+// unionOf is the union of each result's list, in the order first seen.
+func unionOf(results []Result, list func(Result) []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range results {
-		for _, n := range r.NotChecked {
+		for _, n := range list(r) {
 			if !seen[n] {
 				seen[n] = true
 				out = append(out, n)
 			}
 		}
 	}
-	return out
-}
-
-// runFaults is the union of the scenarios' faults, for summary lines.
-func runFaults(results []Result) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range results {
-		for _, f := range r.Faults {
-			if !seen[f] {
-				seen[f] = true
-				out = append(out, f)
-			}
-		}
-	}
-	sort.Strings(out)
 	return out
 }
 
