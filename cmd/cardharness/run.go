@@ -90,15 +90,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args(), includePath...)
+	refs, err := selection(*runRE, tags, skipTags, fs.Args(), includePath...)
 	if err != nil {
 		return err
-	}
-	if refs, err = scenarios.Select(refs, filter); err != nil {
-		return err
-	}
-	if len(refs) == 0 {
-		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
 	if *shardFlag != "" {
 		sh, err := scenarios.ParseShard(*shardFlag)
@@ -340,21 +334,29 @@ func writeFile(path string, write func(io.Writer) error) error {
 }
 
 // selection is what run and sweep share: the scenarios named on the
-// command line (the built-in suite when none is), and the --run, --tag and
-// --skip-tag filter over them.
-func selection(runRE string, tags, skipTags, paths []string, includePath ...string) (scenarios.Filter, []scenarios.Ref, error) {
-	var filter scenarios.Filter
+// command line (the built-in suite when none is) that pass the --run,
+// --tag and --skip-tag filter; none is a usage error.
+func selection(runRE string, tags, skipTags, paths []string, includePath ...string) ([]scenarios.Ref, error) {
+	filter := scenarios.Filter{Tags: tags, SkipTags: skipTags}
 	if runRE != "" {
 		re, err := regexp.Compile(runRE)
 		if err != nil {
-			return filter, nil, usageError{fmt.Sprintf("--run: %v", err)}
+			return nil, usageError{fmt.Sprintf("--run: %v", err)}
 		}
 		filter.Run = re
 	}
-	filter.Tags, filter.SkipTags = tags, skipTags
 	if len(paths) == 0 {
 		paths = []string{"builtin"}
 	}
 	refs, err := scenarios.FileRefs(paths, includePath...)
-	return filter, refs, err
+	if err != nil {
+		return nil, err
+	}
+	if refs, err = scenarios.Select(refs, filter); err != nil {
+		return nil, err
+	}
+	if len(refs) == 0 {
+		return nil, usageError{"no scenarios found (or none matches --run/--tag)"}
+	}
+	return refs, nil
 }

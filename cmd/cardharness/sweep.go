@@ -88,15 +88,9 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		}
 		spec.Shard = sh
 	}
-	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args())
+	refs, err := selection(*runRE, tags, skipTags, fs.Args())
 	if err != nil {
 		return err
-	}
-	if refs, err = scenarios.Select(refs, filter); err != nil {
-		return err
-	}
-	if len(refs) == 0 {
-		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
 	opts := scenarios.Options{Stack: *stackKind, Parallel: *parallel, CardFaults: faults, Timeout: *timeout, Log: lf.logger(stderr)}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
