@@ -44,9 +44,12 @@ const (
 	ConnectFirst
 )
 
-var callOrderNames = [...]string{LogicalOrder: "logical", ConnectFirst: "connect-first"}
-
-func (o CallOrder) String() string { return enumName(callOrderNames[:], o) }
+func (o CallOrder) String() string {
+	if o == ConnectFirst {
+		return "connect-first"
+	}
+	return "logical"
+}
 
 // OldCertDeletion is what happens to the renewed certificate.
 type OldCertDeletion int
