@@ -171,11 +171,8 @@ func runCard(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("vpcd", fmt.Sprintf("127.0.0.1:%d", vpcd.DefaultPort), "vpcd slot to dial (host:port; slot n of a reader entry is port 35963+n)")
 	var spec cardSpec
 	spec.addFlags(fs, true)
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	card, closeTrace, err := spec.build(0, 1)
 	if err != nil {

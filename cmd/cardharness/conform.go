@@ -25,11 +25,8 @@ func runConform(args []string, stdout, stderr io.Writer) error {
 	junit := fs.String("junit", "", "also write a JUnit XML report to this file")
 	sizes := fs.String("key-sizes", "1024,2048,3072,4096", "RSA key sizes to generate (comma-separated)")
 	only := fs.String("only", "", "run only these checks (comma-separated IDs)")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	if *reader == "" {
 		return usageError{"--reader is required (cardharness exec -- opensc-tool -l, or pcsc_scan, lists readers)"}

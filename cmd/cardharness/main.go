@@ -179,6 +179,18 @@ func parseArgs(name, synopsis string, args []string, stderr io.Writer) (*flag.Fl
 	return fs, parse(fs, args)
 }
 
+// parseFlagsOnly is parse for a command that takes flags and no
+// arguments: an argument left over is a usage error.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	return nil
+}
+
 type logFlags struct{ verbose, quiet bool }
 
 func (l *logFlags) logger(w io.Writer) *slog.Logger {

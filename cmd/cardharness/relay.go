@@ -33,11 +33,8 @@ func relayMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	})
 	lookupBug := fs.Bool("lookup-after-impersonation", false, "reproduce the CA lookup after impersonation (ERROR_FILE_NOT_FOUND on every request)")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	if *dir == "" {
 		return usageError{"--dir is required (the CA key and certificate live there)"}
