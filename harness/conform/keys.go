@@ -268,13 +268,22 @@ func checkDecipherPKCS1(t *T) error {
 		if err != nil {
 			return err
 		}
-		pt, err := t.decipher(bits, 0x40, ct, 255)
-		if err != nil {
+		if err := t.decipherSecret(bits, 0x40, ct, 255, "PKCS#1"); err != nil {
 			return err
 		}
-		if !bytes.Equal(pt, secret) {
-			return fmt.Errorf("RSA %d PKCS#1 decipher gave % X, want % X", bits, pt, secret)
-		}
+	}
+	return nil
+}
+
+// decipherSecret deciphers ct, secret encrypted with the padding named
+// padding, and checks that the card gives back secret.
+func (t *T) decipherSecret(bits int, algHi byte, ct []byte, chunk int, padding string) error {
+	pt, err := t.decipher(bits, algHi, ct, chunk)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(pt, secret) {
+		return fmt.Errorf("RSA %d %s decipher gave % X, want % X", bits, padding, pt, secret)
 	}
 	return nil
 }
@@ -312,14 +321,7 @@ func checkDecipherOAEP(t *T) error {
 	if err != nil {
 		return err
 	}
-	pt, err := t.decipher(bits, 0x80, ct, 240)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(pt, secret) {
-		return fmt.Errorf("RSA %d OAEP decipher gave % X, want % X", bits, pt, secret)
-	}
-	return nil
+	return t.decipherSecret(bits, 0x80, ct, 240, "OAEP")
 }
 
 func checkDecipherRaw(t *T) error {
