@@ -417,12 +417,9 @@ func (c *Card) allowedIn(r reader, f *efRecord, op byte) error {
 	return c.checkEF(f, op, lc == Creation)
 }
 
-// keyFor checks op on key EF f and returns the RSA key it holds; an EF
-// holding none answers missing, whose status word each command chooses.
-func (c *Card) keyFor(f *efRecord, op byte, missing error) (*rsa.PrivateKey, error) {
-	if err := c.allowed(f, op); err != nil {
-		return nil, err
-	}
+// keyOf returns the RSA key key EF f holds; an EF holding none answers
+// missing, whose status word each command chooses.
+func (c *Card) keyOf(f *efRecord, missing error) (*rsa.PrivateKey, error) {
 	k, ok, err := c.rsaKey(c.store, f.fid)
 	if err != nil {
 		return nil, err

@@ -26,15 +26,19 @@ func publicKeyTemplate(pub *rsa.PublicKey) []byte {
 	return ber.Encode(0x7F49, inner)
 }
 
-// keyEF loads key EF B0<kref> for an operation that needs a key file: a
-// missing EF or one that is not a key file is 6984.
-func (c *Card) keyEF(r reader, kref byte) (*efRecord, error) {
-	f, ok, err := loadEF(r, 0xB000|uint16(kref))
+// keyEF loads key EF B0<kref> for operation op, which needs a key file:
+// a missing EF or one that is not a key file is 6984, then op must be
+// allowed on it (allowed: 6985, 6982).
+func (c *Card) keyEF(kref, op byte) (*efRecord, error) {
+	f, ok, err := loadEF(c.store, 0xB000|uint16(kref))
 	if err != nil {
 		return nil, err
 	}
 	if !ok || f.kind != kindKey {
 		return nil, apdu.SWReferenceDataNotUsable
+	}
+	if err := c.allowed(f, op); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -44,11 +48,11 @@ func (c *Card) keyEF(r reader, kref byte) (*efRecord, error) {
 // → 6984, not activated → 6985, read rule (01) fails → 6982 (user keys
 // allow everyone; the admin key EF nobody), no RSA key in it → 6A88.
 func (c *Card) readPublicKey(kref byte) ([]byte, error) {
-	f, err := c.keyEF(c.store, kref)
+	f, err := c.keyEF(kref, opReadPublic)
 	if err != nil {
 		return nil, err
 	}
-	k, err := c.keyFor(f, opReadPublic, apdu.SWReferencedDataNotFound)
+	k, err := c.keyOf(f, apdu.SWReferencedDataNotFound)
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +90,8 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if !ok1 || !ok2 || len(kv) != 1 || len(av) != 1 {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	f, err := c.keyEF(c.store, kv[0])
+	f, err := c.keyEF(kv[0], opGenerate)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.allowed(f, opGenerate); err != nil {
 		return nil, err
 	}
 	bits, ok := keySizes[av[0]]
@@ -178,7 +179,10 @@ func (c *Card) performSecurityOperation(cmd apdu.Command) ([]byte, error) {
 	if !ok || f.kind != kindKey {
 		return nil, apdu.SWConditionsNotSatisfied
 	}
-	k, err := c.keyFor(f, opMSE, apdu.SWConditionsNotSatisfied)
+	if err := c.allowed(f, opMSE); err != nil {
+		return nil, err
+	}
+	k, err := c.keyOf(f, apdu.SWConditionsNotSatisfied)
 	if err != nil {
 		return nil, err
 	}
@@ -277,11 +281,8 @@ func (c *Card) importKey(cmd apdu.Command) ([]byte, error) {
 	if !ok1 || !ok2 || len(kv) != 1 {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	f, err := c.keyEF(c.store, kv[0])
+	f, err := c.keyEF(kv[0], opPutKey)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.allowed(f, opPutKey); err != nil {
 		return nil, err
 	}
 	kt, perr := ber.Parse(a5)
