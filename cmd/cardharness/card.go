@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/gids"
@@ -179,7 +175,7 @@ func runCard(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeTrace()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := serveContext()
 	defer stop()
 	log := lf.logger(stderr)
 	link := vpcd.NewLink(card, vpcd.TCPDialer(*addr), vpcd.WithLogger(log))

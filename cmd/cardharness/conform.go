@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/cardharness/cardharness/harness/conform"
 	"github.com/cardharness/cardharness/pcsc"
@@ -57,7 +53,7 @@ func runConform(args []string, stdout, stderr io.Writer) error {
 	if *only != "" {
 		opts.Only = strings.Split(*only, ",")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := runContext()
 	defer stop()
 	client, err := pcsc.NewClient()
 	if err != nil {

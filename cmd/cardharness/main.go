@@ -6,17 +6,33 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/cardharness/cardharness/internal/suggest"
 )
+
+// serveContext ends when a command that serves until stopped (card,
+// relay, stack) is told to stop: SIGINT, SIGTERM, or SIGHUP when its
+// terminal goes away.
+func serveContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+// runContext ends when a command that runs checks or scenarios (conform,
+// sweep) is interrupted (SIGINT, SIGTERM); it then reports what ran.
+func runContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
 
 // exitError carries an exit status through to main.
 type exitError struct{ code int }

@@ -86,7 +86,7 @@ func runStack(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeCards()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := serveContext()
 	defer stop()
 	st, err := stack.Start(ctx, stack.Config{Dir: *dir, Cards: cards, Slots: cf.slotCount(), Debug: cf.debug, KeepDir: *keep, Log: lf.logger(stderr)})
 	if err != nil {

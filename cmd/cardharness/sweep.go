@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
@@ -93,7 +89,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts := scenarios.Options{Stack: *stackKind, Parallel: *parallel, CardFaults: faults, Timeout: *timeout, Log: lf.logger(stderr)}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := runContext()
 	defer stop()
 	rep, err := scenarios.Sweep(ctx, refs, spec, opts)
 	if rep == nil {
