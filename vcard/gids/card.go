@@ -419,7 +419,7 @@ func (c *Card) allowedIn(r reader, f *efRecord, op byte) error {
 
 // keyOf returns the RSA key key EF f holds; an EF holding none answers
 // missing, whose status word each command chooses.
-func (c *Card) keyOf(f *efRecord, missing error) (*rsa.PrivateKey, error) {
+func (c *Card) keyOf(f *efRecord, missing apdu.Status) (*rsa.PrivateKey, error) {
 	k, ok, err := c.rsaKey(c.store, f.fid)
 	if err != nil {
 		return nil, err
