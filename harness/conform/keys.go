@@ -365,7 +365,15 @@ func checkCryptoNeedsPIN(t *T) error {
 
 // --- transport, access rules, persistence ---
 
-func (t *T) absentDO(tag uint16) error {
+// claimScratchDO prepares a check that writes scratch DO tag: it
+// verifies the PIN (the scratch EF is everyone-read, user-write), makes
+// sure the DO does not exist yet (the check must not overwrite data on a
+// real card; if it exists, the check is not applicable) and records it
+// for the cleanup.
+func (t *T) claimScratchDO(tag uint16) error {
+	if err := t.verifyPIN(); err != nil {
+		return err
+	}
 	_, sw, err := t.c.Send(t.ctx, getDO(efScratchDOs, tag))
 	if err != nil {
 		return err
@@ -378,10 +386,7 @@ func (t *T) absentDO(tag uint16) error {
 }
 
 func checkChaining(t *T) error {
-	if err := t.verifyPIN(); err != nil {
-		return err
-	}
-	if err := t.absentDO(tagChaining); err != nil {
+	if err := t.claimScratchDO(tagChaining); err != nil {
 		return err
 	}
 	for _, chunk := range []int{240, 255} {
@@ -526,10 +531,7 @@ func checkOwnKeyNotAdmin(t *T) error {
 }
 
 func checkPowerCycle(t *T) error {
-	if err := t.verifyPIN(); err != nil {
-		return err
-	}
-	if err := t.absentDO(tagPersist); err != nil {
+	if err := t.claimScratchDO(tagPersist); err != nil {
 		return err
 	}
 	value := []byte("persists across a power cycle")
