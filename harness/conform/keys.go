@@ -72,6 +72,14 @@ func (t *T) absent(fid uint16) error {
 
 func (t *T) created(fid uint16) { t.st.created = append(t.st.created, fid) }
 
+// activateCreated records EF fid, just created, for the cleanup and
+// activates it.
+func (t *T) activateCreated(fid uint16) error {
+	t.created(fid)
+	_, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK)
+	return err
+}
+
 func parsePublicKey(data []byte) (*rsa.PublicKey, error) {
 	v, ok, _ := ber.Find(data, 0x7F49)
 	n, ok1, _ := ber.Find(v, 0x81)
@@ -103,8 +111,7 @@ func generate(bits int) func(*T) error {
 		if _, err := t.expect("CREATE FILE key EF (OpenSC FCP)", createFile(keyFCP(kref, alg)), apdu.SWOK); err != nil {
 			return err
 		}
-		t.created(fid)
-		if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+		if err := t.activateCreated(fid); err != nil {
 			return err
 		}
 		gen := []byte{0x00, 0x47, 0x00, 0x00, 0x08, 0xAC, 0x06, 0x80, 0x01, alg, 0x83, 0x01, kref}
@@ -435,8 +442,7 @@ func checkCreateDelete(t *T) error {
 	if _, err := t.expect("CREATE FILE with PIN", createFile(keyFCP(refCreateDelete, alg)), apdu.SWOK); err != nil {
 		return err
 	}
-	t.created(fid)
-	if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+	if err := t.activateCreated(fid); err != nil {
 		return err
 	}
 	if err := t.selectGIDS(); err != nil { // logout
@@ -509,8 +515,7 @@ func checkOwnKeyNotAdmin(t *T) error {
 	if !sw.OK() {
 		return nil // refused outright: no own key, no escalation
 	}
-	t.created(fid)
-	if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+	if err := t.activateCreated(fid); err != nil {
 		return err
 	}
 	own := []byte("own key of the PIN holdr")
