@@ -16,21 +16,10 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/cliflag"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
-
-type multiFlag []string
-
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*m = append(*m, part)
-		}
-	}
-	return nil
-}
 
 // exitInterrupted is the status of a run stopped by SIGINT or SIGTERM
 // (128 + SIGINT, the shell's convention), after the partial report.
@@ -61,7 +50,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	pin := fs.String("pin", "", "with --reader: the card's PIN (default 123456); it is reset to this before every scenario")
 	adminKey := fs.String("admin-key", "", "with --reader: the card's 3DES admin key, 48 hex digits; cleans the card before every scenario")
 	resetCmd := fs.String("reset-cmd", "", "with --reader: run this command (sh -c) before every scenario instead of cleaning with the admin key")
-	var faults, tags, skipTags, includePath multiFlag
+	var faults, tags, skipTags, includePath cliflag.List
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
 	fs.Var(&tags, "tag", "run only scenarios with one of these tags (repeatable, or comma-separated)")
 	fs.Var(&skipTags, "skip-tag", "leave out scenarios with any of these tags (repeatable, or comma-separated)")

@@ -8,16 +8,10 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/cliflag"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
-
-// rawFlag collects repeated values as given (a --vary value has commas of
-// its own).
-type rawFlag []string
-
-func (m *rawFlag) String() string     { return strings.Join(*m, " ") }
-func (m *rawFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func runSweep(args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlags("sweep", "[flags] [SCENARIO.yaml|DIR|builtin|builtin:NAME ...]", stderr)
@@ -31,8 +25,8 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
 	htmlOut := fs.String("html", "", "also write the HTML grid to this file")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run that takes longer than this")
-	var vary rawFlag
-	var faults, tags, skipTags multiFlag
+	var vary cliflag.Repeated
+	var faults, tags, skipTags cliflag.List
 	fs.Var(&vary, "vary", "vary a host knob: KNOB=V1,V2 (repeatable; each adds an axis)")
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", "))
 	fs.Var(&tags, "tag", "only scenarios with one of these tags")
