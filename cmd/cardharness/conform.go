@@ -27,8 +27,8 @@ func runConform(args []string, stdout, stderr io.Writer) error {
 	if *reader == "" {
 		return usageError{"--reader is required (cardharness exec -- opensc-tool -l, or pcsc_scan, lists readers)"}
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	opts := conform.Options{PIN: *pin, Destructive: *destructive}
 	if *pin != "" && (len(*pin) < 4 || len(*pin) > 16) {

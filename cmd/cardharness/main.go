@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -205,6 +206,19 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	return nil
+}
+
+// oneOf checks the value of flag --name against the values it takes,
+// listed as the usage error names them ("want a or b").
+func oneOf(name, value string, allowed ...string) error {
+	if slices.Contains(allowed, value) {
+		return nil
+	}
+	want := allowed[len(allowed)-1]
+	if len(allowed) > 1 {
+		want = strings.Join(allowed[:len(allowed)-1], ", ") + " or " + want
+	}
+	return usageError{fmt.Sprintf("--%s %q: want %s", name, value, want)}
 }
 
 type logFlags struct{ verbose, quiet bool }

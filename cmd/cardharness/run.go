@@ -62,11 +62,11 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	}
-	if *stackKind != "pcscd" && *stackKind != "direct" {
-		return usageError{fmt.Sprintf("--stack %q: want pcscd or direct", *stackKind)}
+	if err := oneOf("stack", *stackKind, "pcscd", "direct"); err != nil {
+		return err
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	if _, err := winhost.ProfileKnobs(*hostProfile); err != nil {
 		return usageError{fmt.Sprintf("--host-profile %q: profiles: %s%s", *hostProfile, strings.Join(winhost.ProfileNames(), ", "), scenarios.DidYouMean(*hostProfile, winhost.ProfileNames()))}

@@ -34,11 +34,11 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return suggestFlag(fs, err)
 	}
-	if *stackKind != "pcscd" && *stackKind != "direct" {
-		return usageError{fmt.Sprintf("--stack %q: want direct or pcscd", *stackKind)}
+	if err := oneOf("stack", *stackKind, "direct", "pcscd"); err != nil {
+		return err
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	for _, f := range faults {
 		if !fault.Known(f) {
