@@ -285,22 +285,31 @@ func runDir(dir string) (string, error) {
 // writeReports writes the run's reports into its directory, plus the
 // extra files --junit and --html ask for.
 func writeReports(dir, junit, html string, results []scenarios.Result) error {
-	writers := []struct {
-		paths []string
-		write func(io.Writer) error
-	}{
-		{[]string{filepath.Join(dir, "junit.xml"), junit}, func(w io.Writer) error { return scenarios.WriteJUnit(w, results) }},
-		{[]string{filepath.Join(dir, "report.html"), html}, func(w io.Writer) error { return scenarios.WriteHTML(w, results) }},
-		{[]string{filepath.Join(dir, "results.json")}, func(w io.Writer) error { return scenarios.WriteJSON(w, results) }},
-	}
-	for _, wr := range writers {
-		for _, p := range wr.paths {
-			if p == "" {
-				continue
-			}
-			if err := writeFile(p, wr.write); err != nil {
-				return err
-			}
+	junitXML := func(w io.Writer) error { return scenarios.WriteJUnit(w, results) }
+	htmlPage := func(w io.Writer) error { return scenarios.WriteHTML(w, results) }
+	return writeReportFiles(
+		reportFile{filepath.Join(dir, "junit.xml"), junitXML}, reportFile{junit, junitXML},
+		reportFile{filepath.Join(dir, "report.html"), htmlPage}, reportFile{html, htmlPage},
+		reportFile{filepath.Join(dir, "results.json"), func(w io.Writer) error { return scenarios.WriteJSON(w, results) }},
+	)
+}
+
+// reportFile is a report to write to a file: where ("": not asked for)
+// and how.
+type reportFile struct {
+	path  string
+	write func(io.Writer) error
+}
+
+// writeReportFiles writes the reports asked for, in order, and stops at
+// the first that fails.
+func writeReportFiles(files ...reportFile) error {
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := writeFile(f.path, f.write); err != nil {
+			return err
 		}
 	}
 	return nil

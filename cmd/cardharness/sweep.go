@@ -89,18 +89,11 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if rep == nil {
 		return err
 	}
-	for _, out := range []struct {
-		path  string
-		write func(io.Writer) error
-	}{
-		{*jsonOut, func(w io.Writer) error { return scenarios.WriteSweepJSON(w, rep) }},
-		{*htmlOut, func(w io.Writer) error { return scenarios.WriteSweepHTML(w, rep) }},
-	} {
-		if out.path != "" {
-			if werr := writeFile(filepath.Clean(out.path), out.write); werr != nil {
-				return werr
-			}
-		}
+	if werr := writeReportFiles(
+		reportFile{cleanPath(*jsonOut), func(w io.Writer) error { return scenarios.WriteSweepJSON(w, rep) }},
+		reportFile{cleanPath(*htmlOut), func(w io.Writer) error { return scenarios.WriteSweepHTML(w, rep) }},
+	); werr != nil {
+		return werr
 	}
 	if *report == "json" {
 		if jerr := scenarios.WriteSweepJSON(stdout, rep); jerr != nil {
@@ -117,4 +110,13 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// cleanPath is filepath.Clean for a path that was given; "" stays "" (not
+// asked for), where Clean would make it ".".
+func cleanPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.Clean(p)
 }
