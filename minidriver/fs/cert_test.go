@@ -184,12 +184,7 @@ func TestDecodeCertErrors(t *testing.T) {
 	gw.Write(der)
 	gw.Close()
 
-	tests := []struct {
-		name string
-		in   []byte
-		want FormatError
-		msg  string
-	}{
+	checkParseErrors(t, DecodeCert, []formatErrCase[[]byte]{
 		{"empty", nil, FormatError{File: "certificate", Offset: 0}, "0 bytes, shorter than the 4-byte header"},
 		{"header only, three bytes", testutil.Hex(t, "01 00 B1"), FormatError{File: "certificate", Offset: 0}, "3 bytes"},
 		{"uncompressed DER", der, FormatError{File: "certificate", Offset: 0}, "unknown compression method"},
@@ -205,13 +200,7 @@ func TestDecodeCertErrors(t *testing.T) {
 		{"truncated stream", certFile(n, good[:len(good)-10]), FormatError{File: "certificate", Offset: 4}, "zlib stream"},
 		{"bad checksum", certFile(n, corrupt), FormatError{File: "certificate", Offset: 4}, "checksum"},
 		{"trailing bytes", testutil.Cat(certFile(n, good), []byte{0, 0, 0}), FormatError{File: "certificate", Offset: 4 + len(good)}, "3 bytes after the end of the zlib stream"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeCert(tt.in)
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	})
 }
 
 // TestDecodeCertBomb feeds a stream that inflates to 64 MiB under a
