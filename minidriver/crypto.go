@@ -33,39 +33,46 @@ func (c *Card) keyAlg(ctx context.Context, op string, index int) (fs.KeySpec, by
 // is what goes inside the padding (a DigestInfo, or a bare MD5‖SHA-1 for
 // SSL3). The user PIN must be authenticated.
 func (c *Card) SignData(ctx context.Context, index int, data []byte) ([]byte, error) {
-	op := fmt.Sprintf("CardSignData %d", index)
-	var sig []byte
-	err := c.transaction(ctx, func() error {
-		_, alg, err := c.keyAlg(ctx, op, index)
-		if err != nil {
-			return err
-		}
-		if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0x41, P2: 0xB6, Data: mseCRT(0x50|alg, keyRef(index))}); err != nil {
-			return err
-		}
-		sig, err = c.do(ctx, op+": PSO COMPUTE DIGITAL SIGNATURE", apdu.Command{INS: apdu.INSPerformSecurityOperation, P1: 0x9E, P2: 0x9A, Data: data, Ne: leMax})
-		return err
-	})
-	return sig, err
+	return c.keyOperation(ctx, fmt.Sprintf("CardSignData %d", index), index, psoSign, data)
 }
 
 // Decrypt is CardRSADecrypt with PKCS#1 v1.5 type-2 padding removed by the
 // card. The ciphertext is sent without a padding-indicator byte (§2.11).
 func (c *Card) Decrypt(ctx context.Context, index int, ciphertext []byte) ([]byte, error) {
-	op := fmt.Sprintf("CardRSADecrypt %d", index)
+	return c.keyOperation(ctx, fmt.Sprintf("CardRSADecrypt %d", index), index, psoDecipher, ciphertext)
+}
+
+// pso is one use of a container's private key: MSE SET with template tmpl
+// and algorithm algHi|the key size's ID (§2.8), then PERFORM SECURITY
+// OPERATION P1 P2 (§2.11).
+type pso struct {
+	name         string
+	tmpl, algHi  byte
+	p1, p2       byte
+	exchangeOnly bool // only an AT_KEYEXCHANGE key may do it
+}
+
+var (
+	psoSign     = pso{name: "PSO COMPUTE DIGITAL SIGNATURE", tmpl: 0xB6, algHi: 0x50, p1: 0x9E, p2: 0x9A}
+	psoDecipher = pso{name: "PSO DECIPHER", tmpl: 0xB8, algHi: 0x40, p1: 0x80, p2: 0x86, exchangeOnly: true}
+)
+
+// keyOperation runs o with container index's key on data. MSE SET and the
+// PSO go in one transaction, so no other caller's MSE comes between.
+func (c *Card) keyOperation(ctx context.Context, op string, index int, o pso, data []byte) ([]byte, error) {
 	var out []byte
 	err := c.transaction(ctx, func() error {
 		spec, alg, err := c.keyAlg(ctx, op, index)
 		if err != nil {
 			return err
 		}
-		if spec != fs.AT_KEYEXCHANGE {
+		if o.exchangeOnly && spec != fs.AT_KEYEXCHANGE {
 			return fmt.Errorf("%s: a signature key cannot decrypt: %w", op, ErrNoContainer)
 		}
-		if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0x41, P2: 0xB8, Data: mseCRT(0x40|alg, keyRef(index))}); err != nil {
+		if _, err := c.do(ctx, op+": MSE", apdu.Command{INS: apdu.INSManageSecurityEnvironment, P1: 0x41, P2: o.tmpl, Data: mseCRT(o.algHi|alg, keyRef(index))}); err != nil {
 			return err
 		}
-		out, err = c.do(ctx, op+": PSO DECIPHER", apdu.Command{INS: apdu.INSPerformSecurityOperation, P1: 0x80, P2: 0x86, Data: ciphertext, Ne: leMax})
+		out, err = c.do(ctx, op+": "+o.name, apdu.Command{INS: apdu.INSPerformSecurityOperation, P1: o.p1, P2: o.p2, Data: data, Ne: leMax})
 		return err
 	})
 	return out, err

@@ -81,10 +81,16 @@ func (c *Card) fileCategory(path string) fs.Category {
 // CreateFile is CardCreateFile: it registers a new file in the masterfile
 // (GIDS allocates it a data object in A010, like OpenSC's gids_create_file).
 func (c *Card) CreateFile(ctx context.Context, path string, pol Bump) error {
-	op := "CardCreateFile " + path
-	return c.mutate(ctx, op, pol, func(w *writer) error {
-		return c.createFile(ctx, w, op, path)
-	})
+	return c.mutateFile(ctx, "CardCreateFile", path, pol, c.createFile)
+}
+
+// mutateFile runs fn, the body of the file call api on path, as one
+// mutation under pol; fn is also a step of larger mutations
+// (WriteCertificate creates a missing file), so it takes the writer and
+// the operation name.
+func (c *Card) mutateFile(ctx context.Context, api, path string, pol Bump, fn func(ctx context.Context, w *writer, op, path string) error) error {
+	op := api + " " + path
+	return c.mutate(ctx, op, pol, func(w *writer) error { return fn(ctx, w, op, path) })
 }
 
 func (c *Card) createFile(ctx context.Context, w *writer, op, path string) error {
@@ -111,10 +117,7 @@ func (c *Card) createFile(ctx context.Context, w *writer, op, path string) error
 // DeleteFile is CardDeleteFile: the data object is emptied and the
 // masterfile record removed, as OpenSC deletes certificates.
 func (c *Card) DeleteFile(ctx context.Context, path string, pol Bump) error {
-	op := "CardDeleteFile " + path
-	return c.mutate(ctx, op, pol, func(w *writer) error {
-		return c.deleteFile(ctx, w, op, path)
-	})
+	return c.mutateFile(ctx, "CardDeleteFile", path, pol, c.deleteFile)
 }
 
 func (c *Card) deleteFile(ctx context.Context, w *writer, op, path string) error {

@@ -12,22 +12,5 @@ import (
 // which is what a conformance check of persistence needs (a warm Reset
 // may not cut the power on every reader).
 func (k *Card) PowerCycle(ctx context.Context) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.usable(); err != nil {
-		return &Error{Op: "power cycle", Reader: k.reader, Err: err}
-	}
-	err := bounded(ctx, func() error {
-		return k.card.Reconnect(scard.ShareShared, scard.ProtocolT0|scard.ProtocolT1, scard.UnpowerCard)
-	})
-	if err != nil {
-		if isContextErr(err) {
-			k.abandoned = true
-		}
-		return &Error{Op: "power cycle", Reader: k.reader, Err: err}
-	}
-	if st, err := k.card.Status(); err == nil {
-		k.atr = st.Atr
-	}
-	return nil
+	return k.reconnect(ctx, "power cycle", scard.UnpowerCard)
 }

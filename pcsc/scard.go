@@ -196,20 +196,25 @@ func (k *Card) usable() error {
 }
 
 // Reset implements Transport (SCardReconnect with SCARD_RESET_CARD).
-func (k *Card) Reset(ctx context.Context) error {
+func (k *Card) Reset(ctx context.Context) error { return k.reconnect(ctx, "reset", scard.ResetCard) }
+
+// reconnect is SCardReconnect with disposition d (Reset, PowerCycle): a
+// call that hits ctx's deadline abandons the connection, and the ATR is
+// read again because the card answered to a new reset.
+func (k *Card) reconnect(ctx context.Context, op string, d scard.Disposition) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.usable(); err != nil {
-		return &Error{Op: "reset", Reader: k.reader, Err: err}
+		return &Error{Op: op, Reader: k.reader, Err: err}
 	}
 	err := bounded(ctx, func() error {
-		return k.card.Reconnect(scard.ShareShared, scard.ProtocolT0|scard.ProtocolT1, scard.ResetCard)
+		return k.card.Reconnect(scard.ShareShared, scard.ProtocolT0|scard.ProtocolT1, d)
 	})
 	if err != nil {
 		if isContextErr(err) {
 			k.abandoned = true
 		}
-		return &Error{Op: "reset", Reader: k.reader, Err: err}
+		return &Error{Op: op, Reader: k.reader, Err: err}
 	}
 	if st, err := k.card.Status(); err == nil {
 		k.atr = st.Atr

@@ -312,20 +312,30 @@ func quote(v string) string {
 // Shared argument declarations, so that the same argument reads the same
 // in every action that takes it.
 var (
-	argHost    = Arg{Name: "host", Type: HostName, Required: true, Doc: "the host (declared under hosts:)"}
-	argCard    = Arg{Name: "card", Type: CardName, Required: true, Doc: "the card (declared under cards:)"}
-	argProcess = Arg{Name: "process", Type: String, Default: "app", Doc: "the process on the host (started on first use; an exited one is restarted)"}
-	argAPI     = Arg{Name: "api", Type: Enum, Default: "capi", Values: []string{"capi", "cng", "ksp"}, Doc: "the process's API: capi (Base CSP) or cng/ksp (the smart-card KSP)"}
-	argSilent  = Arg{Name: "silent", Type: Bool, Default: "false", Doc: "CRYPT_SILENT: no PIN prompt (a needed prompt fails with NTE_SILENT_CONTEXT)"}
-	argKeySpec = Arg{Name: "keyspec", Type: Enum, Default: "exchange", Values: []string{"exchange", "signature"}, Aliases: []string{"at_keyexchange", "at_signature", "keyexchange"}, Doc: "AT_KEYEXCHANGE or AT_SIGNATURE"}
-	argBits    = Arg{Name: "bits", Type: Int, Default: "2048", Min: "1024", Max: "4096", Doc: "RSA modulus size"}
-	argDefault = Arg{Name: "default", Type: Bool, Default: "false", Doc: "make the new container the card's default"}
-	argNewGUID = Arg{Name: "guid", Type: GUID, Doc: "the container's GUID (default: a new one drawn from the seed)"}
-	argBump    = Arg{Name: "bump", Type: Enum, Default: "correct", Values: []string{"correct", "none", "late", "wrong-counter", "reset-to-zero"}, Doc: "how the writer maintains cardcf: correct bumps the covering counter before each change"}
-	argWPIN    = Arg{Name: "pin", Type: String, Doc: "the PIN the writer presents (default: the card's current PIN, as the last change-pin or writer-change-pin left it)"}
-	argSubject = Arg{Name: "subject", Type: String, Default: "CN=cardharness user", Doc: "the request's subject: CN=...,O=...,OU=...,C=..."}
-	argStore   = Arg{Name: "store", Type: Enum, Default: "My", Values: []string{"My", "REQUEST"}, Doc: "the user's store"}
+	argHost        = Arg{Name: "host", Type: HostName, Required: true, Doc: "the host (declared under hosts:)"}
+	argCard        = Arg{Name: "card", Type: CardName, Required: true, Doc: "the card (declared under cards:)"}
+	argProcess     = Arg{Name: "process", Type: String, Default: "app", Doc: "the process on the host (started on first use; an exited one is restarted)"}
+	argAPI         = Arg{Name: "api", Type: Enum, Default: "capi", Values: []string{"capi", "cng", "ksp"}, Doc: "the process's API: capi (Base CSP) or cng/ksp (the smart-card KSP)"}
+	argSilent      = Arg{Name: "silent", Type: Bool, Default: "false", Doc: "CRYPT_SILENT: no PIN prompt (a needed prompt fails with NTE_SILENT_CONTEXT)"}
+	argKeySpec     = Arg{Name: "keyspec", Type: Enum, Default: "exchange", Values: []string{"exchange", "signature"}, Aliases: []string{"at_keyexchange", "at_signature", "keyexchange"}, Doc: "AT_KEYEXCHANGE or AT_SIGNATURE"}
+	argBits        = Arg{Name: "bits", Type: Int, Default: "2048", Min: "1024", Max: "4096", Doc: "RSA modulus size"}
+	argDefault     = Arg{Name: "default", Type: Bool, Default: "false", Doc: "make the new container the card's default"}
+	argNewGUID     = Arg{Name: "guid", Type: GUID, Doc: "the container's GUID (default: a new one drawn from the seed)"}
+	argBump        = Arg{Name: "bump", Type: Enum, Default: "correct", Values: []string{"correct", "none", "late", "wrong-counter", "reset-to-zero"}, Doc: "how the writer maintains cardcf: correct bumps the covering counter before each change"}
+	argWPIN        = Arg{Name: "pin", Type: String, Doc: "the PIN the writer presents (default: the card's current PIN, as the last change-pin or writer-change-pin left it)"}
+	argSubject     = Arg{Name: "subject", Type: String, Default: "CN=cardharness user", Doc: "the request's subject: CN=...,O=...,OU=...,C=..."}
+	argStore       = Arg{Name: "store", Type: Enum, Default: "My", Values: []string{"My", "REQUEST"}, Doc: "the user's store"}
+	argCert        = Arg{Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}
+	argGUID        = Arg{Name: "guid", Type: GUID, Required: true, Doc: "the container"}
+	argSigner      = Arg{Name: "guid", Type: GUID, Required: true, Doc: "the container whose key signs"}
+	argMoveDefault = Arg{Name: "move-default-to", Type: GUID, Doc: "the container that becomes the default"}
+	argOldPIN      = Arg{Name: "old", Type: String, Required: true, Doc: "the current PIN"}
+	argNewPIN      = Arg{Name: "new", Type: String, Required: true, Doc: "the new PIN"}
 )
+
+// csrFields is the result of every action that builds a certificate
+// request for the test CA.
+var csrFields = []Field{{Name: "csr", Type: CSR, Doc: "the PKCS#10 (DER), for ca-issue"}}
 
 // processArgs are the arguments of every action a host process performs.
 func processArgs(more ...Arg) []Arg {

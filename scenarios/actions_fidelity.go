@@ -44,7 +44,7 @@ func init() {
 	}, &Action{
 		Name: "acquire-cert-key", Actor: ActorProcess,
 		Doc:     "CryptAcquireCertificatePrivateKey with any dwFlags on a context found in My or REQUEST (ledger H-ACQ-API)",
-		Args:    processArgs(Arg{Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}, argFlags, argStore),
+		Args:    processArgs(argCert, argFlags, argStore),
 		Result:  keyFields,
 		Errors:  acquireErrors,
 		Example: "{do: acquire-cert-key, host: desktop, cert: $issued.cert, flags: ALLOW_NCRYPT_KEY|COMPARE_KEY, save: k}",

@@ -32,8 +32,8 @@ func init() {
 	}, &Action{
 		Name: "make-csr", Actor: ActorProcess,
 		Doc:     "build a PKCS#10 signed on the card by a container's key",
-		Args:    processArgs(Arg{Name: "guid", Type: GUID, Required: true, Doc: "the container whose key signs"}, argSubject),
-		Result:  []Field{{Name: "csr", Type: CSR, Doc: "the PKCS#10 (DER), for ca-issue"}},
+		Args:    processArgs(argSigner, argSubject),
+		Result:  csrFields,
 		Errors:  []string{"NTE_BAD_KEYSET", "SCARD_W_WRONG_CHV"},
 		Example: "{do: make-csr, host: desktop, guid: $key.guid, subject: CN=alice, save: req}",
 		Run:     onProcess(makeCSRAction),
@@ -71,7 +71,7 @@ func init() {
 	}, &Action{
 		Name: "install-certificate", Actor: ActorProcess,
 		Doc: "install an issued certificate: onto the card (kxcNN/kscNN) and into My with its key-provider property",
-		Args: processArgs(Arg{Name: "cert", Type: Cert, Required: true, Doc: "the certificate"},
+		Args: processArgs(argCert,
 			Arg{Name: "guid", Type: GUID, Doc: "the container (default: the one whose key matches)"},
 			Arg{Name: "card-only", Type: Bool, Default: "false", Doc: "write the card only, not My"},
 			Arg{Name: "skip-key-check", Type: Bool, Default: "false", Doc: "do not check that the container's key matches"}),
@@ -85,7 +85,7 @@ func init() {
 	}, &Action{
 		Name: "acquire-key", Actor: ActorProcess,
 		Doc: "CryptAcquireCertificatePrivateKey on a certificate from My (looked up by thumbprint)",
-		Args: processArgs(Arg{Name: "cert", Type: Cert, Required: true, Doc: "the certificate"},
+		Args: processArgs(argCert,
 			Arg{Name: "compare-key", Type: Bool, Default: "false", Doc: "CRYPT_ACQUIRE_COMPARE_KEY_FLAG: check the card's key matches"},
 			Arg{Name: "ncrypt", Type: Bool, Default: "false", Doc: "CRYPT_ACQUIRE_ALLOW_NCRYPT_KEY_FLAG"},
 			argStore),
@@ -111,16 +111,16 @@ func init() {
 	}, &Action{
 		Name: "delete-container", Actor: ActorProcess,
 		Doc: "delete a container through Base CSP, moving the default flag if asked",
-		Args: processArgs(Arg{Name: "guid", Type: GUID, Required: true, Doc: "the container"},
-			Arg{Name: "move-default-to", Type: GUID, Doc: "the container that becomes the default"}),
+		Args: processArgs(argGUID,
+			argMoveDefault),
 		Errors:  []string{"NTE_BAD_KEYSET"},
 		Example: "{do: delete-container, host: desktop, guid: $old.guid, move-default-to: $new.guid}",
 		Run:     onProcess(deleteContainer),
 	}, &Action{
 		Name: "change-pin", Actor: ActorProcess,
 		Doc: "change the user PIN through Base CSP (bumps the PIN counter per the change_pin_bumps_pins knob)",
-		Args: processArgs(argCard, Arg{Name: "old", Type: String, Required: true, Doc: "the current PIN"},
-			Arg{Name: "new", Type: String, Required: true, Doc: "the new PIN"}),
+		Args: processArgs(argCard, argOldPIN,
+			argNewPIN),
 		Errors:  []string{"SCARD_W_WRONG_CHV", "SCARD_W_CHV_BLOCKED"},
 		Example: "{do: change-pin, host: desktop, card: card, old: \"123456\", new: \"654321\"}",
 		Run:     onProcessCard(changePIN),
@@ -150,7 +150,7 @@ func init() {
 	}, &Action{
 		Name: "read-public-key", Actor: ActorProcess,
 		Doc: "read a container's public key through the host's caches and compare it with a certificate's",
-		Args: processArgs(argCard, Arg{Name: "guid", Type: GUID, Required: true, Doc: "the container"},
+		Args: processArgs(argCard, argGUID,
 			Arg{Name: "cert", Type: Cert, Required: true, Doc: "the certificate to compare with"}),
 		Result: []Field{
 			{Name: "found", Type: Bool, Doc: "the container is listed"},

@@ -28,7 +28,7 @@ func init() {
 	}, &Action{
 		Name: "store-add", Actor: ActorStores,
 		Doc: "add a certificate to My or REQUEST by hand, with or without a key-provider property",
-		Args: []Arg{argHost, {Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}, argStore,
+		Args: []Arg{argHost, argCert, argStore,
 			{Name: "guid", Type: GUID, Doc: "give it a key-provider property naming this container (default: none)"},
 			argKeySpec,
 			{Name: "provider", Type: Enum, Default: "capi", Values: []string{"capi", "ksp"}, Doc: "the provider the property names"},
@@ -38,7 +38,7 @@ func init() {
 	}, &Action{
 		Name: "store-delete", Actor: ActorStores,
 		Doc:     "delete a certificate from My or REQUEST",
-		Args:    []Arg{argHost, {Name: "cert", Type: Cert, Required: true, Doc: "the certificate"}, argStore},
+		Args:    []Arg{argHost, argCert, argStore},
 		Result:  []Field{{Name: "deleted", Type: Bool, Doc: "it was in the store"}},
 		Example: "{do: store-delete, host: desktop, cert: $old.cert}",
 		Run:     onHost(storeDelete),

@@ -219,28 +219,27 @@ func parseCounters(v string) (fs.Category, error) {
 	return c, nil
 }
 
-func setKnob(f reflect.Value, v string) error {
-	switch f.Interface().(type) {
-	case time.Duration:
-		d, err := ParseDuration(v)
-		if err != nil {
-			return err
-		}
-		f.SetInt(int64(d))
-		return nil
-	case winerr.Code:
+// knobParsers read the knob types that are neither enumerations nor
+// plain bools, strings and numbers.
+var knobParsers = map[reflect.Type]func(string) (any, error){
+	reflect.TypeFor[time.Duration](): func(v string) (any, error) { return ParseDuration(v) },
+	reflect.TypeFor[winerr.Code](): func(v string) (any, error) {
 		c, ok := winerr.ByName(v)
 		if !ok {
-			return fmt.Errorf("unknown Windows error %s%s", quote(v), didYouMean(v, winerr.Names()))
+			return nil, fmt.Errorf("unknown Windows error %s%s", quote(v), didYouMean(v, winerr.Names()))
 		}
-		f.SetUint(uint64(c))
-		return nil
-	case fs.Category:
-		c, err := parseCounters(v)
+		return c, nil
+	},
+	reflect.TypeFor[fs.Category](): func(v string) (any, error) { return parseCounters(v) },
+}
+
+func setKnob(f reflect.Value, v string) error {
+	if parse, ok := knobParsers[f.Type()]; ok {
+		x, err := parse(v)
 		if err != nil {
 			return err
 		}
-		f.SetUint(uint64(c))
+		f.Set(reflect.ValueOf(x))
 		return nil
 	}
 	if names := enumValues(f); names != nil {

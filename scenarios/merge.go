@@ -12,6 +12,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/cardharness/cardharness/internal/junit"
 )
 
 // ReportInput is one report to merge: its name (for errors) and content.
@@ -75,16 +77,7 @@ func MergeJUnit(w io.Writer, inputs []ReportInput) error {
 		s.Time = fmt.Sprintf("%.3f", total)
 		out.Suites = append(out.Suites, *s)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, out)
 }
 
 // MergeJSON reads JSON reports (as WriteJSON writes them) and writes one

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardharness/cardharness/internal/junit"
 	"github.com/cardharness/cardharness/vcard/trace"
 )
 
@@ -64,32 +65,28 @@ func WriteText(w io.Writer, results []Result) {
 
 // notChecked is the union of the scenarios' unchecked invariants.
 func notChecked(results []Result) []string {
+	return unionOf(results, func(r Result) []string { return r.NotChecked })
+}
+
+// runFaults is the union of the scenarios' faults, for summary lines.
+func runFaults(results []Result) []string {
+	out := unionOf(results, func(r Result) []string { return r.Faults })
+	sort.Strings(out)
+	return out
+}
+
+// unionOf is the union of each result's list, in the order first seen.
+func unionOf(results []Result, list func(Result) []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range results {
-		for _, n := range r.NotChecked {
+		for _, n := range list(r) {
 			if !seen[n] {
 				seen[n] = true
 				out = append(out, n)
 			}
 		}
 	}
-	return out
-}
-
-// runFaults is the union of the scenarios' faults, for summary lines.
-func runFaults(results []Result) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range results {
-		for _, f := range r.Faults {
-			if !seen[f] {
-				seen[f] = true
-				out = append(out, f)
-			}
-		}
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -279,16 +276,7 @@ func WriteJUnit(w io.Writer, results []Result) error {
 		s.Cases = append(s.Cases, c)
 	}
 	s.Time = fmt.Sprintf("%.3f", total.Seconds())
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, junitSuites{Suites: []junitSuite{s}})
 }
 
 // lockedWriter serialises writes of scenarios running in parallel.

@@ -13,15 +13,38 @@ import (
 // cellText is a cell as the text matrix shows it: ok, FAIL (every run
 // failed), or the failure rate over the seeds.
 func cellText(c Cell) string {
-	switch {
-	case c.Runs == 0:
+	switch cellKindOf(c) {
+	case cellNone:
 		return "-"
-	case c.Failures == 0:
+	case cellOK:
 		return "ok"
-	case c.Failures == c.Runs:
+	case cellFail:
 		return "FAIL"
 	}
 	return fmt.Sprintf("%.0f%%", 100*c.Rate())
+}
+
+// cellKind is what a cell's runs came to; the text matrix and the HTML
+// grid name the kinds their own way.
+type cellKind int
+
+const (
+	cellNone cellKind = iota // no runs
+	cellOK                   // every run passed
+	cellFail                 // every run failed
+	cellSome                 // some runs failed
+)
+
+func cellKindOf(c Cell) cellKind {
+	switch {
+	case c.Runs == 0:
+		return cellNone
+	case c.Failures == 0:
+		return cellOK
+	case c.Failures == c.Runs:
+		return cellFail
+	}
+	return cellSome
 }
 
 // WriteSweepText writes the variants, the matrix (one row per scenario,
@@ -128,16 +151,9 @@ td.ok { background: #d7f5d7 } td.fail { background: #f7c6c6 } td.some { backgrou
 </body></html>
 `))
 
+// cellClass is the cell's CSS class in the HTML grid.
 func cellClass(c Cell) string {
-	switch {
-	case c.Runs == 0:
-		return "none"
-	case c.Failures == 0:
-		return "ok"
-	case c.Failures == c.Runs:
-		return "fail"
-	}
-	return "some"
+	return [...]string{cellNone: "none", cellOK: "ok", cellFail: "fail", cellSome: "some"}[cellKindOf(c)]
 }
 
 // WriteSweepHTML writes the matrix as a self-contained HTML grid.

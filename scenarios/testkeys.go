@@ -24,17 +24,7 @@ import (
 //go:embed testkeys/ca-ed25519.pem
 var caKeyPEM []byte
 
-var caKey = sync.OnceValue(func() crypto.Signer {
-	b, _ := pem.Decode(caKeyPEM)
-	if b == nil {
-		panic("scenarios: testkeys/ca-ed25519.pem is not PEM")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		panic("scenarios: testkeys/ca-ed25519.pem: " + err.Error())
-	}
-	return k.(crypto.Signer)
-})
+var caKey = sync.OnceValue(testKey("testkeys/ca-ed25519.pem", caKeyPEM))
 
 // The enrollment agent's software key (the `agent: true` renewals of S17):
 // one public, fixed RSA-2048 key (openssl genpkey, testkeys/agent-rsa2048.pem)
@@ -47,14 +37,20 @@ var caKey = sync.OnceValue(func() crypto.Signer {
 //go:embed testkeys/agent-rsa2048.pem
 var agentKeyPEM []byte
 
-var agentKey = sync.OnceValue(func() crypto.Signer {
-	b, _ := pem.Decode(agentKeyPEM)
-	if b == nil {
-		panic("scenarios: testkeys/agent-rsa2048.pem is not PEM")
+var agentKey = sync.OnceValue(testKey("testkeys/agent-rsa2048.pem", agentKeyPEM))
+
+// testKey parses the embedded PKCS#8 PEM key of file name (named in the
+// panic: an unreadable embedded key is a broken build, not bad input).
+func testKey(name string, pemBytes []byte) func() crypto.Signer {
+	return func() crypto.Signer {
+		b, _ := pem.Decode(pemBytes)
+		if b == nil {
+			panic("scenarios: " + name + " is not PEM")
+		}
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			panic("scenarios: " + name + ": " + err.Error())
+		}
+		return k.(crypto.Signer)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		panic("scenarios: testkeys/agent-rsa2048.pem: " + err.Error())
-	}
-	return k.(crypto.Signer)
-})
+}

@@ -7,11 +7,6 @@ import (
 	"github.com/cardharness/cardharness/scenarios"
 )
 
-func init() {
-	register(command{name: "actions", summary: "the scenario actions: arguments, result fields, errors, examples", run: runActions})
-	register(command{name: "knobs", summary: "the Windows host model's knobs: type, default, allowed values, sources", run: runKnobs})
-}
-
 func runActions(args []string, stdout, stderr io.Writer) error {
 	fs, _ := newFlags("actions", "[--markdown] [ACTION]", stderr)
 	markdown := fs.Bool("markdown", false, "print the whole reference as Markdown (docs/scenarios.md)")
@@ -36,8 +31,8 @@ func runActions(args []string, stdout, stderr io.Writer) error {
 }
 
 func runKnobs(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("knobs", "[KNOB]", stderr)
-	if err := parse(fs, args); err != nil {
+	fs, err := parseArgs("knobs", "[KNOB]", args, stderr)
+	if err != nil {
 		return err
 	}
 	switch fs.NArg() {

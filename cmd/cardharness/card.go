@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/gids"
@@ -19,10 +15,6 @@ import (
 	"github.com/cardharness/cardharness/vcard/trace"
 	"github.com/cardharness/cardharness/vcard/vpcd"
 )
-
-func init() {
-	register(command{name: "card", summary: "serve one virtual GIDS card to a vpcd slot until interrupted", run: runCard})
-}
 
 // Defaults of the `initialized` profile: the values OpenSC's CI and the
 // GIDS reference use (PIN 123456, an all-zero 3DES admin key), so that
@@ -175,18 +167,15 @@ func runCard(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("vpcd", fmt.Sprintf("127.0.0.1:%d", vpcd.DefaultPort), "vpcd slot to dial (host:port; slot n of a reader entry is port 35963+n)")
 	var spec cardSpec
 	spec.addFlags(fs, true)
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	card, closeTrace, err := spec.build(0, 1)
 	if err != nil {
 		return err
 	}
 	defer closeTrace()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := serveContext()
 	defer stop()
 	log := lf.logger(stderr)
 	link := vpcd.NewLink(card, vpcd.TCPDialer(*addr), vpcd.WithLogger(log))

@@ -1,23 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/cardharness/cardharness/harness/conform"
 	"github.com/cardharness/cardharness/pcsc"
 )
-
-func init() {
-	register(command{name: "conform", summary: "check a GIDS card in a reader against what Windows and OpenSC need", run: runConform})
-}
 
 func runConform(args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlags("conform", "--reader NAME [--pin PIN] [--admin-key HEX48] [--destructive] [--report text|json] [--junit FILE]", stderr)
@@ -29,17 +21,14 @@ func runConform(args []string, stdout, stderr io.Writer) error {
 	junit := fs.String("junit", "", "also write a JUnit XML report to this file")
 	sizes := fs.String("key-sizes", "1024,2048,3072,4096", "RSA key sizes to generate (comma-separated)")
 	only := fs.String("only", "", "run only these checks (comma-separated IDs)")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	if *reader == "" {
 		return usageError{"--reader is required (cardharness exec -- opensc-tool -l, or pcsc_scan, lists readers)"}
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	opts := conform.Options{PIN: *pin, Destructive: *destructive}
 	if *pin != "" && (len(*pin) < 4 || len(*pin) > 16) {
@@ -64,7 +53,7 @@ func runConform(args []string, stdout, stderr io.Writer) error {
 	if *only != "" {
 		opts.Only = strings.Split(*only, ",")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := runContext()
 	defer stop()
 	client, err := pcsc.NewClient()
 	if err != nil {

@@ -16,10 +16,6 @@ import (
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
 
-func init() {
-	register(command{name: "doctor", summary: "check this machine: components, a private stack, APDU round trips", run: runDoctor})
-}
-
 // doctor is what a newcomer (or a CI log reader) runs first: every line is
 // a check with its outcome, and a failure says what to do.
 type doctor struct {

@@ -6,17 +6,34 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/cardharness/cardharness/internal/suggest"
 )
+
+// serveContext ends when a command that serves until stopped (card,
+// relay, stack) is told to stop: SIGINT, SIGTERM, or SIGHUP when its
+// terminal goes away.
+func serveContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+// runContext ends when a command that runs checks or scenarios (conform,
+// sweep) is interrupted (SIGINT, SIGTERM); it then reports what ran.
+func runContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
 
 // exitError carries an exit status through to main.
 type exitError struct{ code int }
@@ -49,15 +66,30 @@ type helpError struct{ text string }
 func (e helpError) Error() string { return "help requested" }
 func (e helpError) Unwrap() error { return flag.ErrHelp }
 
+// command is one subcommand; its name is its key in commands.
 type command struct {
-	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) error
 }
 
-var commands = map[string]command{}
-
-func register(c command) { commands[c.name] = c }
+// commands is every subcommand in one table (tables over init functions
+// scattered across files): cli looks a command up here and usage lists
+// them.
+var commands = map[string]command{
+	"actions": {summary: "the scenario actions: arguments, result fields, errors, examples", run: runActions},
+	"card":    {summary: "serve one virtual GIDS card to a vpcd slot until interrupted", run: runCard},
+	"conform": {summary: "check a GIDS card in a reader against what Windows and OpenSC need", run: runConform},
+	"doctor":  {summary: "check this machine: components, a private stack, APDU round trips", run: runDoctor},
+	"exec":    {summary: "run a command against a fresh private pcscd with virtual cards", run: runExec},
+	"knobs":   {summary: "the Windows host model's knobs: type, default, allowed values, sources", run: runKnobs},
+	"relay":   {summary: "run the HTTPS renewal relay (founding-document interface + EST) until interrupted", run: runRelay},
+	"report":  {summary: "merge the reports of CI shards: report merge OUT.xml|OUT.json IN...", run: runReportCmd},
+	"run":     {summary: "run scenarios (default: the built-in suite) against virtual cards and the Windows host model", run: runRun},
+	"stack":   {summary: "run a private pcscd with virtual cards until interrupted", run: runStack},
+	"sweep":   {summary: "run scenarios across host profiles, knob values and seeds; print the matrix", run: runSweep},
+	"trace":   {summary: "print an APDU trace (JSON lines) readably", run: runTrace},
+	"version": {summary: "print the version (module version and VCS revision)", run: runVersion},
+}
 
 func main() {
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
@@ -83,7 +115,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	}
-	c, ok := commands[args[0]]
+	name := args[0]
+	c, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "cardharness: unknown command %q%s\n\n", args[0], suggest.DidYouMean(args[0], commandNames(), ""))
 		usage(stderr)
@@ -106,14 +139,14 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	case errors.As(err, &se):
 		if se.err != nil {
-			fmt.Fprintf(stderr, "cardharness %s: %v\n", c.name, se.err)
+			fmt.Fprintf(stderr, "cardharness %s: %v\n", name, se.err)
 		}
 		return se.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "cardharness %s: %v\nRun 'cardharness %s -h' for its flags.\n", c.name, err, c.name)
+		fmt.Fprintf(stderr, "cardharness %s: %v\nRun 'cardharness %s -h' for its flags.\n", name, err, name)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "cardharness %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "cardharness %s: %v\n", name, err)
 		return 1
 	}
 }
@@ -154,6 +187,38 @@ func newFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *logFlags
 	fs.BoolVar(&lf.verbose, "v", false, "verbose: log debug messages to stderr")
 	fs.BoolVar(&lf.quiet, "q", false, "quiet: log only errors")
 	return fs, lf
+}
+
+// parseArgs is newFlags and parse for a command with no flags of its own
+// (only -v, -q and -h): the flag set it returns holds the arguments.
+func parseArgs(name, synopsis string, args []string, stderr io.Writer) (*flag.FlagSet, error) {
+	fs, _ := newFlags(name, synopsis, stderr)
+	return fs, parse(fs, args)
+}
+
+// parseFlagsOnly is parse for a command that takes flags and no
+// arguments: an argument left over is a usage error.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	return nil
+}
+
+// oneOf checks the value of flag --name against the values it takes,
+// listed as the usage error names them ("want a or b").
+func oneOf(name, value string, allowed ...string) error {
+	if slices.Contains(allowed, value) {
+		return nil
+	}
+	want := allowed[len(allowed)-1]
+	if len(allowed) > 1 {
+		want = strings.Join(allowed[:len(allowed)-1], ", ") + " or " + want
+	}
+	return usageError{fmt.Sprintf("--%s %q: want %s", name, value, want)}
 }
 
 type logFlags struct{ verbose, quiet bool }

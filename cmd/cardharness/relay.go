@@ -5,19 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/cardharness/cardharness/harness/relay"
 )
 
-func init() {
-	register(command{name: "relay", summary: "run the HTTPS renewal relay (founding-document interface + EST) until interrupted", run: runRelay})
-}
-
 func runRelay(args []string, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := serveContext()
 	defer stop()
 	return relayMain(ctx, args, stdout, stderr)
 }
@@ -37,11 +31,8 @@ func relayMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	})
 	lookupBug := fs.Bool("lookup-after-impersonation", false, "reproduce the CA lookup after impersonation (ERROR_FILE_NOT_FOUND on every request)")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
 	if *dir == "" {
 		return usageError{"--dir is required (the CA key and certificate live there)"}

@@ -10,16 +10,12 @@ import (
 	"github.com/cardharness/cardharness/scenarios"
 )
 
-func init() {
-	register(command{name: "report", summary: "merge the reports of CI shards: report merge OUT.xml|OUT.json IN...", run: runReportCmd})
-}
-
 // runReportCmd is `cardharness report merge OUT IN...`: OUT's extension picks
 // the format (.xml: JUnit, .json: the JSON report); every IN must be of
 // that format.
 func runReportCmd(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("report", "merge OUT.xml|OUT.json IN...", stderr)
-	if err := parse(fs, args); err != nil {
+	fs, err := parseArgs("report", "merge OUT.xml|OUT.json IN...", args, stderr)
+	if err != nil {
 		return err
 	}
 	rest := fs.Args()

@@ -17,25 +17,10 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/cliflag"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
-
-func init() {
-	register(command{name: "run", summary: "run scenarios (default: the built-in suite) against virtual cards and the Windows host model", run: runRun})
-}
-
-type multiFlag []string
-
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(s string) error {
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*m = append(*m, part)
-		}
-	}
-	return nil
-}
 
 // exitInterrupted is the status of a run stopped by SIGINT or SIGTERM
 // (128 + SIGINT, the shell's convention), after the partial report.
@@ -79,7 +64,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	pin := fs.String("pin", "", "with --reader: the card's PIN (default 123456); it is reset to this before every scenario")
 	adminKey := fs.String("admin-key", "", "with --reader: the card's 3DES admin key, 48 hex digits; cleans the card before every scenario")
 	resetCmd := fs.String("reset-cmd", "", "with --reader: run this command (sh -c) before every scenario instead of cleaning with the admin key")
-	var faults, tags, skipTags, includePath multiFlag
+	var faults, tags, skipTags, includePath cliflag.List
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", ")+" (repeatable)")
 	fs.Var(&tags, "tag", "run only scenarios with one of these tags (repeatable, or comma-separated)")
 	fs.Var(&skipTags, "skip-tag", "leave out scenarios with any of these tags (repeatable, or comma-separated)")
@@ -91,11 +76,11 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	}
-	if *stackKind != "pcscd" && *stackKind != "direct" {
-		return usageError{fmt.Sprintf("--stack %q: want pcscd or direct", *stackKind)}
+	if err := oneOf("stack", *stackKind, "pcscd", "direct"); err != nil {
+		return err
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	if _, err := winhost.ProfileKnobs(*hostProfile); err != nil {
 		return usageError{fmt.Sprintf("--host-profile %q: profiles: %s%s", *hostProfile, strings.Join(winhost.ProfileNames(), ", "), scenarios.DidYouMean(*hostProfile, winhost.ProfileNames()))}
@@ -108,15 +93,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args(), includePath...)
+	refs, err := selection(*runRE, tags, skipTags, fs.Args(), includePath...)
 	if err != nil {
 		return err
-	}
-	if refs, err = scenarios.Select(refs, filter); err != nil {
-		return err
-	}
-	if len(refs) == 0 {
-		return usageError{"no scenarios found (or none matches --run/--tag)"}
 	}
 	if *shardFlag != "" {
 		sh, err := scenarios.ParseShard(*shardFlag)
@@ -326,22 +305,31 @@ func runDir(dir string) (string, error) {
 // writeReports writes the run's reports into its directory, plus the
 // extra files --junit and --html ask for.
 func writeReports(dir, junit, html string, results []scenarios.Result) error {
-	writers := []struct {
-		paths []string
-		write func(io.Writer) error
-	}{
-		{[]string{filepath.Join(dir, "junit.xml"), junit}, func(w io.Writer) error { return scenarios.WriteJUnit(w, results) }},
-		{[]string{filepath.Join(dir, "report.html"), html}, func(w io.Writer) error { return scenarios.WriteHTML(w, results) }},
-		{[]string{filepath.Join(dir, "results.json")}, func(w io.Writer) error { return scenarios.WriteJSON(w, results) }},
-	}
-	for _, wr := range writers {
-		for _, p := range wr.paths {
-			if p == "" {
-				continue
-			}
-			if err := writeFile(p, wr.write); err != nil {
-				return err
-			}
+	junitXML := func(w io.Writer) error { return scenarios.WriteJUnit(w, results) }
+	htmlPage := func(w io.Writer) error { return scenarios.WriteHTML(w, results) }
+	return writeReportFiles(
+		reportFile{filepath.Join(dir, "junit.xml"), junitXML}, reportFile{junit, junitXML},
+		reportFile{filepath.Join(dir, "report.html"), htmlPage}, reportFile{html, htmlPage},
+		reportFile{filepath.Join(dir, "results.json"), func(w io.Writer) error { return scenarios.WriteJSON(w, results) }},
+	)
+}
+
+// reportFile is a report to write to a file: where ("": not asked for)
+// and how.
+type reportFile struct {
+	path  string
+	write func(io.Writer) error
+}
+
+// writeReportFiles writes the reports asked for, in order, and stops at
+// the first that fails.
+func writeReportFiles(files ...reportFile) error {
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := writeFile(f.path, f.write); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -364,21 +352,29 @@ func writeFile(path string, write func(io.Writer) error) error {
 }
 
 // selection is what run and sweep share: the scenarios named on the
-// command line (the built-in suite when none is), and the --run, --tag and
-// --skip-tag filter over them.
-func selection(runRE string, tags, skipTags, paths []string, includePath ...string) (scenarios.Filter, []scenarios.Ref, error) {
-	var filter scenarios.Filter
+// command line (the built-in suite when none is) that pass the --run,
+// --tag and --skip-tag filter; none is a usage error.
+func selection(runRE string, tags, skipTags, paths []string, includePath ...string) ([]scenarios.Ref, error) {
+	filter := scenarios.Filter{Tags: tags, SkipTags: skipTags}
 	if runRE != "" {
 		re, err := regexp.Compile(runRE)
 		if err != nil {
-			return filter, nil, usageError{fmt.Sprintf("--run: %v", err)}
+			return nil, usageError{fmt.Sprintf("--run: %v", err)}
 		}
 		filter.Run = re
 	}
-	filter.Tags, filter.SkipTags = tags, skipTags
 	if len(paths) == 0 {
 		paths = []string{"builtin"}
 	}
 	refs, err := scenarios.FileRefs(paths, includePath...)
-	return filter, refs, err
+	if err != nil {
+		return nil, err
+	}
+	if refs, err = scenarios.Select(refs, filter); err != nil {
+		return nil, err
+	}
+	if len(refs) == 0 {
+		return nil, usageError{"no scenarios found (or none matches --run/--tag)"}
+	}
+	return refs, nil
 }

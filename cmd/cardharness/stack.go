@@ -17,11 +17,6 @@ import (
 	"github.com/cardharness/cardharness/vcard"
 )
 
-func init() {
-	register(command{name: "stack", summary: "run a private pcscd with virtual cards until interrupted", run: runStack})
-	register(command{name: "exec", summary: "run a command against a fresh private pcscd with virtual cards", run: runExec})
-}
-
 // cardFlags are the flags that say which cards a stack holds.
 type cardFlags struct {
 	cards int
@@ -91,7 +86,7 @@ func runStack(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeCards()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := serveContext()
 	defer stop()
 	st, err := stack.Start(ctx, stack.Config{Dir: *dir, Cards: cards, Slots: cf.slotCount(), Debug: cf.debug, KeepDir: *keep, Log: lf.logger(stderr)})
 	if err != nil {

@@ -1,31 +1,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cardharness/cardharness/harness/winhost"
+	"github.com/cardharness/cardharness/internal/cliflag"
 	"github.com/cardharness/cardharness/scenarios"
 	"github.com/cardharness/cardharness/vcard/fault"
 )
-
-func init() {
-	register(command{name: "sweep", summary: "run scenarios across host profiles, knob values and seeds; print the matrix", run: runSweep})
-}
-
-// rawFlag collects repeated values as given (a --vary value has commas of
-// its own).
-type rawFlag []string
-
-func (m *rawFlag) String() string     { return strings.Join(*m, " ") }
-func (m *rawFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func runSweep(args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlags("sweep", "[flags] [SCENARIO.yaml|DIR|builtin|builtin:NAME ...]", stderr)
@@ -39,8 +25,8 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "also write the JSON report to this file")
 	htmlOut := fs.String("html", "", "also write the HTML grid to this file")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run that takes longer than this")
-	var vary rawFlag
-	var faults, tags, skipTags multiFlag
+	var vary cliflag.Repeated
+	var faults, tags, skipTags cliflag.List
 	fs.Var(&vary, "vary", "vary a host knob: KNOB=V1,V2 (repeatable; each adds an axis)")
 	fs.Var(&faults, "fault", "inject a card fault into every card: "+strings.Join(fault.Names(), ", "))
 	fs.Var(&tags, "tag", "only scenarios with one of these tags")
@@ -48,11 +34,11 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return suggestFlag(fs, err)
 	}
-	if *stackKind != "pcscd" && *stackKind != "direct" {
-		return usageError{fmt.Sprintf("--stack %q: want direct or pcscd", *stackKind)}
+	if err := oneOf("stack", *stackKind, "direct", "pcscd"); err != nil {
+		return err
 	}
-	if *report != "text" && *report != "json" {
-		return usageError{fmt.Sprintf("--report %q: want text or json", *report)}
+	if err := oneOf("report", *report, "text", "json"); err != nil {
+		return err
 	}
 	for _, f := range faults {
 		if !fault.Known(f) {
@@ -92,35 +78,22 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		}
 		spec.Shard = sh
 	}
-	filter, refs, err := selection(*runRE, tags, skipTags, fs.Args())
+	refs, err := selection(*runRE, tags, skipTags, fs.Args())
 	if err != nil {
 		return err
 	}
-	if refs, err = scenarios.Select(refs, filter); err != nil {
-		return err
-	}
-	if len(refs) == 0 {
-		return usageError{"no scenarios found (or none matches --run/--tag)"}
-	}
 	opts := scenarios.Options{Stack: *stackKind, Parallel: *parallel, CardFaults: faults, Timeout: *timeout, Log: lf.logger(stderr)}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := runContext()
 	defer stop()
 	rep, err := scenarios.Sweep(ctx, refs, spec, opts)
 	if rep == nil {
 		return err
 	}
-	for _, out := range []struct {
-		path  string
-		write func(io.Writer) error
-	}{
-		{*jsonOut, func(w io.Writer) error { return scenarios.WriteSweepJSON(w, rep) }},
-		{*htmlOut, func(w io.Writer) error { return scenarios.WriteSweepHTML(w, rep) }},
-	} {
-		if out.path != "" {
-			if werr := writeFile(filepath.Clean(out.path), out.write); werr != nil {
-				return werr
-			}
-		}
+	if werr := writeReportFiles(
+		reportFile{cleanPath(*jsonOut), func(w io.Writer) error { return scenarios.WriteSweepJSON(w, rep) }},
+		reportFile{cleanPath(*htmlOut), func(w io.Writer) error { return scenarios.WriteSweepHTML(w, rep) }},
+	); werr != nil {
+		return werr
 	}
 	if *report == "json" {
 		if jerr := scenarios.WriteSweepJSON(stdout, rep); jerr != nil {
@@ -137,4 +110,13 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// cleanPath is filepath.Clean for a path that was given; "" stays "" (not
+// asked for), where Clean would make it ".".
+func cleanPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.Clean(p)
 }

@@ -8,13 +8,9 @@ import (
 	"github.com/cardharness/cardharness/vcard/trace"
 )
 
-func init() {
-	register(command{name: "trace", summary: "print an APDU trace (JSON lines) readably", run: runTrace})
-}
-
 func runTrace(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("trace", "FILE... (- for standard input)", stderr)
-	if err := parse(fs, args); err != nil {
+	fs, err := parseArgs("trace", "FILE... (- for standard input)", args, stderr)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

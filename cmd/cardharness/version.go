@@ -6,15 +6,13 @@ import (
 	"runtime/debug"
 )
 
-func init() {
-	register(command{name: "version", summary: "print the version (module version and VCS revision)", run: func(args []string, stdout, stderr io.Writer) error {
-		fs, _ := newFlags("version", "", stderr)
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, versionString())
-		return nil
-	}})
+// runVersion is `cardharness version`: the same line as --version.
+func runVersion(args []string, stdout, stderr io.Writer) error {
+	if _, err := parseArgs("version", "", args, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
 }
 
 // versionString is the module version and the VCS revision the binary

@@ -922,39 +922,47 @@ func (c *CA) IssueOutOfBand(requestID int) (*Response, error) {
 }
 
 func (c *CA) approve(requestID int, disp Disposition, how string) (*Response, error) {
-	p, ok := c.pending[requestID]
-	if !ok {
-		return nil, fmt.Errorf("ca: request %d is not pending", requestID)
-	}
-	resp := *p.resp
-	if err := c.issue(&resp, p.plan); err != nil {
-		var re *RequestError
-		if !errors.As(err, &re) {
-			return nil, err
+	return c.decide(requestID, func(p *pendingRequest, resp *Response) error {
+		if err := c.issue(resp, p.plan); err != nil {
+			var re *RequestError
+			if !errors.As(err, &re) {
+				return err
+			}
+			resp.Disposition, resp.Status = Denied, re
+			resp.Explanation += "; approved, but " + re.Error()
+		} else {
+			resp.Disposition = disp
+			resp.Explanation += fmt.Sprintf("; %s; issued serial %x", how, resp.Cert.SerialNumber)
 		}
-		resp.Disposition, resp.Status = Denied, re
-		resp.Explanation += "; approved, but " + re.Error()
-	} else {
-		resp.Disposition = disp
-		resp.Explanation += fmt.Sprintf("; %s; issued serial %x", how, resp.Cert.SerialNumber)
-	}
-	delete(c.pending, requestID)
-	c.done[requestID] = &resp
-	return &resp, nil
+		return nil
+	})
 }
 
 // Deny denies a pending request (certificate manager).
 func (c *CA) Deny(requestID int) (*Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.decide(requestID, func(_ *pendingRequest, resp *Response) error {
+		resp.Disposition = Denied
+		resp.Status = reqErr(winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
+		resp.Explanation += "; denied by a certificate manager"
+		return nil
+	})
+}
+
+// decide is a certificate manager's decision on pending request
+// requestID (c.mu held): fn fills in a copy of its response, which then
+// leaves the pending requests for the decided ones. An error from fn
+// leaves the request pending.
+func (c *CA) decide(requestID int, fn func(p *pendingRequest, resp *Response) error) (*Response, error) {
 	p, ok := c.pending[requestID]
 	if !ok {
 		return nil, fmt.Errorf("ca: request %d is not pending", requestID)
 	}
 	resp := *p.resp
-	resp.Disposition = Denied
-	resp.Status = reqErr(winerr.CERTSRV_E_ADMIN_DENIED_REQUEST, 0, "denied by a certificate manager")
-	resp.Explanation += "; denied by a certificate manager"
+	if err := fn(p, &resp); err != nil {
+		return nil, err
+	}
 	delete(c.pending, requestID)
 	c.done[requestID] = &resp
 	return &resp, nil

@@ -41,6 +41,16 @@ func inner(data []byte, tag uint32) ([]byte, error) {
 	return v, nil
 }
 
+// gaStep sends one GENERAL AUTHENTICATE command, which must succeed, and
+// returns what the card's 7C answer holds under tag.
+func (t *T) gaStep(what string, cmd []byte, tag uint32) ([]byte, error) {
+	data, err := t.expect(what, cmd, apdu.SWOK)
+	if err != nil {
+		return nil, err
+	}
+	return inner(data, tag)
+}
+
 // adminAuth runs mutual authentication (§2.9) and returns the response
 // command it sent, for replay.
 func (t *T) adminAuth() ([]byte, error) { return t.mutualAuth(0x80, t.opts.AdminKey[:]) }
@@ -54,11 +64,7 @@ func (t *T) mutualAuth(kref byte, key []byte) ([]byte, error) {
 	z1 := make([]byte, 7)
 	rand.Read(r1)
 	rand.Read(z1)
-	data, err := t.expect("GENERAL AUTHENTICATE challenge", gaCmd(0x81, r1), apdu.SWOK)
-	if err != nil {
-		return nil, err
-	}
-	r2, err := inner(data, 0x81)
+	r2, err := t.gaStep("GENERAL AUTHENTICATE challenge", gaCmd(0x81, r1), 0x81)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +73,7 @@ func (t *T) mutualAuth(kref byte, key []byte) ([]byte, error) {
 	}
 	plain := append(append(append(append([]byte{}, r2...), r1...), z1...), 0x80)
 	resp := gaCmd(0x82, cbcWith(key, true, plain))
-	data, err = t.expect("GENERAL AUTHENTICATE response (is --admin-key right?)", resp, apdu.SWOK)
-	if err != nil {
-		return nil, err
-	}
-	cc, err := inner(data, 0x82)
+	cc, err := t.gaStep("GENERAL AUTHENTICATE response (is --admin-key right?)", resp, 0x82)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,13 @@ func (t *T) readDO(name string, ef, tag uint16) ([]byte, error) {
 	return tlv.Value, nil
 }
 
+// readCardCF reads cardcf where every GIDS minidriver keeps it (A010,
+// DO DF22): several checks read it, and the checks that write it read it
+// back.
+func (t *T) readCardCF() ([]byte, error) {
+	return t.readDO("cardcf", fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
+}
+
 func checkMasterfile(t *T) error {
 	v, err := t.readDO("masterfile", fs.EFUserCreateDeleteDirAc, fs.DOMasterFile)
 	if err != nil {
@@ -60,7 +67,7 @@ func checkCardID(t *T) error {
 }
 
 func checkCardCF(t *T) error {
-	v, err := t.readDO("cardcf", fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
+	v, err := t.readCardCF()
 	if err != nil {
 		return err
 	}
@@ -181,7 +188,7 @@ func checkPINVerify(t *T) error {
 func checkWriteWithoutAuth(t *T) error {
 	// The current value goes back: harmless even on a card that wrongly
 	// accepts it, so this check is read-only.
-	v, err := t.readDO("cardcf", fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
+	v, err := t.readCardCF()
 	if err != nil {
 		return err
 	}
@@ -190,7 +197,7 @@ func checkWriteWithoutAuth(t *T) error {
 }
 
 func checkCardCFWrite(t *T) error {
-	v, err := t.readDO("cardcf", fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
+	v, err := t.readCardCF()
 	if err != nil {
 		return err
 	}
@@ -207,7 +214,7 @@ func checkCardCFWrite(t *T) error {
 	if _, err := t.expect("PUT DATA cardcf (files counter bumped)", putDO(fs.EFEveryoneReadUserWriteAc, fs.DOCardCF, want), apdu.SWOK); err != nil {
 		return err
 	}
-	got, err := t.readDO("cardcf", fs.EFEveryoneReadUserWriteAc, fs.DOCardCF)
+	got, err := t.readCardCF()
 	if err != nil {
 		return err
 	}

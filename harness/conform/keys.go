@@ -72,6 +72,14 @@ func (t *T) absent(fid uint16) error {
 
 func (t *T) created(fid uint16) { t.st.created = append(t.st.created, fid) }
 
+// activateCreated records EF fid, just created, for the cleanup and
+// activates it.
+func (t *T) activateCreated(fid uint16) error {
+	t.created(fid)
+	_, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK)
+	return err
+}
+
 func parsePublicKey(data []byte) (*rsa.PublicKey, error) {
 	v, ok, _ := ber.Find(data, 0x7F49)
 	n, ok1, _ := ber.Find(v, 0x81)
@@ -103,8 +111,7 @@ func generate(bits int) func(*T) error {
 		if _, err := t.expect("CREATE FILE key EF (OpenSC FCP)", createFile(keyFCP(kref, alg)), apdu.SWOK); err != nil {
 			return err
 		}
-		t.created(fid)
-		if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+		if err := t.activateCreated(fid); err != nil {
 			return err
 		}
 		gen := []byte{0x00, 0x47, 0x00, 0x00, 0x08, 0xAC, 0x06, 0x80, 0x01, alg, 0x83, 0x01, kref}
@@ -268,13 +275,22 @@ func checkDecipherPKCS1(t *T) error {
 		if err != nil {
 			return err
 		}
-		pt, err := t.decipher(bits, 0x40, ct, 255)
-		if err != nil {
+		if err := t.decipherSecret(bits, 0x40, ct, 255, "PKCS#1"); err != nil {
 			return err
 		}
-		if !bytes.Equal(pt, secret) {
-			return fmt.Errorf("RSA %d PKCS#1 decipher gave % X, want % X", bits, pt, secret)
-		}
+	}
+	return nil
+}
+
+// decipherSecret deciphers ct, secret encrypted with the padding named
+// padding, and checks that the card gives back secret.
+func (t *T) decipherSecret(bits int, algHi byte, ct []byte, chunk int, padding string) error {
+	pt, err := t.decipher(bits, algHi, ct, chunk)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(pt, secret) {
+		return fmt.Errorf("RSA %d %s decipher gave % X, want % X", bits, padding, pt, secret)
 	}
 	return nil
 }
@@ -312,14 +328,7 @@ func checkDecipherOAEP(t *T) error {
 	if err != nil {
 		return err
 	}
-	pt, err := t.decipher(bits, 0x80, ct, 240)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(pt, secret) {
-		return fmt.Errorf("RSA %d OAEP decipher gave % X, want % X", bits, pt, secret)
-	}
-	return nil
+	return t.decipherSecret(bits, 0x80, ct, 240, "OAEP")
 }
 
 func checkDecipherRaw(t *T) error {
@@ -363,7 +372,15 @@ func checkCryptoNeedsPIN(t *T) error {
 
 // --- transport, access rules, persistence ---
 
-func (t *T) absentDO(tag uint16) error {
+// claimScratchDO prepares a check that writes scratch DO tag: it
+// verifies the PIN (the scratch EF is everyone-read, user-write), makes
+// sure the DO does not exist yet (the check must not overwrite data on a
+// real card; if it exists, the check is not applicable) and records it
+// for the cleanup.
+func (t *T) claimScratchDO(tag uint16) error {
+	if err := t.verifyPIN(); err != nil {
+		return err
+	}
 	_, sw, err := t.c.Send(t.ctx, getDO(efScratchDOs, tag))
 	if err != nil {
 		return err
@@ -376,10 +393,7 @@ func (t *T) absentDO(tag uint16) error {
 }
 
 func checkChaining(t *T) error {
-	if err := t.verifyPIN(); err != nil {
-		return err
-	}
-	if err := t.absentDO(tagChaining); err != nil {
+	if err := t.claimScratchDO(tagChaining); err != nil {
 		return err
 	}
 	for _, chunk := range []int{240, 255} {
@@ -428,8 +442,7 @@ func checkCreateDelete(t *T) error {
 	if _, err := t.expect("CREATE FILE with PIN", createFile(keyFCP(refCreateDelete, alg)), apdu.SWOK); err != nil {
 		return err
 	}
-	t.created(fid)
-	if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+	if err := t.activateCreated(fid); err != nil {
 		return err
 	}
 	if err := t.selectGIDS(); err != nil { // logout
@@ -502,8 +515,7 @@ func checkOwnKeyNotAdmin(t *T) error {
 	if !sw.OK() {
 		return nil // refused outright: no own key, no escalation
 	}
-	t.created(fid)
-	if _, err := t.expect("ACTIVATE FILE", activate, apdu.SWOK); err != nil {
+	if err := t.activateCreated(fid); err != nil {
 		return err
 	}
 	own := []byte("own key of the PIN holdr")
@@ -524,10 +536,7 @@ func checkOwnKeyNotAdmin(t *T) error {
 }
 
 func checkPowerCycle(t *T) error {
-	if err := t.verifyPIN(); err != nil {
-		return err
-	}
-	if err := t.absentDO(tagPersist); err != nil {
+	if err := t.claimScratchDO(tagPersist); err != nil {
 		return err
 	}
 	value := []byte("persists across a power cycle")

@@ -145,6 +145,33 @@ func methodIs(w http.ResponseWriter, r *http.Request, m string) bool {
 	return true
 }
 
+// posted is a request-submitting POST as readPost accepted it.
+type posted struct {
+	requester  string
+	clientCert *x509.Certificate
+	der        []byte
+}
+
+// readPost is the opening the request-submitting handlers share, in this
+// order: POST only (405), an identified client (401/403), the content
+// type when mediaType is not "" (415; the founding-document interface
+// names none), and the base64 body, which holds what. When it returns
+// false it has written the error answer.
+func (s *Server) readPost(w http.ResponseWriter, r *http.Request, mediaType, smimeType, what string) (posted, bool) {
+	if !methodIs(w, r, http.MethodPost) {
+		return posted{}, false
+	}
+	requester, clientCert, ok := s.authenticate(w, r)
+	if !ok || mediaType != "" && !contentTypeIs(w, r, mediaType, smimeType) {
+		return posted{}, false
+	}
+	der, ok := s.readBase64(w, r, what)
+	if !ok {
+		return posted{}, false
+	}
+	return posted{requester, clientCert, der}, true
+}
+
 // authenticate answers 401/403 itself when the client is not identified.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, *x509.Certificate, bool) {
 	name, cert, err := s.requesterOf(r)
@@ -241,18 +268,11 @@ func (s *Server) submitWith(w http.ResponseWriter, r *http.Request, f Fault, req
 // --- the founding document's interface ---
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	if !methodIs(w, r, http.MethodPost) {
-		return
-	}
-	requester, _, ok := s.authenticate(w, r)
+	p, ok := s.readPost(w, r, "", "", "CMC or PKCS#10 request")
 	if !ok {
 		return
 	}
-	der, ok := s.readBase64(w, r, "CMC or PKCS#10 request")
-	if !ok {
-		return
-	}
-	o := s.submit(w, r, requester, PathSubmit, der, ca.SubmitOptions{}, false)
+	o := s.submit(w, r, p.requester, PathSubmit, p.der, ca.SubmitOptions{}, false)
 	switch {
 	case o.dropped:
 	case o.resp == nil:
@@ -349,18 +369,11 @@ func (s *Server) handleEST(reenroll bool) http.HandlerFunc {
 		path = PathSimpleReenroll
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !methodIs(w, r, http.MethodPost) {
-			return
-		}
-		requester, clientCert, ok := s.authenticate(w, r)
-		if !ok || !contentTypeIs(w, r, ctPKCS10, "") {
-			return
-		}
-		der, ok := s.readBase64(w, r, "PKCS#10")
+		p, ok := s.readPost(w, r, ctPKCS10, "", "PKCS#10")
 		if !ok {
 			return
 		}
-		csr, err := ca.ParseCSR(der)
+		csr, err := ca.ParseCSR(p.der)
 		if err != nil {
 			httpError(w, http.StatusBadRequest, "relay: %s: body is not a PKCS#10: %v", path, err)
 			return
@@ -369,19 +382,19 @@ func (s *Server) handleEST(reenroll bool) http.HandlerFunc {
 		if _, named, _ := csr.Template(); !named {
 			opts.Template = s.cfg.ESTTemplate
 			if reenroll {
-				if t, ok := ca.TemplateOf(clientCert); ok {
+				if t, ok := ca.TemplateOf(p.clientCert); ok {
 					opts.Template = t
 				}
 			}
 		}
-		if reenroll && !bytes.Equal(csr.RawSubject, clientCert.RawSubject) {
+		if reenroll && !bytes.Equal(csr.RawSubject, p.clientCert.RawSubject) {
 			// RFC 7030 §4.2.2: the subject MUST be the certificate's.
 			httpError(w, http.StatusBadRequest, "relay: %s: the PKCS#10 subject differs from the certificate being renewed (RFC 7030 §4.2.2)", path)
 			return
 		}
 		// A repeated request for the same key by the same client is the
 		// retry of a pending one (RFC 7030 §4.2.3).
-		key := requester + "|" + spkiHash(csr)
+		key := p.requester + "|" + spkiHash(csr)
 		s.mu.Lock()
 		id, pendingBefore := s.estPend[key]
 		s.mu.Unlock()
@@ -393,9 +406,9 @@ func (s *Server) handleEST(reenroll bool) http.HandlerFunc {
 				return
 			}
 			o = outcome{resp: resp, status: http.StatusOK}
-			s.record(Exchange{Path: path, Requester: requester, HTTPStatus: http.StatusOK, Disposition: resp.Disposition, RequestID: id})
+			s.record(Exchange{Path: path, Requester: p.requester, HTTPStatus: http.StatusOK, Disposition: resp.Disposition, RequestID: id})
 		} else {
-			o = s.submit(w, r, requester, path, der, opts, true)
+			o = s.submit(w, r, p.requester, path, p.der, opts, true)
 		}
 		switch {
 		case o.dropped:
@@ -445,18 +458,11 @@ func spkiHash(csr *ca.CSR) string {
 // it is, is a 200 with a CMC Full PKI Response; only relay failures are
 // HTTP errors.
 func (s *Server) handleFullCMC(w http.ResponseWriter, r *http.Request) {
-	if !methodIs(w, r, http.MethodPost) {
-		return
-	}
-	requester, _, ok := s.authenticate(w, r)
-	if !ok || !contentTypeIs(w, r, ctPKCS7, "CMC-request") {
-		return
-	}
-	der, ok := s.readBase64(w, r, "CMC request")
+	p, ok := s.readPost(w, r, ctPKCS7, "CMC-request", "CMC request")
 	if !ok {
 		return
 	}
-	o := s.submit(w, r, requester, PathFullCMC, der, ca.SubmitOptions{}, false)
+	o := s.submit(w, r, p.requester, PathFullCMC, p.der, ca.SubmitOptions{}, false)
 	switch {
 	case o.dropped:
 		return

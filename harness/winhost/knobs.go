@@ -168,6 +168,24 @@ var freshnessRuleNames = [...]string{FreshnessCountersDiffer: "counters-differ",
 
 func (r FreshnessRule) String() string { return enumName(freshnessRuleNames[:], r) }
 
+// SchannelPINCache says where the TLS stack caches the PIN of a card key.
+type SchannelPINCache int
+
+const (
+	// SchannelOwnPINCache: a cache of its own, separate from Base CSP's
+	// and the KSP's (the founding document's observation: the TLS stack
+	// and the smart-card CSP cache PINs separately).
+	SchannelOwnPINCache SchannelPINCache = iota
+	// SchannelSharesProcessCache: the TLS stack uses the process's
+	// provider (ProcessOptions.API) and its cache, so a PIN typed for the
+	// request also signs the handshake [I: an alternative to compare].
+	SchannelSharesProcessCache
+)
+
+var schannelPINCacheNames = [...]string{SchannelOwnPINCache: "own-cache", SchannelSharesProcessCache: "shares-process-cache"}
+
+func (c SchannelPINCache) String() string { return enumName(schannelPINCacheNames[:], c) }
+
 // Knobs are the host behaviours that differ between Windows versions or
 // that the sources leave open (docs/reference/minidriver-semantics.md §2.8 "Knobs to
 // expose" and §7). Every field's comment names its row in the fidelity

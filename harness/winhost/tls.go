@@ -27,27 +27,6 @@ import (
 // for PIN caching (Process.PINPrompts(Schannel) counts its prompts).
 const Schannel API = CNG + 1
 
-// SchannelPINCache says where the TLS stack caches the PIN of a card key.
-type SchannelPINCache int
-
-const (
-	// SchannelOwnPINCache: a cache of its own, separate from Base CSP's
-	// and the KSP's (the founding document's observation: the TLS stack
-	// and the smart-card CSP cache PINs separately).
-	SchannelOwnPINCache SchannelPINCache = iota
-	// SchannelSharesProcessCache: the TLS stack uses the process's
-	// provider (ProcessOptions.API) and its cache, so a PIN typed for the
-	// request also signs the handshake [I: an alternative to compare].
-	SchannelSharesProcessCache
-)
-
-func (c SchannelPINCache) String() string {
-	if c == SchannelSharesProcessCache {
-		return "shares-process-cache"
-	}
-	return "own-cache"
-}
-
 // TLSOptions configure Process.NewTLSClient.
 type TLSOptions struct {
 	// Cert is the client certificate, a My entry whose CERT_KEY_PROV_INFO

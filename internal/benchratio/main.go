@@ -21,17 +21,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cardharness/cardharness/internal/cliflag"
 )
-
-type ratioFlag []string
-
-func (r *ratioFlag) String() string     { return strings.Join(*r, ",") }
-func (r *ratioFlag) Set(s string) error { *r = append(*r, s); return nil }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op`)
 
 func main() {
-	var ratios ratioFlag
+	var ratios cliflag.Repeated
 	flag.Var(&ratios, "ratio", "TARGET:BASELINE[<=MAX] (repeatable)")
 	flag.Parse()
 

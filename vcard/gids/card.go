@@ -370,26 +370,26 @@ func (c *Card) checkSC(sc byte, creation bool) error {
 	if sc&0x0F == 0x02 {
 		return apdu.SWSecurityStatusNotSatisfied
 	}
-	pinOK := creation || c.sec.pin
-	adminOK := creation || c.sec.keys.has(adminKeyRef)
 	auth := sc & 0xF0
-	if auth == 0x90 {
-		if pinOK {
+	// PIN first, then admin: "required" (90, A0) decides alone;
+	// "sufficient" (the 10 or 20 bit with 80 clear) passes when met and
+	// otherwise leaves it to the next credential.
+	for _, cred := range [...]struct {
+		required, sufficient byte
+		present              bool
+	}{
+		{0x90, 0x10, creation || c.sec.pin},
+		{0xA0, 0x20, creation || c.sec.keys.has(adminKeyRef)},
+	} {
+		if auth == cred.required {
+			if cred.present {
+				return nil
+			}
+			return apdu.SWSecurityStatusNotSatisfied
+		}
+		if auth&cred.required == cred.sufficient && cred.present {
 			return nil
 		}
-		return apdu.SWSecurityStatusNotSatisfied
-	}
-	if auth&0x90 == 0x10 && pinOK {
-		return nil
-	}
-	if auth == 0xA0 {
-		if adminOK {
-			return nil
-		}
-		return apdu.SWSecurityStatusNotSatisfied
-	}
-	if auth&0xA0 == 0x20 && adminOK {
-		return nil
 	}
 	return apdu.SWSecurityStatusNotSatisfied
 }
@@ -405,12 +405,29 @@ func (c *Card) checkACL(acl []byte, op byte, creation bool) error {
 
 // allowed checks op on f against the stored life cycle: in creation state
 // PIN and admin conditions count as met (§4.1).
-func (c *Card) allowed(f *efRecord, op byte) error {
-	lc, err := loadLifeCycle(c.store)
+func (c *Card) allowed(f *efRecord, op byte) error { return c.allowedIn(c.store, f, op) }
+
+// allowedIn is allowed against the life cycle r holds: inside an update,
+// the transaction, so the check sees the state the write will change.
+func (c *Card) allowedIn(r reader, f *efRecord, op byte) error {
+	lc, err := loadLifeCycle(r)
 	if err != nil {
 		return err
 	}
 	return c.checkEF(f, op, lc == Creation)
+}
+
+// keyOf returns the RSA key key EF f holds; an EF holding none answers
+// missing, whose status word each command chooses.
+func (c *Card) keyOf(f *efRecord, missing apdu.Status) (*rsa.PrivateKey, error) {
+	k, ok, err := c.rsaKey(c.store, f.fid)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, missing
+	}
+	return k, nil
 }
 
 // checkEF applies the EF life cycle and access rule for op: an EF still in

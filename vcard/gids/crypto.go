@@ -26,15 +26,20 @@ func publicKeyTemplate(pub *rsa.PublicKey) []byte {
 	return ber.Encode(0x7F49, inner)
 }
 
-// keyEF loads key EF B0<kref> for an operation that needs a key file: a
-// missing EF or one that is not a key file is 6984.
-func (c *Card) keyEF(r reader, kref byte) (*efRecord, error) {
-	f, ok, err := loadEF(r, 0xB000|uint16(kref))
+// keyEF loads key EF B0<kref> for operation op, which needs a key file:
+// a missing EF or one that is not a key file answers notKey (6984 where
+// the command names the key, 6985 for PSO, whose key MSE set earlier),
+// then op must be allowed on it (allowed: 6985, 6982).
+func (c *Card) keyEF(kref, op byte, notKey apdu.Status) (*efRecord, error) {
+	f, ok, err := loadEF(c.store, 0xB000|uint16(kref))
 	if err != nil {
 		return nil, err
 	}
 	if !ok || f.kind != kindKey {
-		return nil, apdu.SWReferenceDataNotUsable
+		return nil, notKey
+	}
+	if err := c.allowed(f, op); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -44,19 +49,13 @@ func (c *Card) keyEF(r reader, kref byte) (*efRecord, error) {
 // → 6984, not activated → 6985, read rule (01) fails → 6982 (user keys
 // allow everyone; the admin key EF nobody), no RSA key in it → 6A88.
 func (c *Card) readPublicKey(kref byte) ([]byte, error) {
-	f, err := c.keyEF(c.store, kref)
+	f, err := c.keyEF(kref, opReadPublic, apdu.SWReferenceDataNotUsable)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.allowed(f, opReadPublic); err != nil {
-		return nil, err
-	}
-	k, ok, err := c.rsaKey(c.store, f.fid)
+	k, err := c.keyOf(f, apdu.SWReferencedDataNotFound)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apdu.SWReferencedDataNotFound
 	}
 	return publicKeyTemplate(&k.PublicKey), nil
 }
@@ -92,11 +91,8 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if !ok1 || !ok2 || len(kv) != 1 || len(av) != 1 {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	f, err := c.keyEF(c.store, kv[0])
+	f, err := c.keyEF(kv[0], opGenerate, apdu.SWReferenceDataNotUsable)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.allowed(f, opGenerate); err != nil {
 		return nil, err
 	}
 	bits, ok := keySizes[av[0]]
@@ -177,22 +173,13 @@ func (c *Card) performSecurityOperation(cmd apdu.Command) ([]byte, error) {
 	if !se.set || se.tmpl != tmpl {
 		return nil, apdu.SWConditionsNotSatisfied
 	}
-	f, ok, err := loadEF(c.store, 0xB000|uint16(se.kref))
+	f, err := c.keyEF(se.kref, opMSE, apdu.SWConditionsNotSatisfied)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || f.kind != kindKey {
-		return nil, apdu.SWConditionsNotSatisfied
-	}
-	if err := c.allowed(f, opMSE); err != nil {
-		return nil, err
-	}
-	k, ok, err := c.rsaKey(c.store, f.fid)
+	k, err := c.keyOf(f, apdu.SWConditionsNotSatisfied)
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, apdu.SWConditionsNotSatisfied
 	}
 	kLen := (k.N.BitLen() + 7) / 8
 	in := cmd.Data
@@ -289,11 +276,8 @@ func (c *Card) importKey(cmd apdu.Command) ([]byte, error) {
 	if !ok1 || !ok2 || len(kv) != 1 {
 		return nil, apdu.SWReferenceDataNotUsable
 	}
-	f, err := c.keyEF(c.store, kv[0])
+	f, err := c.keyEF(kv[0], opPutKey, apdu.SWReferenceDataNotUsable)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.allowed(f, opPutKey); err != nil {
 		return nil, err
 	}
 	kt, perr := ber.Parse(a5)

@@ -200,11 +200,7 @@ func (c *Card) putData(cmd apdu.Command) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		lc, err := loadLifeCycle(tx)
-		if err != nil {
-			return err
-		}
-		if err := c.checkEF(f, opPutData, lc == Creation); err != nil {
+		if err := c.allowedIn(tx, f, opPutData); err != nil {
 			return err
 		}
 		selected = true

@@ -181,37 +181,43 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 	if err := noParameters(cmd); err != nil {
 		return nil, err
 	}
-	fid := c.sec.currentEF
-	if fid == 0 {
-		err := c.update(func(tx *store.Tx) error {
-			lc, err := loadLifeCycle(tx)
-			if err != nil {
-				return err
-			}
-			if err := c.checkACL(appACL, opActivate, lc == Creation); err != nil {
-				return err
-			}
-			if lc != Operational {
-				tx.Put(recLifeCycle, encodeLifeCycle(Operational))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		c.logout()
-		return nil, nil
+	if fid := c.sec.currentEF; fid != 0 {
+		return nil, c.activateEF(fid)
 	}
+	return nil, c.activateApplication()
+}
+
+// activateApplication ends the creation state (the application's
+// activate rule applies) and clears all authentication.
+func (c *Card) activateApplication() error {
 	err := c.update(func(tx *store.Tx) error {
-		f, err := existingEF(tx, fid)
-		if err != nil {
-			return err
-		}
 		lc, err := loadLifeCycle(tx)
 		if err != nil {
 			return err
 		}
-		if err := c.checkEF(f, opActivate, lc == Creation); err != nil {
+		if err := c.checkACL(appACL, opActivate, lc == Creation); err != nil {
+			return err
+		}
+		if lc != Operational {
+			tx.Put(recLifeCycle, encodeLifeCycle(Operational))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.logout()
+	return nil
+}
+
+// activateEF makes EF fid operational (its activate rule applies).
+func (c *Card) activateEF(fid uint16) error {
+	return c.update(func(tx *store.Tx) error {
+		f, err := existingEF(tx, fid)
+		if err != nil {
+			return err
+		}
+		if err := c.allowedIn(tx, f, opActivate); err != nil {
 			return err
 		}
 		if f.state != Operational {
@@ -220,7 +226,6 @@ func (c *Card) activateFile(cmd apdu.Command) ([]byte, error) {
 		}
 		return nil
 	})
-	return nil, err
 }
 
 // deleteFile implements DELETE FILE (docs/reference/gids-protocol.md §2.13; GA

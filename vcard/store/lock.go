@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -41,6 +42,30 @@ func (e *LockedError) Error() string {
 
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// errHeld is what a platform's lockFile returns when another open file
+// holds the lock.
+var errHeld = errors.New("lock held")
+
+// lockDir takes an exclusive, non-blocking lock on dir's lock file
+// (lockFile: flock on Unix, LockFileEx on Windows) and writes this
+// process's PID into it; a lock someone holds is a LockedError naming
+// the holder's PID.
+func lockDir(dir string) (*dirLock, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		defer f.Close()
+		if errors.Is(err, errHeld) {
+			return nil, &LockedError{Dir: dir, PID: readPID(f)}
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", f.Name(), err)
+	}
+	writePID(f)
+	return &dirLock{f: f}, nil
+}
 
 // dirLock is a held lock; Close releases it.
 type dirLock struct{ f *os.File }

@@ -4,9 +4,7 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/windows"
 )
@@ -16,23 +14,13 @@ import (
 // must stay readable.
 const lockRegion = 1 << 30
 
-// lockDir takes an exclusive, non-blocking LockFileEx lock on dir's lock
-// file.
-func lockDir(dir string) (*dirLock, error) {
-	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
+// lockFile takes an exclusive, non-blocking LockFileEx lock on f.
+func lockFile(f *os.File) error {
 	ol := &windows.Overlapped{Offset: lockRegion}
-	err = windows.LockFileEx(windows.Handle(f.Fd()),
+	err := windows.LockFileEx(windows.Handle(f.Fd()),
 		windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
-	if err != nil {
-		defer f.Close()
-		if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
-			return nil, &LockedError{Dir: dir, PID: readPID(f)}
-		}
-		return nil, fmt.Errorf("store: lock %s: %w", f.Name(), err)
+	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
+		return errHeld
 	}
-	writePID(f)
-	return &dirLock{f: f}, nil
+	return err
 }
