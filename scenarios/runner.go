@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,8 +27,11 @@ import (
 	"github.com/cardharness/cardharness/vcard/trace"
 )
 
-// RunOne runs one parsed scenario in this process.
+// RunOne runs one parsed scenario in this process. It leaves sc as parsed
+// (it runs a copy: forRun), so one parsed scenario can be run again, or
+// in several goroutines at once (a sweep's cells).
 func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
+	sc = sc.forRun()
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
@@ -107,6 +111,24 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// forRun is a copy of sc that a run may change: its seed, its hosts'
+// knobs (a sweep's variant) and its variables (${i} of a repeat). The
+// rest (cards, steps, their YAML nodes) is only read by a run and is
+// shared with sc; TestRunOneLeavesScenarioAsParsed checks both.
+func (sc *Scenario) forRun() *Scenario {
+	c := *sc
+	c.Vars = maps.Clone(sc.Vars)
+	if sc.Hosts != nil {
+		c.Hosts = make(map[string]*HostDecl, len(sc.Hosts))
+		for n, h := range sc.Hosts {
+			hc := *h
+			hc.Knobs = maps.Clone(h.Knobs)
+			c.Hosts[n] = &hc
+		}
+	}
+	return &c
 }
 
 func stepLabel(st *Step) string {

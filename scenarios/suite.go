@@ -134,20 +134,31 @@ func builtinRef(name string) (Ref, error) {
 
 // Check parses every scenario and returns all problems (file:line: ...).
 func Check(refs []Ref) error {
+	_, err := loadAll(refs)
+	return err
+}
+
+// loadAll parses every scenario (refs' order) and returns all problems
+// (file:line: ...). The parsed scenarios are run as they are: RunOne does
+// not change them, so a sweep parses each file once, not once per cell.
+func loadAll(refs []Ref) ([]*Scenario, error) {
 	var errs ParseErrors
-	for _, r := range refs {
-		if _, err := r.load(); err != nil {
+	out := make([]*Scenario, len(refs))
+	for i, r := range refs {
+		sc, err := r.load()
+		if err != nil {
 			if pe, ok := err.(ParseErrors); ok {
 				errs = append(errs, pe...)
 			} else {
 				errs = append(errs, &ParseError{File: r.String(), Msg: err.Error()})
 			}
 		}
+		out[i] = sc
 	}
 	if len(errs) > 0 {
-		return errs
+		return nil, errs
 	}
-	return nil
+	return out, nil
 }
 
 // MissingComponentError: the pcscd stack cannot start on this machine
@@ -179,7 +190,8 @@ func Preflight(opts Options) error {
 // the scenarios running stop within a step and report what they did; the
 // ones not started are reported as skipped.
 func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
-	if err := Check(refs); err != nil {
+	parsed, err := loadAll(refs)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Parallel < 1 {
@@ -234,12 +246,7 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 			} else if opts.Stack == "pcscd" && opts.Reader == "" {
 				res = runWorker(ctx, r, ropts)
 			} else {
-				sc, err := r.load()
-				if err != nil {
-					res = Result{Name: r.String(), File: r.String(), Status: Error, Failure: err.Error()}
-				} else {
-					res = RunOne(ctx, sc, ropts)
-				}
+				res = RunOne(ctx, parsed[i], ropts)
 			}
 			results[i] = res
 			if opts.OnProgress != nil {
