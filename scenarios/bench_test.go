@@ -11,6 +11,8 @@ import (
 // run; nothing here asserts a time).
 
 func benchSuite(b *testing.B, opts Options) {
+	// As `cardharness run` does: traces kept, saved for failures.
+	opts.TraceDir = b.TempDir()
 	refs := BuiltinRefs()
 	if err := Check(refs); err != nil {
 		b.Fatal(err)

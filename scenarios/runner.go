@@ -215,9 +215,15 @@ func (e *env) setup() error {
 			return fmt.Errorf("card %s: %w", n, err)
 		}
 		c.gids, c.wrap = g, wrap
-		c.trace = &bytes.Buffer{}
-		tw := e.traceWriter(n, c.trace) // timeline.go: masking, step markers
-		virt = append(virt, countingCard{trace.Card(wrap, tw), &e.apdus})
+		// A trace is only read where saveTraces writes it: with no
+		// TraceDir (a sweep, the benchmarks' sweep) there is none; with
+		// one it is kept in memory and encoded only if it is saved.
+		var card vcard.Card = wrap
+		if e.opts.TraceDir != "" {
+			c.trace = e.traceWriter(n) // timeline.go: masking, step markers
+			card = trace.Card(wrap, c.trace)
+		}
+		virt = append(virt, countingCard{card, &e.apdus})
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -434,7 +440,11 @@ func (e *env) saveTraces(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, unsafeName.ReplaceAllString(e.sc.Name, "_")+"."+n+".jsonl")
-		if err := writePrivate(p, c.trace.Bytes()); err == nil { // report.go
+		var b bytes.Buffer
+		if _, err := c.trace.WriteTo(&b); err != nil {
+			continue
+		}
+		if err := writePrivate(p, b.Bytes()); err == nil { // report.go
 			out = append(out, p)
 		}
 	}

@@ -582,9 +582,10 @@ func writeTimelineTail(w io.Writer, prefix string, tl []TimelineStep) {
 	}
 }
 
-// traceWriter is the APDU trace of card n: step markers go into it.
-func (e *env) traceWriter(n string, w io.Writer) *trace.Writer {
-	tw := trace.NewWriter(w)
+// traceWriter is the APDU trace of card n, in memory until it is saved
+// (trace.NewBuffer): step markers go into it.
+func (e *env) traceWriter(n string) *trace.Writer {
+	tw := trace.NewBuffer()
 	tw.KeepSecrets = e.opts.TraceSecrets
 	e.tl().writers[n] = tw
 	return tw

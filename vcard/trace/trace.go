@@ -50,8 +50,10 @@ type Record struct {
 type Writer struct {
 	mu  sync.Mutex
 	enc *json.Encoder
-	seq int
-	err error
+	// recs are the records of a Buffer (enc nil), encoded by WriteTo.
+	recs []Record
+	seq  int
+	err  error
 	// Now is the clock (tests replace it).
 	Now func() time.Time
 	// KeepSecrets writes PINs and key material as sent; by default they
@@ -61,9 +63,52 @@ type Writer struct {
 
 // NewWriter writes JSON lines to w.
 func NewWriter(w io.Writer) *Writer {
+	return &Writer{enc: newEncoder(w), Now: time.Now}
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep ">" and "<" readable for grep
-	return &Writer{enc: enc, Now: time.Now}
+	return enc
+}
+
+// NewBuffer keeps the records in memory and encodes them only in WriteTo,
+// to the same bytes NewWriter would have written. For a trace that is
+// written only sometimes: the scenario runner keeps each card's trace but
+// saves it only when the scenario fails, and most pass, so the JSON
+// encoding (most of a trace's cost) is left to the few that are saved.
+func NewBuffer() *Writer { return &Writer{Now: time.Now} }
+
+// Len is the number of records a Buffer holds.
+func (w *Writer) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.recs)
+}
+
+// WriteTo writes a Buffer's records as JSON lines.
+func (w *Writer) WriteTo(out io.Writer) (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cw := &countingWriter{w: out}
+	enc := newEncoder(cw)
+	for _, r := range w.recs {
+		if err := enc.Encode(r); err != nil {
+			return cw.n, err
+		}
+	}
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Err returns the first write error.
@@ -74,6 +119,10 @@ func (w *Writer) Err() error {
 }
 
 func (w *Writer) write(r Record) {
+	if w.enc == nil {
+		w.recs = append(w.recs, r)
+		return
+	}
 	if err := w.enc.Encode(r); err != nil && w.err == nil {
 		w.err = err
 	}
