@@ -115,6 +115,41 @@ func TestTornCommitKeepsOldState(t *testing.T) {
 	}
 }
 
+// A NewMemory store has no file but tears the same way: at each step the
+// update fails and the old state stays, and the steps come in order.
+func TestMemoryStoreTearsLikeAFile(t *testing.T) {
+	for _, step := range []string{"write", "sync", "rename"} {
+		s := NewMemory()
+		_ = s.Update(func(tx *Tx) error { tx.Put("cert", []byte("old")); return nil })
+		var seen []string
+		s.SetTearHook(func(st string) error {
+			seen = append(seen, st)
+			if st == step {
+				return errors.New("power cut")
+			}
+			return nil
+		})
+		if err := s.Update(func(tx *Tx) error { tx.Put("cert", []byte("new")); return nil }); err == nil {
+			t.Fatalf("update torn at %s reported success", step)
+		}
+		if d := cmp.Diff(map[string][]byte{"cert": []byte("old")}, s.Snapshot()); d != "" {
+			t.Errorf("state after a tear at %s (-want +got):\n%s", step, d)
+		}
+		s.SetTearHook(func(st string) error { seen = append(seen, st); return nil })
+		if err := s.Update(func(tx *Tx) error { tx.Put("cert", []byte("new")); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Get("cert"); string(v) != "new" {
+			t.Errorf("after an untorn update: %q", v)
+		}
+		want := map[string][]string{"write": {"write"}, "sync": {"write", "sync"}, "rename": {"write", "sync", "rename"}}[step]
+		want = append(want, "write", "sync", "rename")
+		if d := cmp.Diff(want, seen); d != "" {
+			t.Errorf("tear steps (-want +got):\n%s", d)
+		}
+	}
+}
+
 func TestCorruptFileIsRefused(t *testing.T) {
 	fs := afero.NewMemMapFs()
 	s, _ := Open(fs, "/c")
