@@ -210,6 +210,11 @@ func TestDecodeCertErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeCert(tt.in)
 			checkFormatErr(t, err, tt.want, tt.msg)
+			// zlib readers are reused (cert.go): a failed decode must
+			// leave nothing behind for the next.
+			if got, err := DecodeCert(certFile(n, good)); err != nil || !bytes.Equal(got, der) {
+				t.Errorf("a good certificate after this one: %v (%d bytes, want %d)", err, len(got), len(der))
+			}
 		})
 	}
 }
