@@ -192,7 +192,19 @@ func (tx *Tx) Delete(key string) {
 
 // Keys returns the keys with prefix as of this transaction, sorted.
 func (tx *Tx) Keys(prefix string) []string {
-	return keys(tx.merged(), prefix)
+	var out []string
+	for k := range tx.base {
+		if v, written := tx.writes[k]; strings.HasPrefix(k, prefix) && (!written || v != nil) {
+			out = append(out, k)
+		}
+	}
+	for k, v := range tx.writes {
+		if _, inBase := tx.base[k]; !inBase && v != nil && strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (tx *Tx) merged() map[string][]byte {
@@ -219,6 +231,22 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		return err
 	}
 	if !tx.changed {
+		return nil
+	}
+	if s.fs == nil {
+		// NewMemory: no file to write the next state to, so the writes
+		// go into the state in place once the commit's tear steps pass
+		// (the lock is held; Get and Snapshot return copies).
+		if err := s.commit(nil); err != nil {
+			return err
+		}
+		for k, v := range tx.writes {
+			if v == nil {
+				delete(s.state, k)
+			} else {
+				s.state[k] = v
+			}
+		}
 		return nil
 	}
 	next := tx.merged()

@@ -60,6 +60,20 @@ func TestKeysAndPrefixes(t *testing.T) {
 	if got := s.Keys("do/"); !cmp.Equal(got, []string{"do/A000/DF1F", "do/A010/DF23"}) {
 		t.Errorf("Keys = %q", got)
 	}
+	// Committed keys, minus deleted ones, plus new ones.
+	_ = s.Update(func(tx *Tx) error {
+		tx.Delete("key/B081")
+		tx.Put("key/B083", nil)
+		tx.Put("key/B082", []byte{1})
+		tx.Delete("key/B084") // never existed
+		if got := tx.Keys("key/"); !cmp.Equal(got, []string{"key/B082", "key/B083"}) {
+			t.Errorf("tx.Keys after deletes and puts = %q", got)
+		}
+		return nil
+	})
+	if got := s.Keys("key/"); !cmp.Equal(got, []string{"key/B082", "key/B083"}) {
+		t.Errorf("Keys after the update = %q", got)
+	}
 }
 
 func TestPersistsAcrossReopen(t *testing.T) {
