@@ -53,16 +53,23 @@ func TestReadNamesTheBadLine(t *testing.T) {
 
 // A Buffer encodes later to the bytes a Writer writes at once.
 func TestBufferWritesWhatWriterWrites(t *testing.T) {
+	more := func(w *Writer) {
+		// Times keep their zone (a Buffer stores it apart).
+		cet := time.Date(2026, 11, 22, 11, 0, 0, 123456789, time.FixedZone("CET", 3600))
+		w.Now = func() time.Time { cet = cet.Add(time.Millisecond); return cet }
+		w.Marker(2, "scenario.yaml:9 verify-pin \"quoted\" <&>")
+		w.Command([]byte{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'}).Done(nil, errors.New("card removed"))
+		w.Command([]byte{0x00, 0xCA, 0x01, 0x00}).Done([]byte{0x90}, nil)
+		w.Event("reset", errors.New("no card"))
+	}
 	var direct bytes.Buffer
 	w := NewWriter(&direct)
 	session(w)
-	w.Marker(2, "scenario.yaml:9 verify-pin")
-	w.Command([]byte{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'}).Done(nil, errors.New("card removed"))
+	more(w)
 
 	b := NewBuffer()
 	session(b)
-	b.Marker(2, "scenario.yaml:9 verify-pin")
-	b.Command([]byte{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'}).Done(nil, errors.New("card removed"))
+	more(b)
 	if b.Len() != strings.Count(direct.String(), "\n") {
 		t.Fatalf("buffer holds %d records, the writer wrote %d lines", b.Len(), strings.Count(direct.String(), "\n"))
 	}
