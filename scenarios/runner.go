@@ -71,7 +71,9 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		return res
 	}
 	res.Status = Pass
-	e.stepEnd(-1, nil, nil) // timeline: the state after setup
+	if !opts.noTimeline {
+		e.stepEnd(-1, nil, nil) // timeline: the state after setup
+	}
 	for i, st := range sc.Steps {
 		if stopped(ctx) {
 			break
@@ -79,7 +81,9 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		e.progress(i+1, len(sc.Steps))
 		e.stepBegin(i, st) // timeline: trace markers
 		sr := e.runStep(i, st)
-		e.stepEnd(i, st, &sr) // timeline: state and events
+		if !opts.noTimeline {
+			e.stepEnd(i, st, &sr) // timeline: state and events
+		}
 		res.Steps = append(res.Steps, sr)
 		if sr.Status == Skip {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s:%d %s: %s", st.File, st.Line, st.Do, sr.Note))

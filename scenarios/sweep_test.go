@@ -232,7 +232,8 @@ steps:
 
 // A sweep runs one parsed scenario in every cell, two at a time: a run
 // must leave it as parsed (RunOne runs a copy, runner.go forRun), and two
-// runs of it at once must each get what a run of a fresh parse gets. The
+// runs of it at once must each get what a run of a fresh parse gets; and a
+// sweep's run, which records no timeline, the same result otherwise. The
 // scenarios cover what a run changes: a repeat's ${i}, hosts with and
 // without their own knobs, and the seed.
 func TestRunOneLeavesScenarioAsParsed(t *testing.T) {
@@ -240,7 +241,7 @@ func TestRunOneLeavesScenarioAsParsed(t *testing.T) {
 		HostKnobs: map[string]string{"granularity": "whole-snapshot", "propagation_reads_through_cache": "false"}}
 	// What a run may differ in from another with the same inputs: time.
 	ignoreTime := cmpopts.IgnoreFields(StepResult{}, "Duration")
-	for _, p := range []string{"renewal/s12-aborted-renewals.yaml", "fidelity/undocumented-acquisition-knobs.yaml", "enrollment/offline.yaml"} {
+	for _, p := range []string{"renewal/s12-aborted-renewals.yaml", "fidelity/undocumented-acquisition-knobs.yaml", "enrollment/offline.yaml", "fidelity/addcardcerttostore-race.yaml"} {
 		ref := Ref{Path: "builtin/" + p, Builtin: true}
 		shared, err := ref.load()
 		if err != nil {
@@ -268,6 +269,18 @@ func TestRunOneLeavesScenarioAsParsed(t *testing.T) {
 			if diff := cmp.Diff(want, got[i], ignoreTime); diff != "" {
 				t.Errorf("%s: run %d of a shared parse differs from a run of a fresh parse (-fresh +shared):\n%s", p, i+1, diff)
 			}
+		}
+		// A sweep's runs record no timeline (noTimeline); the rest of
+		// the result is the same.
+		sopts := opts
+		sopts.noTimeline = true
+		swept := RunOne(context.Background(), shared, sopts)
+		swept.Duration = 0
+		if swept.Timeline != nil {
+			t.Errorf("%s: a sweep run recorded a timeline", p)
+		}
+		if diff := cmp.Diff(want, swept, ignoreTime, cmpopts.IgnoreFields(Result{}, "Timeline")); diff != "" {
+			t.Errorf("%s: a run without timeline differs (-with +without):\n%s", p, diff)
 		}
 	}
 }
