@@ -291,9 +291,9 @@ func (e *env) hostState(hn string, h *winhost.Host, names map[fs.CardID]string) 
 	for n, c := range e.cards {
 		readerCard[c.reader] = n
 	}
-	evs := h.Events()
-	th.Events = cacheDecisions(evs[min(t.seen[hn], len(evs)):], readerCard, t.modes, hn)
-	t.seen[hn] = len(evs)
+	evs, all := h.EventsSince(t.seen[hn])
+	th.Events = cacheDecisions(evs, readerCard, t.modes, hn)
+	t.seen[hn] = all
 	cards := map[string]fs.CardCF{}
 	for n := range e.cards {
 		if c := e.cards[n]; c.gids != nil {
