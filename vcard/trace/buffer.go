@@ -14,16 +14,20 @@ import (
 // hex encoding (most of a trace's cost) is left to the few that are saved.
 func NewBuffer() *Writer { return &Writer{buf: &buffer{}, Now: time.Now} }
 
-// buffer holds entries packed in one byte slice, each field in entry's
+// buffer holds entries packed in byte slices, each field in entry's
 // order: numbers as varints, strings and byte strings after a uvarint
 // length, a time as seconds, nanoseconds and the index of its location in
-// locs. Nothing in it is a pointer, so a scenario's trace costs the
-// garbage collector nothing to keep and growing it is one copy.
+// locs. Nothing in a chunk is a pointer, so a scenario's trace costs the
+// garbage collector nothing to keep; it grows by chunks, so nothing
+// written is copied again. An entry never spans two chunks.
 type buffer struct {
-	log  []byte
-	n    int
-	locs []*time.Location
+	chunks [][]byte
+	n      int
+	locs   []*time.Location
+	one    []byte // the entry being packed, reused
 }
+
+const chunkSize = 64 << 10
 
 func (b *buffer) add(e *entry) {
 	loc := -1
@@ -37,7 +41,7 @@ func (b *buffer) add(e *entry) {
 		loc = len(b.locs)
 		b.locs = append(b.locs, e.t.Location())
 	}
-	l := b.log
+	l := b.one[:0]
 	l = binary.AppendVarint(l, int64(e.seq))
 	l = binary.AppendVarint(l, e.t.Unix())
 	l = binary.AppendUvarint(l, uint64(e.t.Nanosecond()))
@@ -51,7 +55,13 @@ func (b *buffer) add(e *entry) {
 	l = appendBytes(l, e.label)
 	l = binary.AppendVarint(l, int64(e.masked))
 	l = appendBytes(l, e.secret)
-	b.log = l
+	b.one = l
+	last := len(b.chunks) - 1
+	if last < 0 || len(b.chunks[last])+len(l) > cap(b.chunks[last]) {
+		b.chunks = append(b.chunks, make([]byte, 0, max(chunkSize, len(l))))
+		last++
+	}
+	b.chunks[last] = append(b.chunks[last], l...)
 	b.n++
 }
 
@@ -63,7 +73,8 @@ var errBadBuffer = errors.New("trace: corrupt buffer") // a bug here, not bad in
 
 // entries calls f with each entry in order.
 func (b *buffer) entries(f func(*entry) error) error {
-	l := b.log
+	var l []byte
+	next := 0 // the chunk after l
 	bad := false
 	varint := func() int64 {
 		v, n := binary.Varint(l)
@@ -94,6 +105,10 @@ func (b *buffer) entries(f func(*entry) error) error {
 		return v
 	}
 	for range b.n {
+		if len(l) == 0 && next < len(b.chunks) {
+			l = b.chunks[next]
+			next++
+		}
 		var e entry
 		e.seq = int(varint())
 		sec := varint()

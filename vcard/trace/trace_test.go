@@ -61,6 +61,12 @@ func TestBufferWritesWhatWriterWrites(t *testing.T) {
 		w.Command([]byte{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'}).Done(nil, errors.New("card removed"))
 		w.Command([]byte{0x00, 0xCA, 0x01, 0x00}).Done([]byte{0x90}, nil)
 		w.Event("reset", errors.New("no card"))
+		// Enough to fill several of a Buffer's chunks.
+		data := bytes.Repeat([]byte{0xA5}, 250)
+		for i := range 600 {
+			cmd := append([]byte{0x00, 0xD6, byte(i >> 8), byte(i), 250}, data...)
+			w.Command(cmd).Done(append(data[:i%250:i%250], 0x90, 0x00), nil)
+		}
 	}
 	var direct bytes.Buffer
 	w := NewWriter(&direct)
