@@ -18,8 +18,9 @@ func NewBuffer() *Writer { return &Writer{buf: &buffer{}, Now: time.Now} }
 // order: numbers as varints, strings and byte strings after a uvarint
 // length, a time as seconds, nanoseconds and the index of its location in
 // locs. Nothing in a chunk is a pointer, so a scenario's trace costs the
-// garbage collector nothing to keep; it grows by chunks, so nothing
-// written is copied again. An entry never spans two chunks.
+// garbage collector nothing to keep; it grows by chunks (4 KiB, doubling
+// up to chunkSize), so nothing written is copied again. An entry never
+// spans two chunks.
 type buffer struct {
 	chunks [][]byte
 	n      int
@@ -58,7 +59,11 @@ func (b *buffer) add(e *entry) {
 	b.one = l
 	last := len(b.chunks) - 1
 	if last < 0 || len(b.chunks[last])+len(l) > cap(b.chunks[last]) {
-		b.chunks = append(b.chunks, make([]byte, 0, max(chunkSize, len(l))))
+		size := 4 << 10 // the first small (most traces are), then doubling to chunkSize
+		if last >= 0 {
+			size = min(2*cap(b.chunks[last]), chunkSize)
+		}
+		b.chunks = append(b.chunks, make([]byte, 0, max(size, len(l))))
 		last++
 	}
 	b.chunks[last] = append(b.chunks[last], l...)
