@@ -92,6 +92,8 @@ BENCH_RATIOS := \
 	-ratio 'RoundTrip/stack-echo-noquickack:RoundTrip/stack-echo' \
 	-ratio 'RoundTrip/stack-echo:RoundTrip/direct-echo' \
 	-ratio 'RoundTrip/direct-gids-getdata:RoundTrip/direct-echo' \
+	-ratio 'Start/one-card:Start/empty' \
+	-ratio 'Start/four-cards:Start/empty' \
 	-ratio 'Suite/direct:Suite/direct-randomkeys' \
 	-ratio 'Suite/pcscd:Suite/direct' \
 	-ratio 'Suite/pcscd-reuse:Suite/pcscd' \

@@ -6,16 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cardharness/cardharness/internal/gidstest"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -57,17 +54,6 @@ func cardcf(t *testing.T, c *minidriver.Card) fs.CardCF {
 		t.Fatal(err)
 	}
 	return cf
-}
-
-func selfSigned(t *testing.T, pub *rsa.PublicKey, signer crypto.Signer) []byte {
-	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "cardharness test"},
-		NotBefore: time.Unix(1_700_000_000, 0), NotAfter: time.Unix(1_900_000_000, 0)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 func runSuite(t *testing.T, mk transportMaker) {
@@ -127,7 +113,7 @@ func runSuite(t *testing.T, mk transportMaker) {
 		if err != nil || string(pt) != "secret" {
 			t.Errorf("decrypt: %q, %v", pt, err)
 		}
-		der := selfSigned(t, info.PublicKey, signer)
+		der := testutil.SelfSigned(t, signer, "cardharness test")
 		cf0 := cardcf(t, c)
 		if err := c.WriteCertificate(ctx, i, fs.AT_KEYEXCHANGE, der, minidriver.BumpCorrect); err != nil {
 			t.Fatal(err)

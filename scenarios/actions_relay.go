@@ -39,7 +39,7 @@ func init() {
 			Arg{Name: "fault", Type: Enum, Values: relayFaultNames(), Doc: "a fault the relay injects into this renewal's request"},
 			Arg{Name: "keep-pending", Type: Bool, Default: "false", Doc: "a pending answer keeps the new container and the dummy for relay-retrieve (else: rolled back, E_PENDING)"},
 			Arg{Name: "approve-after", Type: Duration, Default: "0s", Max: "3650d", Doc: "with fault ca-pend: a certificate manager approves this long after submission (virtual clock)"},
-			Arg{Name: "timeout", Type: Duration, Default: "1s", Min: "1s", Max: "60s", Doc: "how long the client waits for an answer (real time: only the timeout fault waits for it)"},
+			Arg{Name: "timeout", Type: Duration, Default: "1s", Min: "100ms", Max: "60s", Doc: "how long the client waits for the answer once its request is sent (WinHTTP's receive timeout; real time: only the timeout fault waits for it)"},
 		),
 		Result:  fields,
 		Errors:  errs,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // htmlRun runs a scenario that fails under drop-cardcf-writes and one
@@ -101,10 +103,7 @@ type pageMeasure struct {
 
 func chromium(t *testing.T, dir string, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium not found: install it with `apt-get install chromium` (or `make deps`)")
-	}
+	bin := testutil.NeedTool(t, "chromium", "chromium")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",

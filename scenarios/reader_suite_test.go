@@ -14,7 +14,7 @@ import (
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/internal/gidstest"
-	"github.com/cardharness/cardharness/minidriver/fs"
+	"github.com/cardharness/cardharness/internal/hosttest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
@@ -35,8 +35,7 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 		key  [24]byte
 	}{
 		{"default PIN and admin key", "123456", [24]byte{}},
-		{"a PIN and admin key of its own", "80917263", [24]byte{0x5A, 0xA5, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A,
-			0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16}},
+		{"a PIN and admin key of its own", gidstest.OwnPIN, gidstest.OwnAdminKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			card := gidstest.New(t, gids.Options{}, gids.InitParams{PIN: tc.pin, AdminKey: tc.key})
@@ -97,19 +96,7 @@ func TestReaderModeRunsTheBuiltinSuiteOnOneCard(t *testing.T) {
 			}
 			// The card after the run: clean, by the card's own view and by
 			// the cleaner's verification through the reader.
-			if refs := card.KeyRefs(); len(refs) != 0 {
-				t.Errorf("keys left on the card: % X", refs)
-			}
-			if n := card.PINTriesLeft(); n != 3 {
-				t.Errorf("PIN tries %d", n)
-			}
-			mf, _ := fs.InitialMasterFile().Bytes()
-			if got, _ := card.DO(0xA000, 0xDF1F); !bytes.Equal(got, mf) {
-				t.Errorf("masterfile not restored: % X", got)
-			}
-			if got, _ := card.DO(0xA012, 0xDF20); !bytes.Equal(got, cardID) {
-				t.Error("cardid changed")
-			}
+			hosttest.CheckClean(t, card, cardID)
 			conn, err := cardtest.Client(t).Connect(ctx, reader)
 			if err != nil {
 				t.Fatal(err)

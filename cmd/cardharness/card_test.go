@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,57 +11,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardharness/cardharness/internal/vpcdtest"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
 // fakeVPCD is the reader side of the vpcd protocol, for driving
-// `cardharness card` without pcscd.
+// `cardharness card` without pcscd, with the one connection the card made.
 type fakeVPCD struct {
-	t  *testing.T
-	ln net.Listener
-	c  net.Conn
+	*vpcdtest.Reader
+	t *testing.T
+	c net.Conn
 }
 
 func newFakeVPCD(t *testing.T) *fakeVPCD {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return &fakeVPCD{t: t, ln: ln}
+	return &fakeVPCD{Reader: vpcdtest.NewReader(t), t: t}
 }
 
 func (f *fakeVPCD) accept() {
 	f.t.Helper()
-	f.ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
-	c, err := f.ln.Accept()
-	if err != nil {
-		f.t.Fatalf("the card did not dial: %v", err)
-	}
-	f.c = c
-	f.t.Cleanup(func() { c.Close() })
+	f.c = f.Accept()
 }
 
 func (f *fakeVPCD) xfer(payload ...byte) []byte {
 	f.t.Helper()
-	f.c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := f.c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(payload))), payload...)); err != nil {
-		f.t.Fatal(err)
-	}
-	var hdr [2]byte
-	if _, err := io.ReadFull(f.c, hdr[:]); err != nil {
-		f.t.Fatal(err)
-	}
-	b := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-	if _, err := io.ReadFull(f.c, b); err != nil {
-		f.t.Fatal(err)
-	}
-	return b
+	return vpcdtest.Xfer(f.t, f.c, payload...)
 }
 
 func startCard(t *testing.T, args ...string) (*fakeVPCD, func()) {
 	f := newFakeVPCD(t)
-	cmd := cardharness(append([]string{"card", "--vpcd", f.ln.Addr().String()}, args...)...)
+	cmd := cardharness(append([]string{"card", "--vpcd", f.Addr()}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -136,7 +112,7 @@ func TestCardStatePersistsAcrossRestart(t *testing.T) {
 func TestCardRefusesALockedStateDir(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	f := newFakeVPCD(t)
-	first := cardharness("card", "--vpcd", f.ln.Addr().String(), "--state", state, "--profile", "initialized")
+	first := cardharness("card", "--vpcd", f.Addr(), "--state", state, "--profile", "initialized")
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +124,7 @@ func TestCardRefusesALockedStateDir(t *testing.T) {
 	f.xfer(selectGIDS...)
 
 	f2 := newFakeVPCD(t)
-	second := cardharness("card", "--vpcd", f2.ln.Addr().String(), "--state", state)
+	second := cardharness("card", "--vpcd", f2.Addr(), "--state", state)
 	var stderr bytes.Buffer
 	second.Stderr = &stderr
 	done := make(chan error, 1)

@@ -32,13 +32,6 @@ func cardharness(args ...string) *exec.Cmd {
 	return cmd
 }
 
-func needTool(t *testing.T, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s not found: install it with `apt-get install %s` (or `make deps`)", name, pkg)
-	}
-}
-
 // systemPcscdAnswers reports whether a pcscd answers at the default socket.
 // ok is false when there is none to ask.
 func systemPcscdAnswers(t *testing.T) (answers, ok bool) {
@@ -63,7 +56,7 @@ func withoutSocketEnv() []string {
 }
 
 func TestExecListsTwoReadersWithCards(t *testing.T) {
-	needTool(t, "opensc-tool", "opensc")
+	testutil.NeedTool(t, "opensc-tool", "opensc")
 	sysBefore, haveSys := systemPcscdAnswers(t)
 	// A TMPDIR of its own, so that what this exec leaves behind can be told
 	// apart from the stacks of tests running in parallel.
@@ -355,7 +348,7 @@ func TestExecStopsWhenPcscdDies(t *testing.T) {
 }
 
 func TestStackCommandPrintsContractAndCleansUp(t *testing.T) {
-	needTool(t, "opensc-tool", "opensc")
+	testutil.NeedTool(t, "opensc-tool", "opensc")
 	dir := filepath.Join(os.TempDir(), "cardharness-clitest-"+strings.ReplaceAll(t.Name(), "/", "_"))
 	_ = os.RemoveAll(dir)
 	cmd := cardharness("stack", "--dir", dir, "--cards", "2")
@@ -392,7 +385,7 @@ func TestStackCommandPrintsContractAndCleansUp(t *testing.T) {
 }
 
 func TestExecServesGIDSCardsToOpenSC(t *testing.T) {
-	needTool(t, "pkcs15-tool", "opensc")
+	testutil.NeedTool(t, "pkcs15-tool", "opensc")
 	tests := []struct {
 		name string
 		args []string

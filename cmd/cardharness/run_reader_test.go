@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // TestRunReaderFlags: what `run --reader` does with flags that cannot
@@ -66,7 +68,7 @@ func TestRunReaderCommandEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: needs a pcscd stack")
 	}
-	needTool(t, "pkcs15-tool", "opensc")
+	testutil.NeedTool(t, "pkcs15-tool", "opensc")
 	script := `"$0" run --reader "$1" --pin "$2" --admin-key "$3" --out "$4" builtin; rc=$?
 echo "== OpenSC after the run"
 pkcs15-tool --list-keys --list-certificates 2>&1

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // longScenario runs far longer than any test waits: almost a million card
@@ -86,7 +88,7 @@ type runReport struct {
 // which still prints its report, with the steps run and the reason, and
 // exits 130; no worker or pcscd is left behind.
 func TestSignalStopsALongRepeatWithAPartialReport(t *testing.T) {
-	needTool(t, "pcscd", "pcscd")
+	testutil.NeedTool(t, "pcscd", "pcscd")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			file := writeScenario(t, longScenario)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // pinHex is the user PIN 123456 as it appears in a VERIFY's data.
@@ -35,7 +37,7 @@ func checkTraceFile(t *testing.T, p string, secrets bool) {
 // file (also over an existing 0644 one) with the PIN masked unless
 // --trace-secrets; cardharness trace decodes it.
 func TestExecTraceIsPrivateAndMasked(t *testing.T) {
-	needTool(t, "opensc-tool", "opensc")
+	testutil.NeedTool(t, "opensc-tool", "opensc")
 	for _, secrets := range []bool{false, true} {
 		p := filepath.Join(t.TempDir(), "card.jsonl")
 		if err := os.WriteFile(p, nil, 0o644); err != nil {

@@ -15,15 +15,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // OpenSSL is the independent parser: its view of our CMS must match ours.
 
 func openssl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatal("openssl not found: apt-get install openssl")
-	}
+	testutil.NeedTool(t, "openssl", "openssl")
 	cmd := exec.Command("openssl", args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -16,18 +13,19 @@ import (
 	"github.com/cardharness/cardharness/harness/cardclean"
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/internal/gidstest"
+	"github.com/cardharness/cardharness/internal/hosttest"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
-// A PIN and an admin key other than the defaults (123456, all zero): the
-// cleaner must use what it is told.
-const testPIN = "31415926"
+// Credentials other than the defaults: the cleaner must use what it is
+// told.
+const testPIN = gidstest.OwnPIN
 
-var testAdminKey = [24]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98,
-	0x76, 0x54, 0x32, 0x10, 0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78}
+var testAdminKey = gidstest.OwnAdminKey
 
 // onStack initialises a card and serves it through a private pcscd + vpcd.
 func onStack(t *testing.T) (*gids.Card, pcsc.Transport) {
@@ -47,19 +45,14 @@ func onStack(t *testing.T) (*gids.Card, pcsc.Transport) {
 	return card, conn
 }
 
-func selfSigned(t *testing.T) []byte {
+// leftOver is a certificate as a suite of scenarios leaves one behind.
+func leftOver(t *testing.T) []byte {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "left-over"},
-		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<31, 0)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return testutil.SelfSigned(t, k, "left-over")
 }
 
 // dirty leaves what a suite of scenarios leaves: containers with
@@ -79,7 +72,7 @@ func dirty(t *testing.T, ctx context.Context, tr pcsc.Transport) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := md.WriteCertificate(ctx, idx, spec, selfSigned(t), minidriver.BumpCorrect); err != nil {
+		if err := md.WriteCertificate(ctx, idx, spec, leftOver(t), minidriver.BumpCorrect); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,16 +121,7 @@ func TestCleanRestoresAPersonalisedCard(t *testing.T) {
 		t.Errorf("APDU count %d: the key EF probe alone is 127", rep.APDUs)
 	}
 	// The card's own view, independent of the cleaner's verification.
-	if refs := card.KeyRefs(); len(refs) != 0 {
-		t.Errorf("card still holds keys % X", refs)
-	}
-	if n := card.PINTriesLeft(); n != 3 {
-		t.Errorf("PIN tries %d, want 3", n)
-	}
-	mf, _ := fs.InitialMasterFile().Bytes()
-	if got, _ := card.DO(0xA000, 0xDF1F); !bytes.Equal(got, mf) {
-		t.Errorf("masterfile % X", got)
-	}
+	hosttest.CheckClean(t, card, cardID)
 	if got, ok := card.DO(0xA010, 0xDF22); !ok || !bytes.Equal(got, make([]byte, 6)) {
 		t.Errorf("cardcf % X", got)
 	}
@@ -146,9 +130,6 @@ func TestCleanRestoresAPersonalisedCard(t *testing.T) {
 	}
 	if _, ok := card.DO(0xA000, 0xDF20); ok {
 		t.Error("keymap left")
-	}
-	if got, _ := card.DO(0xA012, 0xDF20); !bytes.Equal(got, cardID) {
-		t.Errorf("cardid changed: % X -> % X", cardID, got)
 	}
 	md, err := minidriver.Acquire(ctx, tr, minidriver.Options{})
 	if err != nil {

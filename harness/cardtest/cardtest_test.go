@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
 
@@ -82,9 +83,7 @@ func TestStacksOneAfterAnother(t *testing.T) {
 // the held stack must be usable from outside (opensc-tool -l through the
 // printed PCSCLITE_CSOCK_NAME) and SIGUSR1 must let the test go on.
 func TestHoldPrintsSocketAndWaits(t *testing.T) {
-	if _, err := exec.LookPath("opensc-tool"); err != nil {
-		t.Fatal("opensc-tool not found: install it with `apt-get install opensc` (or `make deps`)")
-	}
+	testutil.NeedTool(t, "opensc-tool", "opensc")
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-cardtest.hold=2m")
 	cmd.Env = append(os.Environ(), "CARDTEST_HOLD_VICTIM=1")
 	stderr, err := cmd.StderrPipe()

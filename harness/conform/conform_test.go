@@ -19,10 +19,10 @@ import (
 	"github.com/cardharness/cardharness/vcard/gids"
 )
 
-const testPIN = "27182818"
+// Credentials other than the defaults: the suite must use what it is told.
+const testPIN = gidstest.OwnPIN
 
-var testAdminKey = [24]byte{0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE, 0x01, 0x23, 0x45, 0x67,
-	0x89, 0xAB, 0xCD, 0xEF, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}
+var testAdminKey = gidstest.OwnAdminKey
 
 func newCard(t *testing.T) *gids.Card {
 	t.Helper()

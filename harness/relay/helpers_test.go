@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -21,7 +20,8 @@ import (
 )
 
 var (
-	tmplSCL = ca.TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 4711, 7}, Major: 100, Minor: 1, Name: "CardharnessSmartcardLogon"}
+	// The tests' CA serves the template `cardharness relay` serves.
+	tmplSCL = SmartcardLogonTemplate
 	alice   = "alice@contoso.test"
 
 	keyOnce sync.Once
@@ -51,11 +51,7 @@ type env struct {
 	cred tls.Certificate   // alice's TLS client credential
 }
 
-func sclTemplate() ca.Template {
-	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}, {1, 3, 6, 1, 5, 5, 7, 3, 2}})
-	return ca.Template{ID: tmplSCL, ValidExistingCertificate: true, Validity: 365 * 24 * time.Hour,
-		Extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: eku}}}
-}
+func sclTemplate() ca.Template { return DefaultTemplates()[0] }
 
 // peer is alice's certificate as a verified TLS peer chain.
 func (e *env) peer() []*x509.Certificate { return []*x509.Certificate{e.old} }

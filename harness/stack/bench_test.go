@@ -63,30 +63,24 @@ func BenchmarkRoundTrip(b *testing.B) {
 	g := benchGIDS(b)
 	st := benchStack(b, g)
 	client := cardtest.Client(b)
-	b.Run("stack-echo", func(b *testing.B) {
-		card, err := client.Connect(context.Background(), st.Slots()[0].Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer card.Close()
-		benchTransmit(b, card, echoCmd)
-	})
-	b.Run("stack-gids-getdata", func(b *testing.B) {
-		card, err := client.Connect(context.Background(), st.Slots()[2].Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer card.Close()
-		benchTransmit(b, card, getCardCF)
-	})
-	b.Run("stack-echo-noquickack", func(b *testing.B) {
-		card, err := client.Connect(context.Background(), st.Slots()[1].Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer card.Close()
-		benchTransmit(b, card, echoCmd)
-	})
+	for _, sb := range []struct {
+		name string
+		slot int // the card's slot in benchStack
+		cmd  []byte
+	}{
+		{"stack-echo", 0, echoCmd},
+		{"stack-gids-getdata", 2, getCardCF},
+		{"stack-echo-noquickack", 1, echoCmd},
+	} {
+		b.Run(sb.name, func(b *testing.B) {
+			card, err := client.Connect(context.Background(), st.Slots()[sb.slot].Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer card.Close()
+			benchTransmit(b, card, sb.cmd)
+		})
+	}
 	b.Run("direct-echo", func(b *testing.B) {
 		benchTransmit(b, pcsc.NewDirect(&testcard.Echo{}), echoCmd)
 	})

@@ -11,9 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -32,6 +34,7 @@ const (
 	helperCleanEnv = "_CARDHARNESS_STACK_CLEAN" // "1": remove the stack's entries in the dir at exit
 	helperPcscdEnv = "_CARDHARNESS_STACK_PCSCD"
 	helperDebugEnv = "_CARDHARNESS_STACK_DEBUG"
+	helperEarlyEnv = "_CARDHARNESS_STACK_EARLY" // ports of the start-up cards, comma-separated
 )
 
 // lifelineFD is the read end of a pipe whose write end only the parent
@@ -44,8 +47,9 @@ func init() {
 	}
 }
 
-// helperMain runs inside the new namespaces. Its first line on stdout is
-// "ready" or "error: ..."; the parent waits for it.
+// helperMain runs inside the new namespaces. On stdout it says
+// "listening" once it serves requests (before pcscd starts), then "ready"
+// once pcscd serves, or "error: ..."; the parent waits for them.
 func helperMain() int {
 	// Pdeathsig on pcscd is tied to the thread that started it; keep this
 	// goroutine on one thread for the life of the process.
@@ -54,7 +58,9 @@ func helperMain() int {
 	h := &helper{dir: dir, owned: os.Getenv(helperOwnedEnv) == "1", clean: os.Getenv(helperCleanEnv) == "1"}
 	lifeline := os.NewFile(lifelineFD, "lifeline")
 	if err := h.start(); err != nil {
-		fmt.Printf("error: %v\n", err)
+		// Quoted: the error spans lines (pcscd's log), and the parent
+		// reads one line; the stack directory is gone once it reads it.
+		fmt.Printf("error: %q\n", err.Error())
 		h.stop()
 		return 1
 	}
@@ -101,6 +107,13 @@ type helper struct {
 	pcscdDone chan struct{}
 	pcscdErr  error
 	ln        *net.UnixListener
+	early     map[int]chan earlyConn // by port; see spinConnect
+}
+
+// earlyConn is what spinConnect got for a port.
+type earlyConn struct {
+	c   net.Conn
+	err error
 }
 
 func (h *helper) start() error {
@@ -116,9 +129,9 @@ func (h *helper) start() error {
 	if err := bindRunDir(filepath.Join(h.dir, "run")); err != nil {
 		return err
 	}
-	if err := h.startPcscd(); err != nil {
-		return err
-	}
+	// The helper serves before pcscd starts, and says "listening", so that
+	// the parent can dial its start-up cards while pcscd creates the
+	// readers (dialSlot).
 	sock := filepath.Join(h.dir, "helper.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -129,8 +142,33 @@ func (h *helper) start() error {
 		return fmt.Errorf("make %s private: %w", sock, err)
 	}
 	h.ln = ln
+	ports, err := parsePorts(os.Getenv(helperEarlyEnv))
+	if err != nil {
+		return err
+	}
+	// h.early is complete before the first request is served.
+	h.early = make(map[int]chan earlyConn, len(ports))
+	for _, p := range ports {
+		h.early[p] = make(chan earlyConn, 1)
+	}
 	go h.serve()
-	return nil
+	fmt.Println("listening")
+	if len(ports) > 0 {
+		go spinConnect(h.early)
+	}
+	return h.startPcscd()
+}
+
+func parsePorts(v string) ([]int, error) {
+	var ports []int
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' }) {
+		p, err := strconv.Atoi(f)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("%s: bad port %q", helperEarlyEnv, f)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }
 
 // loopbackUp is `ip link set lo up`: a new network namespace starts with lo
@@ -239,8 +277,7 @@ func (h *helper) handle(req request) (response, *os.File) {
 	defer cancel()
 	switch req.Op {
 	case "dial":
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", req.Port))
+		c, err := h.dialSlot(ctx, req.Port, req.Early)
 		if err != nil {
 			return response{Err: err.Error()}, nil
 		}
@@ -286,6 +323,96 @@ func (h *helper) handle(req request) (response, *os.File) {
 		return response{}, nil
 	}
 	return response{Err: fmt.Sprintf("unknown op %q", req.Op)}, nil
+}
+
+// dialSlot connects to vpcd's port for a slot. early: the slot holds a
+// start-up card, whose connection spinConnect made (or is making) while
+// pcscd started; it is handed over once, later dials are ordinary.
+func (h *helper) dialSlot(ctx context.Context, port int, early bool) (net.Conn, error) {
+	if ch, ok := h.early[port]; ok && early {
+		select {
+		case r := <-ch:
+			if r.c != nil || !errors.Is(r.err, unix.ECONNREFUSED) {
+				return r.c, r.err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+}
+
+// spinConnect connects to the start-up cards' vpcd ports while pcscd
+// starts, so that each card is in vpcd's accept backlog before pcscd's
+// first presence check of its reader. That check follows vpcd's listen()
+// by some tens of microseconds; a card that misses it is seen one poll
+// (400 ms) later, which is what every start-up cost before. So it tries
+// each port still refused every 20 us, on one locked thread, with bare
+// connect(2) calls (Go's dialer costs tens of microseconds an attempt) and
+// a raw nanosleep (through the runtime's syscall path the thread loses its
+// P, and getting it back took milliseconds under load), from before pcscd
+// starts until every port has a connection, or for one second: a port
+// still refused then gets that error, and its card dials the ordinary way
+// (and waits for a poll). A thread woken on pcscd's first open of its
+// configuration (inotify) instead of polling missed the window: its
+// wake-up came milliseconds late under load.
+//
+// The first presence check sends GET ATR on the connection and waits for
+// the answer; the parent attaches the card as soon as the helper says
+// "listening", so that wait is short and pcscd's start-up never depends
+// on it.
+func spinConnect(ports map[int]chan earlyConn) {
+	runtime.LockOSThread()
+	// The thread is not returned to the runtime (it may have real-time
+	// priority): it ends with the goroutine.
+	//
+	// Best effort: SCHED_FIFO keeps other load from delaying the loop past
+	// the window; without CAP_SYS_NICE (a user namespace) it stays an
+	// ordinary thread and misses more often under load. With one CPU it
+	// would compete with the pcscd it waits for, so then it does not ask.
+	if runtime.NumCPU() > 1 {
+		_ = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+	}
+	pending := make([]int, 0, len(ports))
+	for p := range ports {
+		pending = append(pending, p)
+	}
+	deadline := time.Now().Add(time.Second)
+	pause := unix.NsecToTimespec(20_000)
+	for len(pending) > 0 {
+		if time.Now().After(deadline) {
+			for _, p := range pending {
+				ports[p] <- earlyConn{err: unix.ECONNREFUSED}
+			}
+			return
+		}
+		for i := 0; i < len(pending); i++ {
+			c, err := connectOnce(pending[i])
+			if errors.Is(err, unix.ECONNREFUSED) {
+				continue
+			}
+			ports[pending[i]] <- earlyConn{c, err}
+			pending = append(pending[:i], pending[i+1:]...)
+			i--
+		}
+		_, _, _ = unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&pause)), 0, 0)
+	}
+}
+
+// connectOnce is one blocking connect(2) to 127.0.0.1:port.
+func connectOnce(port int) (net.Conn, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "vpcd")
+	defer f.Close()
+	return net.FileConn(f)
 }
 
 // newClient connects to the stack's pcscd. Its socket file appears a

@@ -24,6 +24,9 @@ type request struct {
 	N         int      `json:"n,omitempty"`
 	Readers   []string `json:"readers,omitempty"`
 	TimeoutMS int64    `json:"timeout_ms,omitempty"`
+	// Early (dial): the port may not listen yet (pcscd is starting);
+	// retry until it does or the timeout ends. See Stack.startHelper.
+	Early bool `json:"early,omitempty"`
 }
 
 type response struct {

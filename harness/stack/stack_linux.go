@@ -111,14 +111,35 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
-	if err := s.startHelper(ctx); err != nil {
-		return nil, err
-	}
-
 	s.slots = make([]Slot, cfg.Slots)
 	s.stops = make([]func(), cfg.Slots)
 	for i := range s.slots {
 		s.slots[i] = Slot{Index: i, Reader: readerName(i), Port: vpcd.DefaultPort + i}
+	}
+	// The start-up cards are inserted as soon as the helper serves, while
+	// pcscd is still starting: their first dial waits for vpcd to listen
+	// (dialSlot), so pcscd finds them at its first presence check instead
+	// of a poll period later (docs/DESIGN.md "Stack start-up").
+	var used []int
+	insertErr := make(chan error, 1)
+	early := func() {
+		for i, c := range cfg.Cards {
+			if c == nil {
+				continue
+			}
+			if _, err := s.insert(i, c, s.earlyDialer(i)); err != nil {
+				insertErr <- err
+				return
+			}
+			used = append(used, i)
+		}
+		insertErr <- nil
+	}
+	if err := s.startHelper(ctx, early); err != nil {
+		return nil, err
+	}
+	if err := <-insertErr; err != nil {
+		return nil, err
 	}
 	names, err := s.readers(ctx, cfg.Slots)
 	if err != nil {
@@ -128,16 +149,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if !slices.Contains(names, sl.Reader) {
 			return nil, fmt.Errorf("stack: pcscd lists readers %q, expected %q among them", names, sl.Reader)
 		}
-	}
-	var used []int
-	for i, c := range cfg.Cards {
-		if c == nil {
-			continue
-		}
-		if _, err := s.Insert(i, c); err != nil {
-			return nil, err
-		}
-		used = append(used, i)
 	}
 	if err := s.WaitPresent(ctx, used...); err != nil {
 		return nil, s.withLogs(err)
@@ -265,7 +276,7 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-func (s *Stack) startHelper(ctx context.Context) error {
+func (s *Stack) startHelper(ctx context.Context, onListening func()) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -305,6 +316,7 @@ func (s *Stack) startHelper(ctx context.Context) error {
 		helperCleanEnv+"="+clean,
 		helperPcscdEnv+"="+s.cfg.Pcscd,
 		helperDebugEnv+"="+debug,
+		helperEarlyEnv+"="+s.earlyPorts(),
 		pcsc.SocketEnv+"="+s.SocketPath(),
 	)
 	cmd.Env = env
@@ -328,6 +340,11 @@ func (s *Stack) startHelper(ctx context.Context) error {
 		br := bufio.NewReader(stdout)
 		line, _ := br.ReadString('\n')
 		line = strings.TrimSpace(line)
+		if line == "listening" {
+			onListening()
+			line, _ = br.ReadString('\n')
+			line = strings.TrimSpace(line)
+		}
 		first <- line
 		// After "ready" the helper speaks only to say why it stopped.
 		var died string
@@ -362,6 +379,11 @@ func (s *Stack) startHelper(ctx context.Context) error {
 		}
 		if line == "" {
 			line = "helper exited without a word"
+		}
+		if m, ok := strings.CutPrefix(line, "error: "); ok {
+			if u, err := strconv.Unquote(m); err == nil {
+				line = "error: " + u
+			}
 		}
 		return fmt.Errorf("stack: %s%s\nhelper log:\n%s", line, usernsHint(errors.New(line)), tail(filepath.Join(s.dir, "helper.log"), 20))
 	case <-ctx.Done():
@@ -402,6 +424,18 @@ func (s *Stack) withLogs(err error) error {
 	return fmt.Errorf("%w\npcscd log (%s):\n%s", err, filepath.Join(s.dir, "pcscd.log"), tail(filepath.Join(s.dir, "pcscd.log"), 15))
 }
 
+// earlyPorts lists the vpcd ports of the start-up cards for the helper
+// (spinConnect).
+func (s *Stack) earlyPorts() string {
+	var ports []string
+	for i, c := range s.cfg.Cards {
+		if c != nil {
+			ports = append(ports, strconv.Itoa(vpcd.DefaultPort+i))
+		}
+	}
+	return strings.Join(ports, ",")
+}
+
 func (s *Stack) helperSock() string { return filepath.Join(s.dir, "helper.sock") }
 
 func (s *Stack) readers(ctx context.Context, n int) ([]string, error) {
@@ -439,22 +473,34 @@ func (s *Stack) Slots() []Slot {
 // Dialer returns the function that connects a card to slot n from inside
 // the stack's network namespace.
 func (s *Stack) Dialer(n int) vpcd.DialFunc {
-	port := vpcd.DefaultPort + n
-	return func(ctx context.Context) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, f, err := call(ctx, s.helperSock(), request{Op: "dial", Port: port, TimeoutMS: remaining(ctx)})
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return net.FileConn(f)
+	return func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, n, false) }
+}
+
+// earlyDialer is Dialer for a start-up card: its first dial is made while
+// pcscd starts (dialSlot's early), its re-dials are ordinary.
+func (s *Stack) earlyDialer(n int) vpcd.DialFunc {
+	var dialled atomic.Bool
+	return func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, n, !dialled.Swap(true)) }
+}
+
+func (s *Stack) dial(ctx context.Context, n int, early bool) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, f, err := call(ctx, s.helperSock(), request{Op: "dial", Port: vpcd.DefaultPort + n, Early: early, TimeoutMS: remaining(ctx)})
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
+	return net.FileConn(f)
 }
 
 // Insert puts card into the empty slot n and starts its link. It does not
 // wait for pcscd to notice; see WaitPresent.
 func (s *Stack) Insert(n int, card vcard.Card, opts ...vpcd.Option) (*vpcd.Link, error) {
+	return s.insert(n, card, s.Dialer(n), opts...)
+}
+
+func (s *Stack) insert(n int, card vcard.Card, dial vpcd.DialFunc, opts ...vpcd.Option) (*vpcd.Link, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n < 0 || n >= len(s.slots) {
@@ -467,7 +513,7 @@ func (s *Stack) Insert(n int, card vcard.Card, opts ...vpcd.Option) (*vpcd.Link,
 		return nil, errors.New("stack: closed")
 	}
 	opts = append([]vpcd.Option{vpcd.WithLogger(s.log.With("slot", n))}, opts...)
-	link := vpcd.NewLink(card, s.Dialer(n), opts...)
+	link := vpcd.NewLink(card, dial, opts...)
 	s.slots[n].Link = link
 	ctx, cancel := context.WithCancel(s.ctx)
 	done := make(chan struct{})

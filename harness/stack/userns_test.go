@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // TestStackAsOrdinaryUser reruns the round-trip test as user nobody, where
@@ -18,10 +20,7 @@ func TestStackAsOrdinaryUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch to user nobody; as an ordinary user the other tests already cover this path")
 	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatal("setpriv not found: apt-get install util-linux")
-	}
+	setpriv := testutil.NeedTool(t, "setpriv", "util-linux")
 	drop := []string{"--reuid=nobody", "--regid=nogroup", "--clear-groups"}
 	if out, err := exec.Command(setpriv, append(drop, "unshare", "--user", "--map-root-user", "--mount", "--net", "true")...).CombinedOutput(); err != nil {
 		t.Skipf("this kernel does not allow unprivileged user namespaces (%v: %s); the ordinary-user path cannot run here", err, strings.TrimSpace(string(out)))

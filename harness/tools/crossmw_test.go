@@ -3,19 +3,15 @@ package tools_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cardharness/cardharness/harness/cardtest"
 	"github.com/cardharness/cardharness/harness/stack"
 	"github.com/cardharness/cardharness/harness/tools"
 	"github.com/cardharness/cardharness/internal/gidstest"
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/minidriver"
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/pcsc"
@@ -70,12 +66,7 @@ func TestMinidriverWritesOpenSCReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "written by the minidriver client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der := testutil.SelfSigned(t, signer, "written by the minidriver client")
 	if err := md.WriteCertificate(ctx, i, fs.AT_KEYEXCHANGE, der, minidriver.BumpCorrect); err != nil {
 		t.Fatal(err)
 	}

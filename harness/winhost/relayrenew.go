@@ -83,7 +83,8 @@ type RelayRenewalOptions struct {
 	// request dummy for CompletePendingRenewal; without it the renewal is
 	// rolled back like a failure (a client that cannot wait).
 	KeepPending bool
-	// Timeout bounds each HTTP request (real time); 0: none.
+	// Timeout is the receive timeout of each HTTP request (real time;
+	// TLSOptions.Timeout); 0: none.
 	Timeout time.Duration
 	// Bits of the new key; 0: the old key's size.
 	Bits int

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"sync"
 	"testing"
@@ -21,7 +20,7 @@ import (
 )
 
 var (
-	relayTmpl   = ca.TemplateID{OID: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 8, 4711, 9}, Major: 100, Minor: 1, Name: "RelaySmartcardLogon"}
+	relayTmpl   = relay.SmartcardLogonTemplate // what `cardharness relay` serves
 	relayCAOnce sync.Once
 	relayCAKey  *rsa.PrivateKey
 )
@@ -41,10 +40,7 @@ func newRelayEnv(t *testing.T, cfg func(*relay.Config), knobs ...func(*winhost.K
 	t.Helper()
 	relayCAOnce.Do(func() { relayCAKey = softwareKeyPriv(t) })
 	e := &relayEnv{env: newEnv(t, knobs...)}
-	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}, {1, 3, 6, 1, 5, 5, 7, 3, 2}})
-	c, err := ca.New(ca.Options{Name: "Relay CA", Key: relayCAKey, Clock: e.h.Clock().Now,
-		Templates: []ca.Template{{ID: relayTmpl, ValidExistingCertificate: true,
-			Extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: eku}}}}})
+	c, err := ca.New(ca.Options{Name: "Relay CA", Key: relayCAKey, Clock: e.h.Clock().Now, Templates: relay.DefaultTemplates()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,12 @@ type TLSOptions struct {
 	Cert StoreCert
 	// RootCAs verify the server; nil is the system pool.
 	RootCAs *x509.CertPool
-	// Timeout bounds each request (real time: it is the client giving up
-	// on a relay that holds the request); 0: none.
+	// Timeout is WinHTTP's receive timeout (WinHttpSetTimeouts'
+	// dwReceiveTimeout): how long, in real time, the client waits for the
+	// answer once its request is sent, before it gives up on a relay that
+	// holds the request; 0: no limit. The connection and the handshake
+	// (the card signing) are not part of it, so a slow card on a loaded
+	// machine is not taken for a relay that holds the request.
 	Timeout time.Duration
 	// MaxVersion: 0 is TLS 1.2 with PKCS#1 v1.5 client signatures, what
 	// the card's providers can do (they sign no RSA-PSS, which TLS 1.3
@@ -113,8 +117,9 @@ func (p *Process) NewTLSClient(ctx context.Context, opts TLSOptions) (*TLSClient
 				SupportedSignatureAlgorithms: []tls.SignatureScheme{tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512}}, nil
 		},
 	}
-	c.http = &http.Client{Timeout: opts.Timeout, Transport: &http.Transport{
-		TLSClientConfig: cfg, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 1,
+	c.http = &http.Client{Transport: &http.Transport{
+		ResponseHeaderTimeout: opts.Timeout,
+		TLSClientConfig:       cfg, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 1,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}}
 	return c, nil

@@ -13,7 +13,7 @@ func TestHex(t *testing.T) {
 	if !bytes.Equal(got, []byte{0x00, 0xA4, 0x04, 0x00, 0x0C}) {
 		t.Errorf("Hex = % X", got)
 	}
-	if _, err := decode("0G"); err == nil || !strings.Contains(err.Error(), `"0G"`) {
+	if _, err := ParseHex("0G"); err == nil || !strings.Contains(err.Error(), `"0G"`) {
 		t.Errorf("bad hex: %v", err)
 	}
 	defer func() {
@@ -53,5 +53,17 @@ func TestPcscdProcesses(t *testing.T) {
 	}
 	if other := PcscdProcesses(t.TempDir() + "-none"); len(other) != 0 {
 		t.Errorf("found %q for a directory no process names", other)
+	}
+}
+
+// TestSeq: the filler must not repeat at the 256-byte chunk size of
+// GET RESPONSE, or a misplaced chunk would compare equal.
+func TestSeq(t *testing.T) {
+	s := Seq(600)
+	if len(s) != 600 || s[0] != 0x01 {
+		t.Fatalf("Seq(600) = %d bytes starting % X", len(s), s[:1])
+	}
+	if bytes.Equal(s[:256], s[256:512]) || bytes.Equal(s[:88], s[512:]) {
+		t.Error("Seq repeats with period 256")
 	}
 }

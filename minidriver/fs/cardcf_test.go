@@ -10,38 +10,19 @@ import (
 )
 
 func TestCardCFVectors(t *testing.T) {
-	tests := []struct {
-		name string
-		hex  string
-		want CardCF
-	}{
-		{"after gids-tool --initialize (§3.2)", "00 00 00 00 00 00", CardCF{}},
-		{"after one 2048-bit key generation (§3.5)", "00 00 01 00 02 00",
-			CardCF{ContainersFreshness: 1, FilesFreshness: 2}},
-		{"after also storing its certificate (§3.5)", "00 00 01 00 04 00",
-			CardCF{ContainersFreshness: 1, FilesFreshness: 4}},
-		{"written by the Windows inbox minidriver (semantics §1.1)", "00 00 19 00 4B 00",
-			CardCF{ContainersFreshness: 0x19, FilesFreshness: 0x4B}},
-		{"version 1 (cardmod.h current)", "01 07 34 12 78 56",
-			CardCF{Version: 1, PinsFreshness: 7, ContainersFreshness: 0x1234, FilesFreshness: 0x5678}},
-		{"per-application DWORDs preserved", "00 01 02 00 03 00 AA BB CC DD 01",
-			CardCF{PinsFreshness: 1, ContainersFreshness: 2, FilesFreshness: 3, Extra: []byte{0xAA, 0xBB, 0xCC, 0xDD, 0x01}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			in := testutil.Hex(t, tt.hex)
-			got, err := ParseCardCF(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got); d != "" {
-				t.Errorf("ParseCardCF (-want +got):\n%s", d)
-			}
-			if enc := got.Bytes(); !bytes.Equal(enc, in) {
-				t.Errorf("Bytes() = % X, want % X", enc, in)
-			}
-		})
-	}
+	testutil.CheckVectors(t, ParseCardCF, testutil.NoError(CardCF.Bytes), []testutil.Vector[CardCF]{
+		{Name: "after gids-tool --initialize (§3.2)", In: testutil.Hex(t, "00 00 00 00 00 00"), Want: CardCF{}},
+		{Name: "after one 2048-bit key generation (§3.5)", In: testutil.Hex(t, "00 00 01 00 02 00"),
+			Want: CardCF{ContainersFreshness: 1, FilesFreshness: 2}},
+		{Name: "after also storing its certificate (§3.5)", In: testutil.Hex(t, "00 00 01 00 04 00"),
+			Want: CardCF{ContainersFreshness: 1, FilesFreshness: 4}},
+		{Name: "written by the Windows inbox minidriver (semantics §1.1)", In: testutil.Hex(t, "00 00 19 00 4B 00"),
+			Want: CardCF{ContainersFreshness: 0x19, FilesFreshness: 0x4B}},
+		{Name: "version 1 (cardmod.h current)", In: testutil.Hex(t, "01 07 34 12 78 56"),
+			Want: CardCF{Version: 1, PinsFreshness: 7, ContainersFreshness: 0x1234, FilesFreshness: 0x5678}},
+		{Name: "per-application DWORDs preserved", In: testutil.Hex(t, "00 01 02 00 03 00 AA BB CC DD 01"),
+			Want: CardCF{PinsFreshness: 1, ContainersFreshness: 2, FilesFreshness: 3, Extra: []byte{0xAA, 0xBB, 0xCC, 0xDD, 0x01}}},
+	})
 }
 
 func TestCardCFExtraIsCopied(t *testing.T) {
@@ -57,23 +38,12 @@ func TestCardCFExtraIsCopied(t *testing.T) {
 }
 
 func TestCardCFErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		hex  string
-		want FormatError
-		msg  string
-	}{
-		{"empty", "", FormatError{File: "cardcf", Offset: 0}, "0 bytes, want at least 6"},
-		{"five bytes", "00 00 01 00 02", FormatError{File: "cardcf", Offset: 5}, "5 bytes"},
-		{"version 2", "02 00 00 00 00 00", FormatError{File: "cardcf", Offset: 0}, "bVersion 2"},
-		{"version FF", "FF 00 00 00 00 00 00 00", FormatError{File: "cardcf", Offset: 0}, "bVersion 255"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseCardCF(testutil.Hex(t, tt.hex))
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	checkParseErrors(t, ParseCardCF, []formatErrCase[[]byte]{
+		{"empty", nil, FormatError{File: "cardcf", Offset: 0}, "0 bytes, want at least 6"},
+		{"five bytes", testutil.Hex(t, "00 00 01 00 02"), FormatError{File: "cardcf", Offset: 5}, "5 bytes"},
+		{"version 2", testutil.Hex(t, "02 00 00 00 00 00"), FormatError{File: "cardcf", Offset: 0}, "bVersion 2"},
+		{"version FF", testutil.Hex(t, "FF 00 00 00 00 00 00 00"), FormatError{File: "cardcf", Offset: 0}, "bVersion 255"},
+	})
 }
 
 func TestCardCFBumpWraps(t *testing.T) {

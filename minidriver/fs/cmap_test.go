@@ -31,27 +31,20 @@ func TestContainerMapVectors(t *testing.T) {
 	// Non-ASCII name with a surrogate pair (U+1F511 KEY), to pin UTF-16.
 	nonASCII := testutil.Cat(testutil.Hex(t, "6B 00 E9 00 3D D8 11 DD"), zeros(72), testutil.Hex(t, "01 00 00 08 00 00"))
 
-	tests := []struct {
-		name string
-		in   []byte
-		want ContainerMap
-	}{
-		{"empty cmapfile after initialize (§3.2)", nil, ContainerMap{}},
-		{"2048-bit exchange key, flags 03", opensc2048,
-			ContainerMap{{GUID: "key2048", Flags: 0x03, KeyExchangeKeySizeBits: 2048}}},
-		{"reserved zeroed record (§5.2 step 3)", zeros(86), ContainerMap{{}}},
-		{"deleted first, Windows second", testutil.Cat(zeros(86), windows),
-			ContainerMap{{}, {GUID: "257f0362-2ee7-44f5-9885-36fa490f30c1", Flags: 0x01, SigKeySizeBits: 1024}}},
-		{"39-character name fills the field", testutil.Cat(asciiGUID(strings.Repeat("x", 39)), testutil.Hex(t, "01 00 00 08 00 00")),
-			ContainerMap{{GUID: strings.Repeat("x", 39), Flags: 1, SigKeySizeBits: 2048}}},
-		{"UTF-16 with a surrogate pair", nonASCII,
-			ContainerMap{{GUID: "ké\U0001F511", Flags: 1, SigKeySizeBits: 2048}}},
-		{"unknown flag bits and bReserved are kept", testutil.Cat(asciiGUID("a"), testutil.Hex(t, "F1 5A 00 00 00 08")),
-			ContainerMap{{GUID: "a", Flags: 0xF1, Reserved: 0x5A, KeyExchangeKeySizeBits: 2048}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseContainerMap, tt.in, tt.want) })
-	}
+	testutil.CheckVectors(t, ParseContainerMap, ContainerMap.Bytes, []testutil.Vector[ContainerMap]{
+		{Name: "empty cmapfile after initialize (§3.2)", In: nil, Want: ContainerMap{}},
+		{Name: "2048-bit exchange key, flags 03", In: opensc2048,
+			Want: ContainerMap{{GUID: "key2048", Flags: 0x03, KeyExchangeKeySizeBits: 2048}}},
+		{Name: "reserved zeroed record (§5.2 step 3)", In: zeros(86), Want: ContainerMap{{}}},
+		{Name: "deleted first, Windows second", In: testutil.Cat(zeros(86), windows),
+			Want: ContainerMap{{}, {GUID: "257f0362-2ee7-44f5-9885-36fa490f30c1", Flags: 0x01, SigKeySizeBits: 1024}}},
+		{Name: "39-character name fills the field", In: testutil.Cat(asciiGUID(strings.Repeat("x", 39)), testutil.Hex(t, "01 00 00 08 00 00")),
+			Want: ContainerMap{{GUID: strings.Repeat("x", 39), Flags: 1, SigKeySizeBits: 2048}}},
+		{Name: "UTF-16 with a surrogate pair", In: nonASCII,
+			Want: ContainerMap{{GUID: "ké\U0001F511", Flags: 1, SigKeySizeBits: 2048}}},
+		{Name: "unknown flag bits and bReserved are kept", In: testutil.Cat(asciiGUID("a"), testutil.Hex(t, "F1 5A 00 00 00 08")),
+			Want: ContainerMap{{GUID: "a", Flags: 0xF1, Reserved: 0x5A, KeyExchangeKeySizeBits: 2048}}},
+	}, equateEmpty)
 }
 
 func TestContainerMapIgnoresUnitsAfterTerminator(t *testing.T) {
@@ -77,12 +70,7 @@ func TestContainerMapParseErrors(t *testing.T) {
 	loneHigh := testutil.Cat(testutil.Hex(t, "61 00 3D D8 62 00"), zeros(74), tail)
 	loneLow := testutil.Cat(testutil.Hex(t, "61 00 62 00 11 DD"), zeros(74), tail)
 	highAtEnd := testutil.Cat(testutil.Hex(t, "3D D8"), zeros(78), tail)
-	tests := []struct {
-		name string
-		in   []byte
-		want FormatError
-		msg  string
-	}{
+	checkParseErrors(t, ParseContainerMap, []formatErrCase[[]byte]{
 		{"85 bytes", zeros(85), FormatError{File: "cmapfile", Offset: 0}, "85 trailing bytes"},
 		{"one record and one byte", zeros(87), FormatError{File: "cmapfile", Offset: 86}, "1 trailing bytes"},
 		{"no terminator in record 0", noNUL, FormatError{File: "cmapfile", Offset: 0}, "record 0 wszGuid: no NUL terminator"},
@@ -91,13 +79,7 @@ func TestContainerMapParseErrors(t *testing.T) {
 		{"unpaired high surrogate", loneHigh, FormatError{File: "cmapfile", Offset: 2}, "record 0 wszGuid: unpaired high surrogate D83D"},
 		{"unpaired low surrogate", loneLow, FormatError{File: "cmapfile", Offset: 4}, "record 0 wszGuid: unpaired low surrogate DD11"},
 		{"high surrogate before the terminator", highAtEnd, FormatError{File: "cmapfile", Offset: 0}, "unpaired high surrogate"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseContainerMap(tt.in)
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	})
 }
 
 func TestContainerMapEncodeErrors(t *testing.T) {

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -68,24 +67,23 @@ func checkFormatErr(t *testing.T, err error, want FormatError, msg string) {
 	}
 }
 
-// checkVector checks a quoted vector: parse reads in as want, and the
-// parsed value writes in back byte for byte (the files a writer rewrites
-// must not change what it did not touch). roundTrip (fuzz_test.go) is the
-// weaker check for any input: parse, write, parse again agree.
-func checkVector[T interface{ Bytes() ([]byte, error) }](t *testing.T, parse func([]byte) (T, error), in []byte, want T) {
+// formatErrCase is one row of an error table: doing the test's operation
+// on in must fail as checkFormatErr(want, msg) says.
+type formatErrCase[In any] struct {
+	name string
+	in   In
+	want FormatError
+	msg  string
+}
+
+// checkParseErrors runs a table of inputs parse must refuse, one subtest
+// a row.
+func checkParseErrors[T any](t *testing.T, parse func([]byte) (T, error), tests []formatErrCase[[]byte]) {
 	t.Helper()
-	got, err := parse(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(want, got, equateEmpty); d != "" {
-		t.Errorf("parse (-want +got):\n%s", d)
-	}
-	enc, err := got.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(enc, in) {
-		t.Errorf("Bytes() =\n% X\nwant\n% X", enc, in)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(tt.in)
+			checkFormatErr(t, err, tt.want, tt.msg)
+		})
 	}
 }

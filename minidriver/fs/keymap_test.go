@@ -90,23 +90,12 @@ func TestNewKeyRecord(t *testing.T) {
 
 func TestKeyMapParseErrors(t *testing.T) {
 	one := testutil.Hex(t, hexKeyMapOne)
-	tests := []struct {
-		name string
-		in   []byte
-		want FormatError
-		msg  string
-	}{
+	checkParseErrors(t, ParseKeyMap, []formatErrCase[[]byte]{
 		{"version 00", testutil.Cat([]byte{0}, one[1:]), FormatError{File: "keymap", Offset: 0}, "version 00, want 01"},
 		{"version 02 alone", []byte{2}, FormatError{File: "keymap", Offset: 0}, "version 02"},
 		{"record short by one", one[:12], FormatError{File: "keymap", Offset: 1}, "11 trailing bytes"},
 		{"one byte too many", testutil.Cat(one, []byte{0}), FormatError{File: "keymap", Offset: 13}, "1 trailing bytes"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseKeyMap(tt.in)
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	})
 }
 
 func TestKeyMapValidate(t *testing.T) {

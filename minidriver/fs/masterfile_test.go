@@ -30,21 +30,14 @@ func TestInitialMasterFile(t *testing.T) {
 func TestMasterFileVectors(t *testing.T) {
 	initial := testutil.Hex(t, hexInitialMasterFile)
 	withCert := testutil.Cat(initial, testutil.Hex(t, hexKxc00Record))
-	tests := []struct {
-		name string
-		in   []byte
-		want MasterFile
-	}{
-		{"version byte only", []byte{0x01}, MasterFile{}},
-		{"initial 141 bytes (§3.3)", initial, InitialMasterFile()},
-		{"169 bytes after one certificate (§3.3)", withCert,
-			append(InitialMasterFile(), MasterRecord{Dir: "mscp", Name: "kxc00", DO: 0xDF24, EF: 0xA010})},
-		{"eight-character names", testutil.Cat([]byte{1}, []byte("abcdefgh\x0012345678\x00\x00\x00\x30\xDF\x00\x00\x10\xA0\x00\x00")),
-			MasterFile{{Dir: "abcdefgh", Name: "12345678", DO: 0xDF30, EF: 0xA010}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseMasterFile, tt.in, tt.want) })
-	}
+	testutil.CheckVectors(t, ParseMasterFile, MasterFile.Bytes, []testutil.Vector[MasterFile]{
+		{Name: "version byte only", In: []byte{0x01}, Want: MasterFile{}},
+		{Name: "initial 141 bytes (§3.3)", In: initial, Want: InitialMasterFile()},
+		{Name: "169 bytes after one certificate (§3.3)", In: withCert,
+			Want: append(InitialMasterFile(), MasterRecord{Dir: "mscp", Name: "kxc00", DO: 0xDF24, EF: 0xA010})},
+		{Name: "eight-character names", In: testutil.Cat([]byte{1}, []byte("abcdefgh\x0012345678\x00\x00\x00\x30\xDF\x00\x00\x10\xA0\x00\x00")),
+			Want: MasterFile{{Dir: "abcdefgh", Name: "12345678", DO: 0xDF30, EF: 0xA010}}},
+	}, equateEmpty)
 	if n := len(withCert); n != 0xA9 {
 		t.Errorf("masterfile after one certificate is %d bytes, the trace says DF 1F 81 A9", n)
 	}
@@ -170,12 +163,7 @@ func TestMasterFileRemoveShifts(t *testing.T) {
 }
 
 func TestMasterFileAddErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		r    MasterRecord
-		want FormatError
-		msg  string
-	}{
+	tests := []formatErrCase[MasterRecord]{
 		{"duplicate path, other case", MasterRecord{Dir: "MSCP", Name: "CMAPFILE", DO: 0xDF30, EF: 0xA010},
 			FormatError{File: "masterfile", Offset: 141}, `record 5: "MSCP"/"CMAPFILE" already exists as record 4`},
 		{"duplicate directory", MasterRecord{Dir: "mscp", EF: 0xA000},
@@ -194,7 +182,7 @@ func TestMasterFileAddErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := InitialMasterFile()
-			checkFormatErr(t, m.Add(tt.r), tt.want, tt.msg)
+			checkFormatErr(t, m.Add(tt.in), tt.want, tt.msg)
 			if len(m) != 5 {
 				t.Errorf("failed Add changed the file: %d records", len(m))
 			}
@@ -213,12 +201,7 @@ func TestMasterFileParseErrors(t *testing.T) {
 		mod(b)
 		return b
 	}
-	tests := []struct {
-		name string
-		in   []byte
-		want FormatError
-		msg  string
-	}{
+	checkParseErrors(t, ParseMasterFile, []formatErrCase[[]byte]{
 		{"empty", nil, FormatError{File: "masterfile", Offset: 0}, "empty"},
 		{"version 00", testutil.Cat([]byte{0}, initial[1:]), FormatError{File: "masterfile", Offset: 0}, "version 00, want 01"},
 		{"version 02", []byte{2}, FormatError{File: "masterfile", Offset: 0}, "version 02"},
@@ -236,13 +219,7 @@ func TestMasterFileParseErrors(t *testing.T) {
 			FormatError{File: "masterfile", Offset: 49}, "record 1 DO tag 0001DF24 does not fit two bytes"},
 		{"EF high half set", rec(func(b []byte) { b[1+27] = 0x80 }),
 			FormatError{File: "masterfile", Offset: 25}, "record 0 EF 8000A012"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseMasterFile(tt.in)
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	})
 }
 
 func TestMasterFileIgnoresPaddingAndTail(t *testing.T) {

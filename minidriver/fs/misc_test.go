@@ -9,18 +9,11 @@ import (
 )
 
 func TestCardAppsVectors(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []byte
-		want CardApps
-	}{
-		{"empty", nil, CardApps{}},
-		{"after initialize (§3.2)", testutil.Hex(t, hexCardApps), CardApps{"mscp"}},
-		{"two apps, one filling the record", []byte("mscp\x00\x00\x00\x00abcdefgh"), CardApps{"mscp", "abcdefgh"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkVector(t, ParseCardApps, tt.in, tt.want) })
-	}
+	testutil.CheckVectors(t, ParseCardApps, CardApps.Bytes, []testutil.Vector[CardApps]{
+		{Name: "empty", In: nil, Want: CardApps{}},
+		{Name: "after initialize (§3.2)", In: testutil.Hex(t, hexCardApps), Want: CardApps{"mscp"}},
+		{Name: "two apps, one filling the record", In: []byte("mscp\x00\x00\x00\x00abcdefgh"), Want: CardApps{"mscp", "abcdefgh"}},
+	}, equateEmpty)
 	enc, _ := InitialCardApps().Bytes()
 	if !bytes.Equal(enc, testutil.Hex(t, hexCardApps)) {
 		t.Errorf("InitialCardApps = % X", enc)
@@ -34,23 +27,12 @@ func TestCardAppsVectors(t *testing.T) {
 }
 
 func TestCardAppsErrors(t *testing.T) {
-	parse := []struct {
-		name string
-		in   []byte
-		want FormatError
-		msg  string
-	}{
+	checkParseErrors(t, ParseCardApps, []formatErrCase[[]byte]{
 		{"seven bytes", testutil.Hex(t, "6D 73 63 70 00 00 00"), FormatError{File: "cardapps", Offset: 0}, "7 bytes"},
 		{"nine bytes", testutil.Hex(t, "6D 73 63 70 00 00 00 00 00"), FormatError{File: "cardapps", Offset: 8}, "9 bytes"},
 		{"empty record", testutil.Cat(testutil.Hex(t, hexCardApps), zeros(8)), FormatError{File: "cardapps", Offset: 8}, "record 1 name: empty"},
 		{"non-ASCII", []byte("ms\xe9p\x00\x00\x00\x00"), FormatError{File: "cardapps", Offset: 2}, "record 0 name: byte E9"},
-	}
-	for _, tt := range parse {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseCardApps(tt.in)
-			checkFormatErr(t, err, tt.want, tt.msg)
-		})
-	}
+	})
 	_, err := CardApps{"mscp", "ninechars"}.Bytes()
 	checkFormatErr(t, err, FormatError{File: "cardapps", Offset: 8}, "record 1 name \"ninechars\": 9 characters, at most 8")
 	_, err = CardApps{""}.Bytes()

@@ -6,78 +6,47 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-func seq(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i)
-	}
-	return b
-}
-
 var cmpCommand = cmpopts.EquateEmpty()
 
 func TestParseCommandVectors(t *testing.T) {
-	long := seq(300)
-	tests := []struct {
-		name string
-		in   []byte
-		want Command
-	}{
-		{"case 1 logout", testutil.Hex(t, "00 20 00 82"),
-			Command{INS: 0x20, P2: 0x82}},
-		{"case 1 activate", testutil.Hex(t, "00 44 00 00"),
-			Command{INS: 0x44}},
-		{"case 2S Le=00 is 256", testutil.Hex(t, "00 C0 00 00 00"),
-			Command{INS: 0xC0, Ne: 256, HasLe: true}},
-		{"case 2S Le=0E", testutil.Hex(t, "00 C0 00 00 0E"),
-			Command{INS: 0xC0, Ne: 14, HasLe: true}},
-		{"case 3S verify", testutil.Hex(t, "00 20 00 80 06 31 32 33 34 35 36"),
-			Command{INS: 0x20, P2: 0x80, Data: []byte("123456")}},
-		{"case 3S generate (no Le)", testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 07 83 01 81"),
-			Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 07 83 01 81")}},
-		{"case 4S select GIDS", testutil.Hex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"),
-			Command{INS: 0xA4, P1: 4, Data: testutil.Hex(t, "A0 00 00 03 97 42 54 46 59"), Ne: 256, HasLe: true}},
-		{"case 4S windows generate Le=8C", testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 06 83 01 81 8C"),
-			Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 06 83 01 81"), Ne: 0x8C, HasLe: true}},
-		{"case 4S Lc=FF", append(append(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)...), 0x00),
-			Command{CLA: 0x10, INS: 0xDB, P1: 0xA0, P2: 0x10, Data: seq(255), Ne: 256, HasLe: true}},
-		{"case 2E Le=0000 is 65536", testutil.Hex(t, "00 CB 3F FF 00 00 00"),
-			Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 65536, HasLe: true, Extended: true}},
-		{"case 2E Le=0100", testutil.Hex(t, "00 CB 3F FF 00 01 00"),
-			Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 256, HasLe: true, Extended: true}},
-		{"case 3E Lc=0003", testutil.Hex(t, "00 DB A0 10 00 00 03 DF 23 00"),
-			Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Hex(t, "DF 23 00"), Extended: true}},
-		{"case 3E Lc=012C", append(testutil.Hex(t, "00 2A 80 86 00 01 2C"), long...),
-			Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: long, Extended: true}},
-		{"case 4E Le=0000", append(append(testutil.Hex(t, "00 2A 9E 9A 00 01 2C"), long...), 0, 0),
-			Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: long, Ne: 65536, HasLe: true, Extended: true}},
-		{"case 4E Le=0200", testutil.Hex(t, "00 2A 9E 9A 00 00 02 AB CD 02 00"),
-			Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: testutil.Hex(t, "AB CD"), Ne: 512, HasLe: true, Extended: true}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseCommand(tt.in)
-			if err != nil {
-				t.Fatalf("ParseCommand(% X): %v", tt.in, err)
-			}
-			if d := cmp.Diff(tt.want, got, cmpCommand); d != "" {
-				t.Errorf("ParseCommand mismatch (-want +got):\n%s", d)
-			}
-			enc, err := got.Bytes()
-			if err != nil {
-				t.Fatalf("Bytes: %v", err)
-			}
-			if !bytes.Equal(enc, tt.in) {
-				t.Errorf("Bytes() = % X, want % X", enc, tt.in)
-			}
-		})
-	}
+	long := testutil.Seq(300)
+	testutil.CheckVectors(t, ParseCommand, Command.Bytes, []testutil.Vector[Command]{
+		{Name: "case 1 logout", In: testutil.Hex(t, "00 20 00 82"),
+			Want: Command{INS: 0x20, P2: 0x82}},
+		{Name: "case 1 activate", In: testutil.Hex(t, "00 44 00 00"),
+			Want: Command{INS: 0x44}},
+		{Name: "case 2S Le=00 is 256", In: testutil.Hex(t, "00 C0 00 00 00"),
+			Want: Command{INS: 0xC0, Ne: 256, HasLe: true}},
+		{Name: "case 2S Le=0E", In: testutil.Hex(t, "00 C0 00 00 0E"),
+			Want: Command{INS: 0xC0, Ne: 14, HasLe: true}},
+		{Name: "case 3S verify", In: testutil.Hex(t, "00 20 00 80 06 31 32 33 34 35 36"),
+			Want: Command{INS: 0x20, P2: 0x80, Data: []byte("123456")}},
+		{Name: "case 3S generate (no Le)", In: testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 07 83 01 81"),
+			Want: Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 07 83 01 81")}},
+		{Name: "case 4S select GIDS", In: testutil.Hex(t, "00 A4 04 00 09 A0 00 00 03 97 42 54 46 59 00"),
+			Want: Command{INS: 0xA4, P1: 4, Data: testutil.Hex(t, "A0 00 00 03 97 42 54 46 59"), Ne: 256, HasLe: true}},
+		{Name: "case 4S windows generate Le=8C", In: testutil.Hex(t, "00 47 00 00 08 AC 06 80 01 06 83 01 81 8C"),
+			Want: Command{INS: 0x47, Data: testutil.Hex(t, "AC 06 80 01 06 83 01 81"), Ne: 0x8C, HasLe: true}},
+		{Name: "case 4S Lc=FF", In: append(append(testutil.Hex(t, "10 DB A0 10 FF"), testutil.Seq(255)...), 0x00),
+			Want: Command{CLA: 0x10, INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Seq(255), Ne: 256, HasLe: true}},
+		{Name: "case 2E Le=0000 is 65536", In: testutil.Hex(t, "00 CB 3F FF 00 00 00"),
+			Want: Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 65536, HasLe: true, Extended: true}},
+		{Name: "case 2E Le=0100", In: testutil.Hex(t, "00 CB 3F FF 00 01 00"),
+			Want: Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Ne: 256, HasLe: true, Extended: true}},
+		{Name: "case 3E Lc=0003", In: testutil.Hex(t, "00 DB A0 10 00 00 03 DF 23 00"),
+			Want: Command{INS: 0xDB, P1: 0xA0, P2: 0x10, Data: testutil.Hex(t, "DF 23 00"), Extended: true}},
+		{Name: "case 3E Lc=012C", In: append(testutil.Hex(t, "00 2A 80 86 00 01 2C"), long...),
+			Want: Command{INS: 0x2A, P1: 0x80, P2: 0x86, Data: long, Extended: true}},
+		{Name: "case 4E Le=0000", In: append(append(testutil.Hex(t, "00 2A 9E 9A 00 01 2C"), long...), 0, 0),
+			Want: Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: long, Ne: 65536, HasLe: true, Extended: true}},
+		{Name: "case 4E Le=0200", In: testutil.Hex(t, "00 2A 9E 9A 00 00 02 AB CD 02 00"),
+			Want: Command{INS: 0x2A, P1: 0x9E, P2: 0x9A, Data: testutil.Hex(t, "AB CD"), Ne: 512, HasLe: true, Extended: true}},
+	}, cmpCommand)
 }
 
 func TestParseCommandDataIsCopy(t *testing.T) {
@@ -188,30 +157,11 @@ func TestChained(t *testing.T) {
 }
 
 func TestResponse(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want Response
-	}{
-		{"SW only", "90 00", Response{SW: SWOK}},
-		{"data", "DF 23 00 90 00", Response{Data: testutil.Hex(t, "DF 23 00"), SW: SWOK}},
-		{"61xx", "01 02 61 0E", Response{Data: []byte{1, 2}, SW: 0x610E}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			in := testutil.Hex(t, tt.in)
-			got, err := ParseResponse(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tt.want, got); d != "" {
-				t.Errorf("ParseResponse (-want +got):\n%s", d)
-			}
-			if !bytes.Equal(got.Bytes(), in) {
-				t.Errorf("Bytes() = % X, want % X", got.Bytes(), in)
-			}
-		})
-	}
+	testutil.CheckVectors(t, ParseResponse, testutil.NoError(Response.Bytes), []testutil.Vector[Response]{
+		{Name: "SW only", In: testutil.Hex(t, "90 00"), Want: Response{SW: SWOK}},
+		{Name: "data", In: testutil.Hex(t, "DF 23 00 90 00"), Want: Response{Data: testutil.Hex(t, "DF 23 00"), SW: SWOK}},
+		{Name: "61xx", In: testutil.Hex(t, "01 02 61 0E"), Want: Response{Data: []byte{1, 2}, SW: 0x610E}},
+	})
 	for _, in := range [][]byte{nil, {0x90}} {
 		_, err := ParseResponse(in)
 		var pe *ParseError

@@ -2,23 +2,21 @@ package apdu
 
 import (
 	"bytes"
-	"encoding/hex"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{
+	testutil.AddHexSeeds(f,
 		"", "00", "00A404", "00200082", "00C0000000", "00C000000E",
 		"0020008006313233343536",
-		"00A4040009A00000039742544659" + "00",
+		"00A4040009A00000039742544659"+"00",
 		"00CB3FFF000000", "00DBA010000003DF2300", "002A9E9A000002ABCD0200",
 		"00DBA01005010203", "00CBFF3F0001", "00DBA0100000000100",
-	} {
-		b, _ := hex.DecodeString(s)
-		f.Add(b)
-	}
+	)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := ParseCommand(in)
 		if err != nil {

@@ -12,10 +12,10 @@ import (
 // testCard is a handler whose answers are derived from the command so
 // that expected responses can be written down without a real card:
 //
-//   - CB (GET DATA) and 47 (GENERATE) answer seq(P1P2) with 9000;
+//   - CB (GET DATA) and 47 (GENERATE) answer testutil.Seq(P1P2) with 9000;
 //   - 2A (PSO) echoes its data reversed;
 //   - DB (PUT DATA) answers 9000;
-//   - B0 answers seq(P1P2) with SW 6282 (warning with data);
+//   - B0 answers testutil.Seq(P1P2) with SW 6282 (warning with data);
 //   - E4 answers data with an error SW (which must be dropped);
 //   - EE answers the zero Response (a handler bug);
 //   - everything else 6D00.
@@ -30,7 +30,7 @@ func (tc *testCard) handle(c Command) Response {
 	n := int(c.P1)<<8 | int(c.P2)
 	switch c.INS {
 	case 0xCB, 0x47:
-		return Response{Data: seq(n), SW: SWOK}
+		return Response{Data: testutil.Seq(n), SW: SWOK}
 	case 0x2A:
 		r := make([]byte, len(c.Data))
 		for i, b := range c.Data {
@@ -40,7 +40,7 @@ func (tc *testCard) handle(c Command) Response {
 	case 0xDB:
 		return Err(SWOK)
 	case 0xB0:
-		return Response{Data: seq(n), SW: SWEndOfFile}
+		return Response{Data: testutil.Seq(n), SW: SWEndOfFile}
 	case 0xE4:
 		return Response{Data: []byte{1, 2, 3}, SW: SWFileNotFound}
 	case 0xEE:
@@ -49,8 +49,9 @@ func (tc *testCard) handle(c Command) Response {
 	return Err(SWINSNotSupported)
 }
 
-// b concatenates byte slices; h and sw make vectors readable.
-func b(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+// b (testutil.Cat under a short name) and sw make the dense step tables
+// readable.
+var b = testutil.Cat
 
 func sw(s Status) []byte { return s.bytes() }
 
@@ -77,13 +78,13 @@ func getData(t *testing.T, n int, le byte) []byte {
 func getResponse(le byte) []byte { return []byte{0x00, 0xC0, 0x00, 0x00, le} }
 
 func TestSessionGetResponse(t *testing.T) {
-	d300, d512, d600, d684 := seq(300), seq(512), seq(600), seq(684)
+	d300, d512, d600, d684 := testutil.Seq(300), testutil.Seq(512), testutil.Seq(600), testutil.Seq(684)
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{"256 fits exactly", []step{
-			{getData(t, 256, 0x00), b(seq(256), sw(SWOK))},
+			{getData(t, 256, 0x00), b(testutil.Seq(256), sw(SWOK))},
 		}},
 		{"300 Le=00", []step{
 			{getData(t, 300, 0x00), b(d300[:256], testutil.Hex(t, "61 2C"))},
@@ -130,8 +131,8 @@ func TestSessionGetResponse(t *testing.T) {
 			{testutil.Hex(t, "00 CB 02 58 00 00 02 5C 00 00 00"), b(d600, sw(SWOK))},
 		}},
 		{"extended Le=0000 never exceeds a vpcd frame (issue 8 finding 3)", []step{
-			{testutil.Hex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(seq(65535)[:MaxResponseData], testutil.Hex(t, "61 02"))},
-			{testutil.Hex(t, "00 C0 00 00 00 00 00"), b(seq(65535)[MaxResponseData:], sw(SWOK))},
+			{testutil.Hex(t, "00 CB FF FF 00 00 02 5C 00 00 00"), b(testutil.Seq(65535)[:MaxResponseData], testutil.Hex(t, "61 02"))},
+			{testutil.Hex(t, "00 C0 00 00 00 00 00"), b(testutil.Seq(65535)[MaxResponseData:], sw(SWOK))},
 		}},
 		{"extended Le=0100 is chunked like short", []step{
 			{testutil.Hex(t, "00 CB 02 58 00 00 02 5C 00 01 00"), b(d600[:256], testutil.Hex(t, "61 00"))},
@@ -139,24 +140,24 @@ func TestSessionGetResponse(t *testing.T) {
 		}},
 		{"case 3 GENERATE 1024 answers 61 8C (§2.10)", []step{
 			{testutil.Hex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81"), testutil.Hex(t, "61 8C")},
-			{getResponse(0x8C), b(seq(140), sw(SWOK))},
+			{getResponse(0x8C), b(testutil.Seq(140), sw(SWOK))},
 		}},
 		{"case 3 GENERATE 2048 answers 61 00, then another command drops it", []step{
 			{testutil.Hex(t, "00 47 01 0E 08 AC 06 80 01 07 83 01 81"), testutil.Hex(t, "61 00")},
-			{testutil.Hex(t, "00 CB 00 02 02 5C 00 00"), b(seq(2), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 00 02 02 5C 00 00"), b(testutil.Seq(2), sw(SWOK))},
 			{getResponse(0x00), sw(SWConditionsNotSatisfied)},
 		}},
 		{"case 4 GENERATE with Le=8C (Windows)", []step{
-			{testutil.Hex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81 8C"), b(seq(140), sw(SWOK))},
+			{testutil.Hex(t, "00 47 00 8C 08 AC 06 80 01 06 83 01 81 8C"), b(testutil.Seq(140), sw(SWOK))},
 		}},
 		// Issue 11 §1: without Le the card answers as if Le were 256, as
 		// GidsApplet does (TransmitManager.sendData) and Windows expects
 		// for its SELECT, except GENERATE ASYMMETRIC KEY PAIR.
 		{"case 1 with response data gets it at once", []step{
-			{testutil.Hex(t, "00 CB 00 05"), b(seq(5), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 00 05"), b(testutil.Seq(5), sw(SWOK))},
 		}},
 		{"case 3 with 256 bytes of response data gets them at once", []step{
-			{testutil.Hex(t, "00 CB 01 00 02 5C 00"), b(seq(256), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 01 00 02 5C 00"), b(testutil.Seq(256), sw(SWOK))},
 		}},
 		{"case 3 with more than 256 bytes: 256 and 61xx", []step{
 			{testutil.Hex(t, "00 CB 01 2C 02 5C 00"), b(d300[:256], testutil.Hex(t, "61 2C"))},
@@ -174,7 +175,7 @@ func TestSessionGetResponse(t *testing.T) {
 			{getResponse(0x2C), b(d300[256:], sw(SWEndOfFile))},
 		}},
 		{"warning SW with data that fits", []step{
-			{testutil.Hex(t, "00 B0 00 03 00"), b(seq(3), sw(SWEndOfFile))},
+			{testutil.Hex(t, "00 B0 00 03 00"), b(testutil.Seq(3), sw(SWEndOfFile))},
 		}},
 	}
 	for _, tt := range tests {
@@ -189,7 +190,7 @@ func TestSessionGetResponse(t *testing.T) {
 }
 
 func TestSessionGetResponseErrors(t *testing.T) {
-	d300 := seq(300)
+	d300 := testutil.Seq(300)
 	tests := []struct {
 		name        string
 		steps       []step
@@ -259,10 +260,10 @@ func chunks(hdr [4]byte, data []byte, size int, le int) [][]byte {
 func TestSessionChaining(t *testing.T) {
 	// The observed OpenSC certificate write: DF24 82 02A7 + 679 bytes =
 	// 684 bytes, sent as 255 + 255 + 174 (§2.4).
-	cert := b(testutil.Hex(t, "DF 24 82 02 A7"), seq(679))
+	cert := b(testutil.Hex(t, "DF 24 82 02 A7"), testutil.Seq(679))
 	putHdr := [4]byte{0x00, 0xDB, 0xA0, 0x10}
 	psoHdr := [4]byte{0x00, 0x2A, 0x80, 0x86}
-	ct2048, ct4096 := seq(256), seq(512)
+	ct2048, ct4096 := testutil.Seq(256), testutil.Seq(512)
 	rev := func(p []byte) []byte {
 		r := make([]byte, len(p))
 		for i, v := range p {
@@ -387,7 +388,7 @@ func TestSessionChainingErrors(t *testing.T) {
 		}, []step{
 			{testutil.Hex(t, "10 DB A0 10 01 00"), sw(SWChainingNotSupported)},
 			{testutil.Hex(t, "10 CB 00 02 01 5C"), sw(SWOK)},
-			{testutil.Hex(t, "00 CB 00 02 01 00 00"), b(seq(2), sw(SWOK))},
+			{testutil.Hex(t, "00 CB 00 02 01 00 00"), b(testutil.Seq(2), sw(SWOK))},
 		}, 1},
 		{"empty chainable set forbids chaining", func() *Session {
 			return &Session{ChainableINS: []byte{}}
@@ -397,23 +398,23 @@ func TestSessionChainingErrors(t *testing.T) {
 		{"cap exceeded", func() *Session {
 			return &Session{MaxChainData: 300}
 		}, []step{
-			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
-			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWNotEnoughMemory)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), testutil.Seq(255)), sw(SWOK)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), testutil.Seq(255)), sw(SWNotEnoughMemory)},
 			// Dropped: the next chunk starts a new chain.
-			{b(testutil.Hex(t, "10 DB A0 10 FF"), seq(255)), sw(SWOK)},
-			{b(testutil.Hex(t, "00 DB A0 10 2D"), seq(45)), sw(SWOK)},
+			{b(testutil.Hex(t, "10 DB A0 10 FF"), testutil.Seq(255)), sw(SWOK)},
+			{b(testutil.Hex(t, "00 DB A0 10 2D"), testutil.Seq(45)), sw(SWOK)},
 		}, 1},
 		{"cap on the first chunk", func() *Session {
 			return &Session{MaxChainData: 10}
 		}, []step{
-			{b(testutil.Hex(t, "10 DB A0 10 0B"), seq(11)), sw(SWNotEnoughMemory)},
+			{b(testutil.Hex(t, "10 DB A0 10 0B"), testutil.Seq(11)), sw(SWNotEnoughMemory)},
 		}, 0},
 		{"default cap is 65535", nil, []step{
-			{b(testutil.Hex(t, "10 DB A0 10 00 FF FF"), seq(65535)), sw(SWOK)},
+			{b(testutil.Hex(t, "10 DB A0 10 00 FF FF"), testutil.Seq(65535)), sw(SWOK)},
 			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWNotEnoughMemory)},
 		}, 0},
 		{"chain start drops pending response", nil, []step{
-			{getData(t, 300, 0), b(seq(256), testutil.Hex(t, "61 2C"))},
+			{getData(t, 300, 0), b(testutil.Seq(256), testutil.Hex(t, "61 2C"))},
 			{first, sw(SWOK)},
 			{testutil.Hex(t, "00 DB A0 10 01 00"), sw(SWOK)},
 			{getResponse(0x2C), sw(SWConditionsNotSatisfied)},
@@ -441,7 +442,8 @@ func TestSessionCLA(t *testing.T) {
 		in   string
 		out  string
 	}{
-		{"basic", Session{}, "00 CB 00 01 02 5C 00 00", "00 90 00"},
+		// GET DATA with P1P2 0001 answers testutil.Seq(1), the byte 01.
+		{"basic", Session{}, "00 CB 00 01 02 5C 00 00", "01 90 00"},
 		{"SM bits", Session{}, "0C CB 00 01 02 5C 00 00", "68 82"},
 		{"proprietary class", Session{}, "80 CB 00 01 02 5C 00 00", "6E 00"},
 		{"FF gets GidsApplet's SM check first", Session{}, "FF CB 00 01 00", "68 82"},
@@ -452,7 +454,7 @@ func TestSessionCLA(t *testing.T) {
 				return SWOK
 			}
 			return SWCLANotSupported
-		}}, "80 CB 00 01 02 5C 00 00", "00 90 00"},
+		}}, "80 CB 00 01 02 5C 00 00", "01 90 00"},
 		{"custom policy returning garbage", Session{CheckCLA: func(byte) Status { return 0 }},
 			"00 CB 00 01 00", "6E 00"},
 	}
@@ -492,7 +494,7 @@ func TestSessionHandlerHygiene(t *testing.T) {
 }
 
 func TestSessionHandlerDataNotAliased(t *testing.T) {
-	buf := seq(300)
+	buf := testutil.Seq(300)
 	var s Session
 	h := func(Command) Response { return Response{Data: buf, SW: SWOK} }
 	s.Process(testutil.Hex(t, "00 CB 00 00 00"), h)
@@ -500,7 +502,7 @@ func TestSessionHandlerDataNotAliased(t *testing.T) {
 		buf[i] = 0xEE
 	}
 	got := s.Process(getResponse(0x2C), nil)
-	if want := b(seq(300)[256:], sw(SWOK)); !bytes.Equal(got, want) {
+	if want := b(testutil.Seq(300)[256:], sw(SWOK)); !bytes.Equal(got, want) {
 		t.Errorf("pending data changed with the handler's buffer: % X", got)
 	}
 }

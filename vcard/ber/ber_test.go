@@ -12,14 +12,6 @@ import (
 	"github.com/cardharness/cardharness/internal/testutil"
 )
 
-func seq(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7 + 1)
-	}
-	return b
-}
-
 var equateEmpty = cmpopts.EquateEmpty()
 
 // rsaPubKey builds the GIDS public-key template 7F49 { 81 modulus, 82
@@ -29,10 +21,10 @@ func rsaPubKey(t *testing.T, hdr string, mod []byte, modHdr string) []byte {
 }
 
 func TestParseVectors(t *testing.T) {
-	mod1024, mod2048 := seq(128), seq(256)
+	mod1024, mod2048 := testutil.Seq(128), testutil.Seq(256)
 	pk1024 := rsaPubKey(t, "7F 49 81 88", mod1024, "81 81 80")
 	pk2048 := rsaPubKey(t, "7F 49 82 01 09", mod2048, "81 82 01 00")
-	cert := seq(679)
+	cert := testutil.Seq(679)
 
 	tests := []struct {
 		name      string
@@ -59,7 +51,7 @@ func TestParseVectors(t *testing.T) {
 			[]TLV{{0x61, testutil.Hex(t, "4F 0B A0 00 00 03 97 42 54 46 59 02 01 73 03 40 01 C0")}}, true},
 		{"three-byte tag", testutil.Hex(t, "9F 81 02 01 AA"), []TLV{{0x9F8102, []byte{0xAA}}}, true},
 		{"four-byte tag", testutil.Hex(t, "DF 81 82 03 00"), []TLV{{0xDF818203, nil}}, true},
-		{"127-byte value, short length", testutil.Cat(testutil.Hex(t, "53 7F"), seq(127)), []TLV{{0x53, seq(127)}}, true},
+		{"127-byte value, short length", testutil.Cat(testutil.Hex(t, "53 7F"), testutil.Seq(127)), []TLV{{0x53, testutil.Seq(127)}}, true},
 		{"non-minimal 81 05", testutil.Hex(t, "DF 23 81 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
 		{"non-minimal 82 0002", testutil.Hex(t, "DF 23 82 00 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
 		{"non-minimal 83", testutil.Hex(t, "DF 23 83 00 00 02 AA BB"), []TLV{{0xDF23, testutil.Hex(t, "AA BB")}}, false},
@@ -95,7 +87,7 @@ func TestParseVectors(t *testing.T) {
 // TestNestedPublicKey walks the 7F49 template the way OpenSC does
 // (docs/reference/gids-protocol.md §2.10): find 7F49, then 81 and 82 inside it.
 func TestNestedPublicKey(t *testing.T) {
-	mod := seq(256)
+	mod := testutil.Seq(256)
 	pk := rsaPubKey(t, "7F 49 82 01 09", mod, "81 82 01 00")
 	v, ok, err := Find(pk, 0x7F49)
 	if err != nil || !ok {
@@ -277,8 +269,8 @@ func TestEncode(t *testing.T) {
 		{"empty DO", 0xDF23, nil, testutil.Hex(t, "DF 23 00")},
 		{"one-byte tag", 0x84, []byte{0x81}, testutil.Hex(t, "84 01 81")},
 		{"5F2F", 0x5F2F, []byte{0x60}, testutil.Hex(t, "5F 2F 01 60")},
-		{"128 bytes gets 81", 0xDF24, seq(128), testutil.Cat(testutil.Hex(t, "DF 24 81 80"), seq(128))},
-		{"256 bytes gets 82", 0x81, seq(256), testutil.Cat(testutil.Hex(t, "81 82 01 00"), seq(256))},
+		{"128 bytes gets 81", 0xDF24, testutil.Seq(128), testutil.Cat(testutil.Hex(t, "DF 24 81 80"), testutil.Seq(128))},
+		{"256 bytes gets 82", 0x81, testutil.Seq(256), testutil.Cat(testutil.Hex(t, "81 82 01 00"), testutil.Seq(256))},
 		{"three-byte tag", 0x9F8102, []byte{0xAA}, testutil.Hex(t, "9F 81 02 01 AA")},
 	}
 	for _, tt := range tests {

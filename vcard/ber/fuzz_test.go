@@ -2,22 +2,20 @@ package ber
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{
+	testutil.AddHexSeeds(f,
 		"", "00", "DF2300", "DF2206000000000000", "7F49818881818000", "DF2482000100",
 		"645F2F01607F65028000", "DF23810100", "DF2380", "DF818203 00", "9F810201AA",
 		"DF2184000000020102", "708408418101A5037F4980",
-	} {
-		b, _ := hex.DecodeString(s)
-		f.Add(b)
-	}
+	)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		tlvs, err := Parse(in)
 		if err != nil {

@@ -101,53 +101,60 @@ func checkRealAdmin(t *testing.T, c *testCard) {
 	c.must(h("00 CB A0 14 02 5C 00 00"), apdu.SWOK)
 }
 
+// checkAttack runs an escalation attempt by someone who knows only the
+// PIN, on a fresh personalised card with the PIN verified, then checks that
+// it gained nothing (checkNoAdmin) and did not lock the owner out
+// (checkRealAdmin).
+func checkAttack(t *testing.T, attack func(c *testCard)) {
+	t.Helper()
+	c := newInitCard(t)
+	c.verifyPIN(testPIN)
+	attack(c)
+	checkNoAdmin(t, c)
+	checkRealAdmin(t, c)
+}
+
 // Attack 1: create a new key EF with an A4 template, load one's own 3DES
 // key, point MSE at it and authenticate.
 func TestEscalationOwnAuthKey(t *testing.T) {
-	c := newInitCard(t)
-	c.verifyPIN(testPIN)
-	c.sendEach(apdu.Short(0, 0xE0, 0, 0, authKeyFCP(0x90), false), h("00 44 00 00"))
-	c.sendEach(putDESKey(0x90, attackerKey)...)
-	// Authenticating with one's own key may succeed: it proves knowledge
-	// of key 90, nothing more.
-	c.tryKeyAuth(0x90, attackerKey)
-	checkNoAdmin(t, c)
-	checkRealAdmin(t, c)
+	checkAttack(t, func(c *testCard) {
+		c.sendEach(apdu.Short(0, 0xE0, 0, 0, authKeyFCP(0x90), false), h("00 44 00 00"))
+		c.sendEach(putDESKey(0x90, attackerKey)...)
+		// Authenticating with one's own key may succeed: it proves knowledge
+		// of key 90, nothing more.
+		c.tryKeyAuth(0x90, attackerKey)
+	})
 }
 
 // Attack 2: delete the admin key EF B080 and re-create it with one's own
 // key.
 func TestEscalationReplaceAdminKeyEF(t *testing.T) {
-	c := newInitCard(t)
-	c.verifyPIN(testPIN)
-	if _, sw := c.send(h("00 A4 00 0C 02 B0 80")); sw != apdu.SWOK {
-		t.Fatalf("SELECT B080: %04X", uint16(sw))
-	}
-	if _, sw := c.send(h("00 E4 00 00")); sw != apdu.SWSecurityStatusNotSatisfied {
-		t.Errorf("DELETE FILE B080 with the PIN: %04X, want 6982", uint16(sw))
-	}
-	fcp := bytes.Clone(adminKeyFCP)
-	// Let the creator write the key: 8C 04 87 00 10 FF.
-	copy(fcp[11:15], []byte{0x87, 0x00, 0x10, 0xFF})
-	c.sendEach(apdu.Short(0, 0xE0, 0, 0, fcp, false), h("00 44 00 00"))
-	c.sendEach(putDESKey(0x80, attackerKey)...)
-	c.tryKeyAuth(0x80, attackerKey)
-	checkNoAdmin(t, c)
-	checkRealAdmin(t, c)
+	checkAttack(t, func(c *testCard) {
+		if _, sw := c.send(h("00 A4 00 0C 02 B0 80")); sw != apdu.SWOK {
+			t.Fatalf("SELECT B080: %04X", uint16(sw))
+		}
+		if _, sw := c.send(h("00 E4 00 00")); sw != apdu.SWSecurityStatusNotSatisfied {
+			t.Errorf("DELETE FILE B080 with the PIN: %04X, want 6982", uint16(sw))
+		}
+		fcp := bytes.Clone(adminKeyFCP)
+		// Let the creator write the key: 8C 04 87 00 10 FF.
+		copy(fcp[11:15], []byte{0x87, 0x00, 0x10, 0xFF})
+		c.sendEach(apdu.Short(0, 0xE0, 0, 0, fcp, false), h("00 44 00 00"))
+		c.sendEach(putDESKey(0x80, attackerKey)...)
+		c.tryKeyAuth(0x80, attackerKey)
+	})
 }
 
 // Attack 3: delete the admin-write cardid EF A012, re-create it with an
 // open access rule and rewrite the cardid.
 func TestEscalationRecreateCardID(t *testing.T) {
-	c := newInitCard(t)
-	c.verifyPIN(testPIN)
-	c.sendEach(h("00 A4 00 0C 02 A0 12"))
-	if _, sw := c.send(h("00 E4 00 00")); sw != apdu.SWSecurityStatusNotSatisfied {
-		t.Errorf("DELETE FILE A012 with the PIN: %04X, want 6982", uint16(sw))
-	}
-	c.sendEach(createDOEF(0xA012, [3]byte{0x03, 0x00, 0x00}), h("00 44 00 00"))
-	checkNoAdmin(t, c)
-	checkRealAdmin(t, c)
+	checkAttack(t, func(c *testCard) {
+		c.sendEach(h("00 A4 00 0C 02 A0 12"))
+		if _, sw := c.send(h("00 E4 00 00")); sw != apdu.SWSecurityStatusNotSatisfied {
+			t.Errorf("DELETE FILE A012 with the PIN: %04X, want 6982", uint16(sw))
+		}
+		c.sendEach(createDOEF(0xA012, [3]byte{0x03, 0x00, 0x00}), h("00 44 00 00"))
+	})
 }
 
 // The PIN holder can delete no system file (the EFs gids-tool creates at

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/store"
 )
 
@@ -72,7 +73,7 @@ func vectorSeeds(t testing.TB) [][][]byte {
 			line := strings.TrimSpace(sc.Text())
 			switch {
 			case strings.HasPrefix(line, ">"):
-				if b, err := parseHex(line[1:]); err == nil {
+				if b, err := testutil.ParseHex(line[1:]); err == nil {
 					cmds = append(cmds, b)
 				}
 			case strings.HasPrefix(line, "verify"):

@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/store"
 )
@@ -131,22 +131,9 @@ func TestSIGKILLNeverTearsAnObjectOrKey(t *testing.T) {
 	var last uint32
 	kills := 20
 	for round := 0; round < kills; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 64)
-		n, _ := out.Read(buf)
-		if !bytes.HasPrefix(buf[:n], []byte("started")) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child said %q", round, buf[:n])
-		}
+		cmd := testutil.StartChild(t, "started", killChildEnv+"="+dir)
 		time.Sleep(time.Duration(5000+rng.IntN(60000)) * time.Microsecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		testutil.KillChild(cmd)
 
 		st, err := store.OpenDir(dir)
 		if err != nil {

@@ -3,7 +3,6 @@ package gids
 import (
 	"bufio"
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/internal/testutil"
 	"github.com/cardharness/cardharness/vcard/apdu"
 	"github.com/cardharness/cardharness/vcard/ber"
 )
@@ -97,7 +97,7 @@ func runVectorFile(t *testing.T, path string, seen map[apdu.Status]bool) {
 		}
 		switch {
 		case strings.HasPrefix(line, ">"):
-			cmd, err := parseHex(line[1:])
+			cmd, err := testutil.ParseHex(line[1:])
 			if err != nil {
 				t.Fatalf("%s: %v", at, err)
 			}
@@ -125,11 +125,6 @@ func runVectorFile(t *testing.T, path string, seen map[apdu.Status]bool) {
 	}
 }
 
-func parseHex(s string) ([]byte, error) {
-	s = strings.Join(strings.Fields(s), "")
-	return hex.DecodeString(s)
-}
-
 // checkResponse compares got with the expectation pattern (hex with "*"
 // wildcards).
 func checkResponse(t *testing.T, at string, cmd, got []byte, pattern string, seen map[apdu.Status]bool) {
@@ -137,7 +132,7 @@ func checkResponse(t *testing.T, at string, cmd, got []byte, pattern string, see
 	parts := strings.Split(pattern, "*")
 	var segs [][]byte
 	for _, p := range parts {
-		b, err := parseHex(p)
+		b, err := testutil.ParseHex(p)
 		if err != nil {
 			t.Fatalf("%s: %v", at, err)
 		}
@@ -213,7 +208,7 @@ func vectorDirective(t *testing.T, at string, cp **testCard, f []string) {
 		return f[i]
 	}
 	hexArg := func(i int) []byte {
-		b, err := parseHex(arg(i))
+		b, err := testutil.ParseHex(arg(i))
 		if err != nil {
 			fail("%v", err)
 		}

@@ -1,13 +1,13 @@
 package store
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 // Issue 8 finding 4: two cards on one state directory overwrote each
@@ -70,24 +70,13 @@ func lockChild(dir string) {
 // then and does not matter).
 func TestOpenDirLockedByAnotherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), lockChildEnv+"="+dir)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if line != "holding\n" {
-		t.Fatalf("child said %q", line)
-	}
+	cmd := testutil.StartChild(t, "holding", lockChildEnv+"="+dir)
 	_, err := OpenDir(dir)
 	var le *LockedError
 	if !errors.As(err, &le) || le.PID != cmd.Process.Pid {
 		t.Fatalf("OpenDir while another process holds it: %v, want a *LockedError naming PID %d", err, cmd.Process.Pid)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	testutil.KillChild(cmd)
 	s, err := OpenDir(dir)
 	if err != nil {
 		t.Fatalf("OpenDir after the holder was killed: %v", err)

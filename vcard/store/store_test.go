@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/afero"
+
+	"github.com/cardharness/cardharness/internal/testutil"
 )
 
 func TestUpdateIsAllOrNothing(t *testing.T) {
@@ -231,17 +232,9 @@ func TestSIGKILLNeverTearsAnUpdate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	lastGen := 0
 	for round := 0; round < 25; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 8)
-		_, _ = out.Read(buf) // "started"
+		cmd := testutil.StartChild(t, "started", killChildEnv+"="+dir)
 		time.Sleep(time.Duration(rng.IntN(30000)) * time.Microsecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		testutil.KillChild(cmd)
 
 		s, err := OpenDir(dir)
 		if err != nil {

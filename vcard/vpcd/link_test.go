@@ -12,56 +12,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cardharness/cardharness/internal/vpcdtest"
 	"github.com/cardharness/cardharness/vcard"
 	"github.com/cardharness/cardharness/vcard/testcard"
 )
 
-// reader is the vpcd side of a link under test: a listener the link dials.
-type reader struct {
-	t  *testing.T
-	ln net.Listener
-}
-
-func newReader(t *testing.T) *reader {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return &reader{t: t, ln: ln}
-}
-
-func (r *reader) accept() net.Conn {
-	r.t.Helper()
-	r.ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-	c, err := r.ln.Accept()
-	if err != nil {
-		r.t.Fatalf("accept: %v", err)
-	}
-	r.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func frame(b ...byte) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
-}
-
-func readFrame(t *testing.T, c net.Conn) []byte {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var hdr [2]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		t.Fatalf("read frame header: %v", err)
-	}
-	b := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-	if _, err := io.ReadFull(c, b); err != nil {
-		t.Fatalf("read frame body: %v", err)
-	}
-	return b
-}
-
-func startLink(t *testing.T, card vcard.Card, r *reader) (*Link, context.CancelFunc) {
-	l := NewLink(card, TCPDialer(r.ln.Addr().String()), WithRedialInterval(50*time.Millisecond))
+func startLink(t *testing.T, card vcard.Card, r *vpcdtest.Reader) (*Link, context.CancelFunc) {
+	l := NewLink(card, TCPDialer(r.Addr()), WithRedialInterval(50*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -71,35 +28,35 @@ func startLink(t *testing.T, card vcard.Card, r *reader) (*Link, context.CancelF
 
 func TestControlAndAPDUFrames(t *testing.T) {
 	card := &testcard.Echo{}
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	startLink(t, card, r)
-	c := r.accept()
+	c := r.Accept()
 
 	// The reader's sequence on insertion (reference §1.4), with a reset and
 	// an ATR request coalesced into one segment as Windows' vpcd sends them.
-	c.Write(frame(CtrlATR))
-	if got := readFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
+	c.Write(vpcdtest.Frame(CtrlATR))
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
 		t.Fatalf("ATR % X", got)
 	}
-	c.Write(append(frame(CtrlOn), frame(CtrlATR)...))
-	readFrame(t, c)
-	c.Write(append(frame(CtrlReset), frame(CtrlATR)...))
-	readFrame(t, c)
-	c.Write(frame(0x00, 0xDB, 0x3F, 0xFF, 0x02, 0xAB, 0xCD))
-	if got := readFrame(t, c); !bytes.Equal(got, []byte{0xAB, 0xCD, 0x90, 0x00}) {
+	c.Write(append(vpcdtest.Frame(CtrlOn), vpcdtest.Frame(CtrlATR)...))
+	vpcdtest.ReadFrame(t, c)
+	c.Write(append(vpcdtest.Frame(CtrlReset), vpcdtest.Frame(CtrlATR)...))
+	vpcdtest.ReadFrame(t, c)
+	c.Write(vpcdtest.Frame(0x00, 0xDB, 0x3F, 0xFF, 0x02, 0xAB, 0xCD))
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0xAB, 0xCD, 0x90, 0x00}) {
 		t.Fatalf("APDU response % X", got)
 	}
 	// An APDU split across segments is still one frame.
-	whole := frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77)
+	whole := vpcdtest.Frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77)
 	c.Write(whole[:3])
 	time.Sleep(10 * time.Millisecond)
 	c.Write(whole[3:])
-	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
 		t.Fatalf("split APDU response % X", got)
 	}
-	c.Write(frame(CtrlOff))
-	c.Write(frame(CtrlATR)) // answered powered or not
-	readFrame(t, c)
+	c.Write(vpcdtest.Frame(CtrlOff))
+	c.Write(vpcdtest.Frame(CtrlATR)) // answered powered or not
+	vpcdtest.ReadFrame(t, c)
 	st := card.Stats()
 	if st.PowerOns != 1 || st.Resets != 1 || st.PowerOffs != 1 || st.Powered {
 		t.Errorf("card saw %+v", st)
@@ -112,29 +69,29 @@ type shortCard struct{ testcard.Echo }
 func (*shortCard) Process([]byte) []byte { return nil }
 
 func TestNeverSendsAnEmptyFrame(t *testing.T) {
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	startLink(t, &shortCard{}, r)
-	c := r.accept()
-	c.Write(frame(0x00, 0xA4, 0x00, 0x00))
-	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x6F, 0x00}) {
+	c := r.Accept()
+	c.Write(vpcdtest.Frame(0x00, 0xA4, 0x00, 0x00))
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0x6F, 0x00}) {
 		t.Fatalf("response % X, want 6F00 in place of an empty frame", got)
 	}
 }
 
 func TestRedialsWhenReaderGoesAway(t *testing.T) {
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	startLink(t, &testcard.Echo{}, r)
-	c := r.accept()
+	c := r.Accept()
 	c.Close() // pcscd restarting
-	c2 := r.accept()
-	c2.Write(frame(CtrlATR))
-	readFrame(t, c2)
+	c2 := r.Accept()
+	c2.Write(vpcdtest.Frame(CtrlATR))
+	vpcdtest.ReadFrame(t, c2)
 }
 
 func TestRemoveAndInsert(t *testing.T) {
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	l, _ := startLink(t, &testcard.Echo{}, r)
-	c := r.accept()
+	c := r.Accept()
 	<-l.Attached()
 	l.Remove()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -142,22 +99,28 @@ func TestRemoveAndInsert(t *testing.T) {
 		t.Fatalf("after Remove the reader reads %v, want EOF", err)
 	}
 	// No re-dial while removed.
-	r.ln.(*net.TCPListener).SetDeadline(time.Now().Add(300 * time.Millisecond))
-	if c, err := r.ln.Accept(); err == nil {
+	if c, err := r.AcceptWithin(300 * time.Millisecond); err == nil {
 		c.Close()
 		t.Fatal("removed card dialled again")
 	}
 	l.Insert()
-	r.accept()
+	r.Accept()
+}
+
+// faultyLink is a link to an echo card, connected, with fault armed and
+// an APDU sent that triggers it.
+func faultyLink(t *testing.T, fault Fault) (*Link, net.Conn) {
+	r := vpcdtest.NewReader(t)
+	l, _ := startLink(t, &testcard.Echo{}, r)
+	c := r.Accept()
+	l.InjectFault(fault)
+	c.Write(vpcdtest.Frame(0x00, 0xCA, 0x00, 0x00, 0x01))
+	return l, c
 }
 
 func TestFaults(t *testing.T) {
 	t.Run("drop", func(t *testing.T) {
-		r := newReader(t)
-		l, _ := startLink(t, &testcard.Echo{}, r)
-		c := r.accept()
-		l.InjectFault(FaultDropOnAPDU)
-		c.Write(frame(0x00, 0xCA, 0x00, 0x00, 0x01))
+		l, c := faultyLink(t, FaultDropOnAPDU)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := c.Read(make([]byte, 8)); err != io.EOF {
 			t.Fatalf("read %d bytes, %v; want EOF (card died)", n, err)
@@ -167,11 +130,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	t.Run("hang", func(t *testing.T) {
-		r := newReader(t)
-		l, _ := startLink(t, &testcard.Echo{}, r)
-		c := r.accept()
-		l.InjectFault(FaultHangOnAPDU)
-		c.Write(frame(0x00, 0xCA, 0x00, 0x00, 0x01))
+		l, c := faultyLink(t, FaultHangOnAPDU)
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		if _, err := c.Read(make([]byte, 8)); err == nil {
 			t.Fatal("hanging card answered")
@@ -188,9 +147,9 @@ func TestFaults(t *testing.T) {
 // the link must never panic, never send an empty frame, and every frame it
 // sends must be well formed.
 func FuzzFrames(f *testing.F) {
-	f.Add(frame(CtrlATR))
-	f.Add(append(frame(CtrlReset), frame(CtrlATR)...))
-	f.Add(frame(0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00, 0x00))
+	f.Add(vpcdtest.Frame(CtrlATR))
+	f.Add(append(vpcdtest.Frame(CtrlReset), vpcdtest.Frame(CtrlATR)...))
+	f.Add(vpcdtest.Frame(0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00, 0x00))
 	f.Add([]byte{0x00, 0x00, 0x00, 0x01, 0x04})
 	f.Add([]byte{0xFF, 0xFF, 0x00})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -225,22 +184,22 @@ func FuzzFrames(f *testing.F) {
 // client (issue 8 finding 2).
 func TestUnknownControlByteIsAnswered(t *testing.T) {
 	card := &testcard.Echo{}
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	startLink(t, card, r)
-	c := r.accept()
+	c := r.Accept()
 	for _, b := range []byte{0x03, 0x05, 0x80, 0xA4, 0xFF} {
-		c.Write(frame(b))
-		if got := readFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
+		c.Write(vpcdtest.Frame(b))
+		if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
 			t.Fatalf("1-byte frame %02X answered % X, want 67 00", b, got)
 		}
 	}
 	// The link is still in step: the next control and APDU work.
-	c.Write(frame(CtrlATR))
-	if got := readFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
+	c.Write(vpcdtest.Frame(CtrlATR))
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, testcard.DefaultATR) {
 		t.Fatalf("ATR after unknown bytes: % X", got)
 	}
-	c.Write(frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77))
-	if got := readFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
+	c.Write(vpcdtest.Frame(0x00, 0xDB, 0x3F, 0xFF, 0x01, 0x77))
+	if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0x77, 0x90, 0x00}) {
 		t.Fatalf("APDU after unknown bytes: % X", got)
 	}
 	if st := card.Stats(); st.PowerOns != 0 || st.PowerOffs != 0 || st.Resets != 0 {
@@ -256,12 +215,12 @@ func (*bigCard) Process([]byte) []byte { return make([]byte, 70000) }
 // A response longer than a vpcd frame would make vpcd drop the card; the
 // link answers 67 00 instead and stays up (issue 8 finding 3).
 func TestOversizeResponseIsAStatusWord(t *testing.T) {
-	r := newReader(t)
+	r := vpcdtest.NewReader(t)
 	startLink(t, &bigCard{}, r)
-	c := r.accept()
+	c := r.Accept()
 	for range 2 {
-		c.Write(frame(0x00, 0xCB, 0x00, 0x00, 0x00, 0x00, 0x00))
-		if got := readFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
+		c.Write(vpcdtest.Frame(0x00, 0xCB, 0x00, 0x00, 0x00, 0x00, 0x00))
+		if got := vpcdtest.ReadFrame(t, c); !bytes.Equal(got, []byte{0x67, 0x00}) {
 			t.Fatalf("oversize response sent as % X, want 67 00", got)
 		}
 	}
@@ -271,8 +230,8 @@ func TestOversizeResponseIsAStatusWord(t *testing.T) {
 // poll period before dialling again, so that pcscd sees the card gone
 // (issue 8 finding 3). Sleeps are recorded, not slept.
 func TestRedialWaitsForPoll(t *testing.T) {
-	r := newReader(t)
-	l := NewLink(&testcard.Echo{}, TCPDialer(r.ln.Addr().String()))
+	r := vpcdtest.NewReader(t)
+	l := NewLink(&testcard.Echo{}, TCPDialer(r.Addr()))
 	var mu sync.Mutex
 	var slept []time.Duration
 	l.sleep = func(ctx context.Context, d time.Duration) bool {
@@ -286,10 +245,10 @@ func TestRedialWaitsForPoll(t *testing.T) {
 	go func() { l.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	for range 3 {
-		c := r.accept()
+		c := r.Accept()
 		c.Close() // vpcd dropped the card
 	}
-	r.accept()
+	r.Accept()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(slept) < 3 {
