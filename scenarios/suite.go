@@ -210,7 +210,6 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 		opts.Progress = &lockedWriter{w: opts.Progress} // report.go: whole lines from parallel scenarios
 	}
 	results := make([]Result, len(refs))
-	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := 0
@@ -219,49 +218,73 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 		workers = newWorkerSet(ctx, opts.Parallel, opts) // workerpool.go
 		defer workers.close()
 	}
-	for i, r := range refs {
+	// Longest first (Cost, shard.go: the longest-processing-time rule), so
+	// that a long scenario does not start last while the other workers
+	// idle; the results are sorted by name all the same.
+	jobs := make(chan int)
+	go func() {
+		for _, i := range longestFirst(parsed, opts.Stack) {
+			jobs <- i
+		}
+		close(jobs)
+	}()
+	for w := 0; w < opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if ctx.Err() != nil {
-				results[i] = Result{Name: r.String(), File: r.String(), Status: Skip, Failure: "not run: the run was interrupted", Stack: opts.Stack}
-				return
-			}
-			mu.Lock()
-			started++
-			n := started
-			mu.Unlock()
-			ropts := opts
-			if opts.OnProgress != nil {
-				name := r.String()
-				ropts.OnStep = func(step, steps int) {
-					opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: name, Step: step, Steps: steps})
-				}
-			}
-			var res Result
-			if workers != nil {
-				res = workers.run(r, ropts)
-			} else if opts.Stack == "pcscd" && opts.Reader == "" {
-				res = runWorker(ctx, r, ropts)
-			} else {
-				res = RunOne(ctx, parsed[i], ropts)
-			}
-			results[i] = res
-			if opts.OnProgress != nil {
-				opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: r.String(), Done: true})
-			}
-			if opts.Progress != nil {
-				mu.Lock()
-				progressLine(opts.Progress, res)
-				mu.Unlock()
+			for i := range jobs {
+				r := refs[i]
+				func() {
+					if ctx.Err() != nil {
+						results[i] = Result{Name: r.String(), File: r.String(), Status: Skip, Failure: "not run: the run was interrupted", Stack: opts.Stack}
+						return
+					}
+					mu.Lock()
+					started++
+					n := started
+					mu.Unlock()
+					ropts := opts
+					if opts.OnProgress != nil {
+						name := r.String()
+						ropts.OnStep = func(step, steps int) {
+							opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: name, Step: step, Steps: steps})
+						}
+					}
+					var res Result
+					if workers != nil {
+						res = workers.run(r, ropts)
+					} else if opts.Stack == "pcscd" && opts.Reader == "" {
+						res = runWorker(ctx, r, ropts)
+					} else {
+						res = RunOne(ctx, parsed[i], ropts)
+					}
+					results[i] = res
+					if opts.OnProgress != nil {
+						opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: r.String(), Done: true})
+					}
+					if opts.Progress != nil {
+						mu.Lock()
+						progressLine(opts.Progress, res)
+						mu.Unlock()
+					}
+				}()
 			}
 		}()
 	}
 	wg.Wait()
 	sortResults(results)
 	return results, nil
+}
+
+// longestFirst is the indices of scs by decreasing Cost (ties: in order).
+func longestFirst(scs []*Scenario, stackKind string) []int {
+	order := make([]int, len(scs))
+	cost := make([]int, len(scs))
+	for i, sc := range scs {
+		order[i], cost[i] = i, Cost(sc, stackKind)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost[order[a]] > cost[order[b]] })
+	return order
 }
 
 func progressLine(w io.Writer, r Result) {
