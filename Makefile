@@ -101,8 +101,9 @@ BENCH_RATIOS := \
 
 ## bench: round trips per second through the stack and in process; the
 ## built-in suite per run and in scenarios/s in process (seeded keys, and
-## real key generation as the baseline) and on private pcscd stacks; a
-## 64-variant sweep of the suite (runs/s, peak heap); the OpenSC peer suite
+## real key generation as the baseline) and on private pcscd stacks, with
+## CPU time per run (cpu-s/op); a 64-variant sweep of the suite (runs/s,
+## CPU time, peak heap); the OpenSC peer suite
 ## (harness/tools, no baseline in the same run, so no ratio); and the ratios
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./... | $(GO) run ./internal/benchratio $(BENCH_RATIOS)

@@ -11,11 +11,14 @@ import (
 // run; nothing here asserts a time).
 
 func benchSuite(b *testing.B, opts Options) {
+	// As `cardharness run` does: traces kept, saved for failures.
+	opts.TraceDir = b.TempDir()
 	refs := BuiltinRefs()
 	if err := Check(refs); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu0, cpuOK := processCPU()
 	for i := 0; i < b.N; i++ {
 		res, err := RunAll(context.Background(), refs, opts)
 		if err != nil {
@@ -28,6 +31,16 @@ func benchSuite(b *testing.B, opts Options) {
 		}
 	}
 	b.ReportMetric(float64(len(refs)*b.N)/b.Elapsed().Seconds(), "scenarios/s")
+	reportCPU(b, cpu0, cpuOK)
+}
+
+// reportCPU reports the process's CPU time (user + system, all
+// goroutines) per op since cpu0, in seconds: ns/op of a suite that
+// waits says little about what it computes.
+func reportCPU(b *testing.B, cpu0 time.Duration, ok bool) {
+	if cpu1, ok1 := processCPU(); ok && ok1 {
+		b.ReportMetric((cpu1-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+	}
 }
 
 // BenchmarkSuite runs the whole built-in suite, 2 at a time: in process
@@ -63,8 +76,8 @@ func BenchmarkSuite(b *testing.B) {
 }
 
 // BenchmarkSweep64 sweeps the built-in suite over 64 variants in process
-// (2 host profiles x 5 knobs of 2 values) and reports runs per second and
-// the peak heap in use.
+// (2 host profiles x 5 knobs of 2 values) and reports runs per second,
+// CPU time and the peak heap in use.
 func BenchmarkSweep64(b *testing.B) {
 	var spec SweepSpec
 	spec.Profiles = []string{"windows-11-2025", "windows-10-legacy"}
@@ -104,6 +117,7 @@ func BenchmarkSweep64(b *testing.B) {
 		}
 	}()
 	b.ResetTimer()
+	cpu0, cpuOK := processCPU()
 	runs := 0
 	for i := 0; i < b.N; i++ {
 		rep, err := Sweep(context.Background(), refs, spec, Options{Stack: "direct", Parallel: 2})
@@ -113,6 +127,7 @@ func BenchmarkSweep64(b *testing.B) {
 		runs += rep.Runs
 	}
 	b.StopTimer()
+	reportCPU(b, cpu0, cpuOK)
 	close(stop)
 	<-done
 	b.ReportMetric(float64(runs)/b.Elapsed().Seconds(), "runs/s")

@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -27,6 +26,7 @@ import (
 	"github.com/cardharness/cardharness/minidriver/fs"
 	"github.com/cardharness/cardharness/vcard/fault"
 	"github.com/cardharness/cardharness/vcard/gids"
+	"github.com/cardharness/cardharness/vcard/trace"
 )
 
 // epoch is the virtual clock's start: fixed, so reports are reproducible.
@@ -43,7 +43,7 @@ type cardEnv struct {
 	pin    string
 	admin  [24]byte
 	cardID fs.CardID
-	trace  *bytes.Buffer
+	trace  *trace.Writer // nil: no TraceDir, nothing reads it
 	lastCF *fs.CardCF
 	// toolEnv is the environment a tool needs to reach this card.
 	toolEnv func() ([]string, error)

@@ -79,6 +79,9 @@ type Options struct {
 	// sigMemo is shared by the in-process cards of one sweep
 	// (gids.SignatureMemo: the same bytes, computed once per sweep).
 	sigMemo *gids.SignatureMemo
+	// noTimeline leaves the per-step timeline (Result.Timeline, a report
+	// field) out: a sweep counts each Result and drops it.
+	noTimeline bool
 }
 
 // Progress says where a run is: scenario Scenario of Scenarios (counted

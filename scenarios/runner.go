@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,8 +27,11 @@ import (
 	"github.com/cardharness/cardharness/vcard/trace"
 )
 
-// RunOne runs one parsed scenario in this process.
+// RunOne runs one parsed scenario in this process. It leaves sc as parsed
+// (it runs a copy: forRun), so one parsed scenario can be run again, or
+// in several goroutines at once (a sweep's cells).
 func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
+	sc = sc.forRun()
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
@@ -67,7 +71,9 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		return res
 	}
 	res.Status = Pass
-	e.stepEnd(-1, nil, nil) // timeline: the state after setup
+	if !opts.noTimeline {
+		e.stepEnd(-1, nil, nil) // timeline: the state after setup
+	}
 	for i, st := range sc.Steps {
 		if stopped(ctx) {
 			break
@@ -75,7 +81,9 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 		e.progress(i+1, len(sc.Steps))
 		e.stepBegin(i, st) // timeline: trace markers
 		sr := e.runStep(i, st)
-		e.stepEnd(i, st, &sr) // timeline: state and events
+		if !opts.noTimeline {
+			e.stepEnd(i, st, &sr) // timeline: state and events
+		}
 		res.Steps = append(res.Steps, sr)
 		if sr.Status == Skip {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s:%d %s: %s", st.File, st.Line, st.Do, sr.Note))
@@ -107,6 +115,24 @@ func RunOne(ctx context.Context, sc *Scenario, opts Options) Result {
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// forRun is a copy of sc that a run may change: its seed, its hosts'
+// knobs (a sweep's variant) and its variables (${i} of a repeat). The
+// rest (cards, steps, their YAML nodes) is only read by a run and is
+// shared with sc; TestRunOneLeavesScenarioAsParsed checks both.
+func (sc *Scenario) forRun() *Scenario {
+	c := *sc
+	c.Vars = maps.Clone(sc.Vars)
+	if sc.Hosts != nil {
+		c.Hosts = make(map[string]*HostDecl, len(sc.Hosts))
+		for n, h := range sc.Hosts {
+			hc := *h
+			hc.Knobs = maps.Clone(h.Knobs)
+			c.Hosts[n] = &hc
+		}
+	}
+	return &c
 }
 
 func stepLabel(st *Step) string {
@@ -193,9 +219,15 @@ func (e *env) setup() error {
 			return fmt.Errorf("card %s: %w", n, err)
 		}
 		c.gids, c.wrap = g, wrap
-		c.trace = &bytes.Buffer{}
-		tw := e.traceWriter(n, c.trace) // timeline.go: masking, step markers
-		virt = append(virt, countingCard{trace.Card(wrap, tw), &e.apdus})
+		// A trace is only read where saveTraces writes it: with no
+		// TraceDir (a sweep, the benchmarks' sweep) there is none; with
+		// one it is kept in memory and encoded only if it is saved.
+		var card vcard.Card = wrap
+		if e.opts.TraceDir != "" {
+			c.trace = e.traceWriter(n) // timeline.go: masking, step markers
+			card = trace.Card(wrap, c.trace)
+		}
+		virt = append(virt, countingCard{card, &e.apdus})
 	}
 	switch {
 	case e.opts.Reader != "":
@@ -412,7 +444,11 @@ func (e *env) saveTraces(dir string) []string {
 			continue
 		}
 		p := filepath.Join(dir, unsafeName.ReplaceAllString(e.sc.Name, "_")+"."+n+".jsonl")
-		if err := writePrivate(p, c.trace.Bytes()); err == nil { // report.go
+		var b bytes.Buffer
+		if _, err := c.trace.WriteTo(&b); err != nil {
+			continue
+		}
+		if err := writePrivate(p, b.Bytes()); err == nil { // report.go
 			out = append(out, p)
 		}
 	}

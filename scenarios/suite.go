@@ -134,20 +134,31 @@ func builtinRef(name string) (Ref, error) {
 
 // Check parses every scenario and returns all problems (file:line: ...).
 func Check(refs []Ref) error {
+	_, err := loadAll(refs)
+	return err
+}
+
+// loadAll parses every scenario (refs' order) and returns all problems
+// (file:line: ...). The parsed scenarios are run as they are: RunOne does
+// not change them, so a sweep parses each file once, not once per cell.
+func loadAll(refs []Ref) ([]*Scenario, error) {
 	var errs ParseErrors
-	for _, r := range refs {
-		if _, err := r.load(); err != nil {
+	out := make([]*Scenario, len(refs))
+	for i, r := range refs {
+		sc, err := r.load()
+		if err != nil {
 			if pe, ok := err.(ParseErrors); ok {
 				errs = append(errs, pe...)
 			} else {
 				errs = append(errs, &ParseError{File: r.String(), Msg: err.Error()})
 			}
 		}
+		out[i] = sc
 	}
 	if len(errs) > 0 {
-		return errs
+		return nil, errs
 	}
-	return nil
+	return out, nil
 }
 
 // MissingComponentError: the pcscd stack cannot start on this machine
@@ -179,7 +190,8 @@ func Preflight(opts Options) error {
 // the scenarios running stop within a step and report what they did; the
 // ones not started are reported as skipped.
 func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
-	if err := Check(refs); err != nil {
+	parsed, err := loadAll(refs)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Parallel < 1 {
@@ -198,7 +210,6 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 		opts.Progress = &lockedWriter{w: opts.Progress} // report.go: whole lines from parallel scenarios
 	}
 	results := make([]Result, len(refs))
-	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := 0
@@ -207,54 +218,73 @@ func RunAll(ctx context.Context, refs []Ref, opts Options) ([]Result, error) {
 		workers = newWorkerSet(ctx, opts.Parallel, opts) // workerpool.go
 		defer workers.close()
 	}
-	for i, r := range refs {
+	// Longest first (Cost, shard.go: the longest-processing-time rule), so
+	// that a long scenario does not start last while the other workers
+	// idle; the results are sorted by name all the same.
+	jobs := make(chan int)
+	go func() {
+		for _, i := range longestFirst(parsed, opts.Stack) {
+			jobs <- i
+		}
+		close(jobs)
+	}()
+	for w := 0; w < opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if ctx.Err() != nil {
-				results[i] = Result{Name: r.String(), File: r.String(), Status: Skip, Failure: "not run: the run was interrupted", Stack: opts.Stack}
-				return
-			}
-			mu.Lock()
-			started++
-			n := started
-			mu.Unlock()
-			ropts := opts
-			if opts.OnProgress != nil {
-				name := r.String()
-				ropts.OnStep = func(step, steps int) {
-					opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: name, Step: step, Steps: steps})
-				}
-			}
-			var res Result
-			if workers != nil {
-				res = workers.run(r, ropts)
-			} else if opts.Stack == "pcscd" && opts.Reader == "" {
-				res = runWorker(ctx, r, ropts)
-			} else {
-				sc, err := r.load()
-				if err != nil {
-					res = Result{Name: r.String(), File: r.String(), Status: Error, Failure: err.Error()}
-				} else {
-					res = RunOne(ctx, sc, ropts)
-				}
-			}
-			results[i] = res
-			if opts.OnProgress != nil {
-				opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: r.String(), Done: true})
-			}
-			if opts.Progress != nil {
-				mu.Lock()
-				progressLine(opts.Progress, res)
-				mu.Unlock()
+			for i := range jobs {
+				r := refs[i]
+				func() {
+					if ctx.Err() != nil {
+						results[i] = Result{Name: r.String(), File: r.String(), Status: Skip, Failure: "not run: the run was interrupted", Stack: opts.Stack}
+						return
+					}
+					mu.Lock()
+					started++
+					n := started
+					mu.Unlock()
+					ropts := opts
+					if opts.OnProgress != nil {
+						name := r.String()
+						ropts.OnStep = func(step, steps int) {
+							opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: name, Step: step, Steps: steps})
+						}
+					}
+					var res Result
+					if workers != nil {
+						res = workers.run(r, ropts)
+					} else if opts.Stack == "pcscd" && opts.Reader == "" {
+						res = runWorker(ctx, r, ropts)
+					} else {
+						res = RunOne(ctx, parsed[i], ropts)
+					}
+					results[i] = res
+					if opts.OnProgress != nil {
+						opts.OnProgress(Progress{Scenario: n, Scenarios: len(refs), Name: r.String(), Done: true})
+					}
+					if opts.Progress != nil {
+						mu.Lock()
+						progressLine(opts.Progress, res)
+						mu.Unlock()
+					}
+				}()
 			}
 		}()
 	}
 	wg.Wait()
 	sortResults(results)
 	return results, nil
+}
+
+// longestFirst is the indices of scs by decreasing Cost (ties: in order).
+func longestFirst(scs []*Scenario, stackKind string) []int {
+	order := make([]int, len(scs))
+	cost := make([]int, len(scs))
+	for i, sc := range scs {
+		order[i], cost[i] = i, Cost(sc, stackKind)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost[order[a]] > cost[order[b]] })
+	return order
 }
 
 func progressLine(w io.Writer, r Result) {

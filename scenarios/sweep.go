@@ -294,7 +294,10 @@ type SweepReport struct {
 // come (a Result with its timeline is dropped once counted), so memory
 // stays bounded by the matrix, not by the number of runs.
 func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*SweepReport, error) {
-	if err := Check(refs); err != nil {
+	// Each file is parsed once per sweep: RunOne leaves a parsed scenario
+	// as it is (it runs a copy), so its cells share it.
+	parsed, err := loadAll(refs)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Parallel < 1 {
@@ -314,7 +317,7 @@ func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*Swee
 	rep := &SweepReport{Stack: opts.Stack, Seeds: len(spec.Seeds), Variants: variants}
 	costs := make([]int, len(refs))
 	for i, r := range refs {
-		sc, _ := r.load() // Check passed
+		sc := parsed[i]
 		rep.Rows = append(rep.Rows, SweepRow{Name: sc.Name, File: r.String(), Cells: make([]Cell, len(variants))})
 		for v := range variants {
 			rep.Rows[i].Cells[v].Variant = v
@@ -358,6 +361,10 @@ func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*Swee
 	// keys: compute each signature once per sweep (same bytes;
 	// vcard/gids/sigmemo.go). In process only.
 	opts.sigMemo = gids.NewSignatureMemo()
+	// A cell keeps a run's status and first failure, not its timeline:
+	// recording one (the card's files and every host's events after each
+	// step) was 8 % of a sweep.
+	opts.noTimeline = true
 	for w := 0; w < opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {
@@ -370,7 +377,12 @@ func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*Swee
 				if !own {
 					ropts.Seed, ropts.SeedSet = j.seed, true
 				}
-				res := runRef(ctx, refs[j.row], ropts)
+				var res Result
+				if opts.Stack == "pcscd" && opts.Reader == "" {
+					res = runWorker(ctx, refs[j.row], ropts) // a process and a stack of its own
+				} else {
+					res = RunOne(ctx, parsed[j.row], ropts)
+				}
 				mu.Lock()
 				c := &rep.Rows[j.row].Cells[j.variant]
 				c.Runs++
@@ -412,19 +424,6 @@ func Sweep(ctx context.Context, refs []Ref, spec SweepSpec, opts Options) (*Swee
 		return rep, ctx.Err()
 	}
 	return rep, nil
-}
-
-// runRef runs one scenario file: in this process (direct) or in a worker
-// process with its own private stack (pcscd).
-func runRef(ctx context.Context, r Ref, opts Options) Result {
-	if opts.Stack == "pcscd" && opts.Reader == "" {
-		return runWorker(ctx, r, opts)
-	}
-	sc, err := r.load()
-	if err != nil {
-		return Result{Name: r.String(), File: r.String(), Status: Error, Failure: err.Error()}
-	}
-	return RunOne(ctx, sc, opts)
 }
 
 // flagRow explains a row whose outcome is not the same in every cell:

@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cardharness/cardharness/harness/winhost"
 )
@@ -222,6 +226,61 @@ steps:
 	for _, want := range []string{"x.yaml:8:", "unknown knob", "did you mean propagation_reads_through_cache", "x.yaml:10:", "windows-95", "x.yaml:12:", "sideways", "x.yaml:14:", "needs when: and expect:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// A sweep runs one parsed scenario in every cell, two at a time: a run
+// must leave it as parsed (RunOne runs a copy, runner.go forRun), and two
+// runs of it at once must each get what a run of a fresh parse gets; and a
+// sweep's run, which records no timeline, the same result otherwise. The
+// scenarios cover what a run changes: a repeat's ${i}, hosts with and
+// without their own knobs, and the seed.
+func TestRunOneLeavesScenarioAsParsed(t *testing.T) {
+	opts := Options{Stack: "direct", Seed: 7, SeedSet: true, HostProfile: "windows-10-legacy",
+		HostKnobs: map[string]string{"granularity": "whole-snapshot", "propagation_reads_through_cache": "false"}}
+	// What a run may differ in from another with the same inputs: time.
+	ignoreTime := cmpopts.IgnoreFields(StepResult{}, "Duration")
+	for _, p := range []string{"renewal/s12-aborted-renewals.yaml", "fidelity/undocumented-acquisition-knobs.yaml", "enrollment/offline.yaml", "fidelity/addcardcerttostore-race.yaml"} {
+		ref := Ref{Path: "builtin/" + p, Builtin: true}
+		shared, err := ref.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		asParsed, _ := ref.load()
+		fresh, _ := ref.load()
+		want := RunOne(context.Background(), fresh, opts)
+		want.Duration = 0
+		var got [2]Result
+		var wg sync.WaitGroup
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i] = RunOne(context.Background(), shared, opts)
+				got[i].Duration = 0
+			}()
+		}
+		wg.Wait()
+		if diff := cmp.Diff(asParsed, shared, cmpopts.IgnoreUnexported(Step{})); diff != "" {
+			t.Errorf("%s: running it changed the parsed scenario (-before +after):\n%s", p, diff)
+		}
+		for i := range got {
+			if diff := cmp.Diff(want, got[i], ignoreTime); diff != "" {
+				t.Errorf("%s: run %d of a shared parse differs from a run of a fresh parse (-fresh +shared):\n%s", p, i+1, diff)
+			}
+		}
+		// A sweep's runs record no timeline (noTimeline); the rest of
+		// the result is the same.
+		sopts := opts
+		sopts.noTimeline = true
+		swept := RunOne(context.Background(), shared, sopts)
+		swept.Duration = 0
+		if swept.Timeline != nil {
+			t.Errorf("%s: a sweep run recorded a timeline", p)
+		}
+		if diff := cmp.Diff(want, swept, ignoreTime, cmpopts.IgnoreFields(Result{}, "Timeline")); diff != "" {
+			t.Errorf("%s: a run without timeline differs (-with +without):\n%s", p, diff)
 		}
 	}
 }

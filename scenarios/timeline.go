@@ -291,9 +291,9 @@ func (e *env) hostState(hn string, h *winhost.Host, names map[fs.CardID]string) 
 	for n, c := range e.cards {
 		readerCard[c.reader] = n
 	}
-	evs := h.Events()
-	th.Events = cacheDecisions(evs[min(t.seen[hn], len(evs)):], readerCard, t.modes, hn)
-	t.seen[hn] = len(evs)
+	evs, all := h.EventsSince(t.seen[hn])
+	th.Events = cacheDecisions(evs, readerCard, t.modes, hn)
+	t.seen[hn] = all
 	cards := map[string]fs.CardCF{}
 	for n := range e.cards {
 		if c := e.cards[n]; c.gids != nil {
@@ -582,9 +582,10 @@ func writeTimelineTail(w io.Writer, prefix string, tl []TimelineStep) {
 	}
 }
 
-// traceWriter is the APDU trace of card n: step markers go into it.
-func (e *env) traceWriter(n string, w io.Writer) *trace.Writer {
-	tw := trace.NewWriter(w)
+// traceWriter is the APDU trace of card n, in memory until it is saved
+// (trace.NewBuffer): step markers go into it.
+func (e *env) traceWriter(n string) *trace.Writer {
+	tw := trace.NewBuffer()
 	tw.KeepSecrets = e.opts.TraceSecrets
 	e.tl().writers[n] = tw
 	return tw

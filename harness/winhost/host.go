@@ -193,6 +193,15 @@ func (h *Host) Events() []Event {
 	return slices.Clone(h.events)
 }
 
+// EventsSince returns a copy of the events after the first n (the log
+// only grows) and how many there are in all: the scenario timeline asks
+// after every step, and copying the whole log each time was quadratic.
+func (h *Host) EventsSince(n int) ([]Event, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events[min(max(n, 0), len(h.events)):]), len(h.events)
+}
+
 // Stats returns the host-wide counters (all processes, services included).
 func (h *Host) Stats() Stats {
 	h.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cardharness/cardharness/harness/winhost"
 	"github.com/cardharness/cardharness/minidriver"
@@ -448,6 +449,24 @@ func TestCertFileNamingIndex10(t *testing.T) {
 		seen := len(cs) == 1 && cs[0].Index == 10 && sameCert(cs[0].Cert, cert)
 		if seen != (n == winhost.CertNamesDecimal) {
 			t.Errorf("%v naming: certificates %v", n, cs)
+		}
+	}
+}
+
+// EventsSince is Events from the n-th on, with the log's length.
+func TestEventsSince(t *testing.T) {
+	e := newEnv(t)
+	e.insert(minidriver.Options{})
+	e.generate(e.proc("x", winhost.ProcessOptions{}))
+	all := e.h.Events()
+	if len(all) < 3 {
+		t.Fatalf("%d events", len(all))
+	}
+	for _, n := range []int{-1, 0, 1, len(all) - 1, len(all), len(all) + 5} {
+		got, total := e.h.EventsSince(n)
+		want := all[min(max(n, 0), len(all)):]
+		if total != len(all) || !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+			t.Errorf("EventsSince(%d) = %d events of %d, want %d of %d", n, len(got), total, len(want), len(all))
 		}
 	}
 }

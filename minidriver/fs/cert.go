@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync"
 )
 
 // Certificate file header (docs/reference/gids-protocol.md §3.9).
@@ -15,11 +14,55 @@ const (
 	MaxCertSize    = 0xFFFF // the header's length is 16 bits
 )
 
-// zlibWriters keeps zlib writers between certificates: a new one
-// allocates and clears the compressor's state (hundreds of KiB), which was
-// a tenth of a sweep's time; Reset makes a writer behave as a new one, so
-// the bytes are the same.
-var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+// zlibWriters and zlibReaders keep zlib writers and readers between
+// certificates: a new writer allocates and clears the compressor's state
+// (hundreds of KiB), which was a tenth of a sweep's time, and a new reader
+// its 32 KiB window; Reset makes one behave as a new one, so the bytes
+// (and the errors) are the same. A few are kept, not a sync.Pool: a pool
+// is emptied by every garbage collection, and the runner collects often.
+var (
+	zlibWriters = make(chan *zlib.Writer, 4)
+	zlibReaders = make(chan io.ReadCloser, 4) // zlib's reader, a zlib.Resetter
+)
+
+func getZlibWriter(w io.Writer) *zlib.Writer {
+	select {
+	case zw := <-zlibWriters:
+		zw.Reset(w)
+		return zw
+	default:
+		return zlib.NewWriter(w)
+	}
+}
+
+func putZlibWriter(zw *zlib.Writer) {
+	zw.Reset(nil) // do not keep the last output alive
+	select {
+	case zlibWriters <- zw:
+	default:
+	}
+}
+
+// getZlibReader is zlib.NewReader(src), reusing a reader when one is kept.
+func getZlibReader(src io.Reader) (io.ReadCloser, error) {
+	select {
+	case zr := <-zlibReaders:
+		if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
+			putZlibReader(zr)
+			return nil, err
+		}
+		return zr, nil
+	default:
+		return zlib.NewReader(src)
+	}
+}
+
+func putZlibReader(zr io.ReadCloser) {
+	select {
+	case zlibReaders <- zr:
+	default:
+	}
+}
 
 // EncodeCert encodes a DER certificate as a kxcNN/kscNN file the way
 // OpenSC's gids_encode_certificate and the Windows minidriver do:
@@ -39,9 +82,8 @@ func EncodeCert(der []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write([]byte{0x01, 0x00, 0, 0})
 	binary.LittleEndian.PutUint16(buf.Bytes()[2:], uint16(len(der)))
-	zw := zlibWriters.Get().(*zlib.Writer)
-	defer zlibWriters.Put(zw)
-	zw.Reset(&buf)
+	zw := getZlibWriter(&buf)
+	defer putZlibWriter(zw)
 	if _, err := zw.Write(der); err != nil {
 		return nil, err // bytes.Buffer does not fail; kept for the contract
 	}
@@ -76,11 +118,12 @@ func DecodeCert(b []byte) ([]byte, error) {
 		return nil, formatErr("certificate", 2, "uncompressed length is 0")
 	}
 	src := bytes.NewReader(b[CertHeaderSize:])
-	zr, err := zlib.NewReader(src)
+	zr, err := getZlibReader(src)
 	if err != nil {
 		return nil, formatErr("certificate", CertHeaderSize, "zlib header: %v", err)
 	}
-	der, err := io.ReadAll(io.LimitReader(zr, int64(want)+1))
+	defer putZlibReader(zr)
+	der, err := readAllInto(make([]byte, 0, want+1), io.LimitReader(zr, int64(want)+1))
 	if len(der) > want {
 		return nil, formatErr("certificate", 2, "zlib stream inflates to more than the %d bytes the header announces", want)
 	}
@@ -94,6 +137,25 @@ func DecodeCert(b []byte) ([]byte, error) {
 		return nil, formatErr("certificate", len(b)-n, "%d bytes after the end of the zlib stream", n)
 	}
 	return der, nil
+}
+
+// readAllInto is io.ReadAll appending to buf: with buf's capacity the most
+// r can give (a LimitReader's limit) the result is allocated once; it
+// grows, as io.ReadAll does, if r gives more.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return buf, err
+		}
+	}
 }
 
 // CertFileName returns the mscp file name of container index's

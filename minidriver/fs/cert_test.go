@@ -184,7 +184,16 @@ func TestDecodeCertErrors(t *testing.T) {
 	gw.Write(der)
 	gw.Close()
 
-	checkParseErrors(t, DecodeCert, []formatErrCase[[]byte]{
+	// zlib readers are reused (cert.go): a failed decode must leave
+	// nothing behind for the next, so each case is followed by a good one.
+	decodeThenGood := func(b []byte) ([]byte, error) {
+		out, err := DecodeCert(b)
+		if got, gerr := DecodeCert(certFile(n, good)); gerr != nil || !bytes.Equal(got, der) {
+			t.Errorf("a good certificate after this one: %v (%d bytes, want %d)", gerr, len(got), len(der))
+		}
+		return out, err
+	}
+	checkParseErrors(t, decodeThenGood, []formatErrCase[[]byte]{
 		{"empty", nil, FormatError{File: "certificate", Offset: 0}, "0 bytes, shorter than the 4-byte header"},
 		{"header only, three bytes", testutil.Hex(t, "01 00 B1"), FormatError{File: "certificate", Offset: 0}, "3 bytes"},
 		{"uncompressed DER", der, FormatError{File: "certificate", Offset: 0}, "unknown compression method"},

@@ -480,6 +480,16 @@ func (c *Card) rsaKey(r reader, fid uint16) (*rsa.PrivateKey, bool, error) {
 	return k, true, nil
 }
 
+// rememberKey records that the stored value raw of key decodes to k (a key
+// just generated), so that its first use does not parse and precompute it
+// again (a seeded card's keys come from a pool already parsed). rsaKey
+// still compares the stored bytes with raw before using k.
+func (c *Card) rememberKey(key string, raw []byte, k *rsa.PrivateKey) {
+	c.cacheMu.Lock()
+	c.cache[key] = cachedKey{raw: raw, key: k}
+	c.cacheMu.Unlock()
+}
+
 // desKey returns the 3DES key stored for key EF fid, if any.
 func desKey(r reader, fid uint16) ([]byte, bool, error) {
 	key := keyKey(fid)

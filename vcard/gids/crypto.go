@@ -114,8 +114,9 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if k.N.BitLen() != bits {
 		return nil, fmt.Errorf("gids: generated key has %d bits, want %d", k.N.BitLen(), bits)
 	}
+	enc := encodeRSAKey(k)
 	err = c.update(func(tx *store.Tx) error {
-		tx.Put(keyKey(f.fid), encodeRSAKey(k))
+		tx.Put(keyKey(f.fid), enc)
 		if c.keySeed != nil {
 			// The next seeded key must differ, also after a restart.
 			n, err := loadKeyGenCount(tx)
@@ -129,6 +130,7 @@ func (c *Card) generateKeyPair(cmd apdu.Command) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.rememberKey(keyKey(f.fid), enc, k)
 	return publicKeyTemplate(&k.PublicKey), nil
 }
 

@@ -61,6 +61,20 @@ func TestKeysAndPrefixes(t *testing.T) {
 	if got := s.Keys("do/"); !cmp.Equal(got, []string{"do/A000/DF1F", "do/A010/DF23"}) {
 		t.Errorf("Keys = %q", got)
 	}
+	// Committed keys, minus deleted ones, plus new ones.
+	_ = s.Update(func(tx *Tx) error {
+		tx.Delete("key/B081")
+		tx.Put("key/B083", nil)
+		tx.Put("key/B082", []byte{1})
+		tx.Delete("key/B084") // never existed
+		if got := tx.Keys("key/"); !cmp.Equal(got, []string{"key/B082", "key/B083"}) {
+			t.Errorf("tx.Keys after deletes and puts = %q", got)
+		}
+		return nil
+	})
+	if got := s.Keys("key/"); !cmp.Equal(got, []string{"key/B082", "key/B083"}) {
+		t.Errorf("Keys after the update = %q", got)
+	}
 }
 
 func TestPersistsAcrossReopen(t *testing.T) {
@@ -113,6 +127,41 @@ func TestTornCommitKeepsOldState(t *testing.T) {
 				t.Errorf("state on disk after tear at %s (-want +got):\n%s", step, d)
 			}
 		})
+	}
+}
+
+// A NewMemory store has no file but tears the same way: at each step the
+// update fails and the old state stays, and the steps come in order.
+func TestMemoryStoreTearsLikeAFile(t *testing.T) {
+	for _, step := range []string{"write", "sync", "rename"} {
+		s := NewMemory()
+		_ = s.Update(func(tx *Tx) error { tx.Put("cert", []byte("old")); return nil })
+		var seen []string
+		s.SetTearHook(func(st string) error {
+			seen = append(seen, st)
+			if st == step {
+				return errors.New("power cut")
+			}
+			return nil
+		})
+		if err := s.Update(func(tx *Tx) error { tx.Put("cert", []byte("new")); return nil }); err == nil {
+			t.Fatalf("update torn at %s reported success", step)
+		}
+		if d := cmp.Diff(map[string][]byte{"cert": []byte("old")}, s.Snapshot()); d != "" {
+			t.Errorf("state after a tear at %s (-want +got):\n%s", step, d)
+		}
+		s.SetTearHook(func(st string) error { seen = append(seen, st); return nil })
+		if err := s.Update(func(tx *Tx) error { tx.Put("cert", []byte("new")); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Get("cert"); string(v) != "new" {
+			t.Errorf("after an untorn update: %q", v)
+		}
+		want := map[string][]string{"write": {"write"}, "sync": {"write", "sync"}, "rename": {"write", "sync", "rename"}}[step]
+		want = append(want, "write", "sync", "rename")
+		if d := cmp.Diff(want, seen); d != "" {
+			t.Errorf("tear steps (-want +got):\n%s", d)
+		}
 	}
 }
 

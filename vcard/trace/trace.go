@@ -50,6 +50,7 @@ type Record struct {
 type Writer struct {
 	mu  sync.Mutex
 	enc *json.Encoder
+	buf *buffer // NewBuffer (enc nil): the records, encoded by WriteTo
 	seq int
 	err error
 	// Now is the clock (tests replace it).
@@ -61,9 +62,13 @@ type Writer struct {
 
 // NewWriter writes JSON lines to w.
 func NewWriter(w io.Writer) *Writer {
+	return &Writer{enc: newEncoder(w), Now: time.Now}
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep ">" and "<" readable for grep
-	return &Writer{enc: enc, Now: time.Now}
+	return enc
 }
 
 // Err returns the first write error.
@@ -73,8 +78,33 @@ func (w *Writer) Err() error {
 	return w.err
 }
 
-func (w *Writer) write(r Record) {
-	if err := w.enc.Encode(r); err != nil && w.err == nil {
+// entry is a record before hex encoding: the APDU and status word as
+// bytes.
+type entry struct {
+	seq    int
+	t      time.Time
+	dir    string
+	apdu   []byte
+	sw     []byte
+	err    string
+	durUS  int64
+	step   int
+	label  string
+	masked int
+	secret string
+}
+
+func (e *entry) record() Record {
+	return Record{Seq: e.seq, Time: e.t, Dir: e.dir, APDU: hex.EncodeToString(e.apdu), SW: hex.EncodeToString(e.sw),
+		Err: e.err, DurUS: e.durUS, Step: e.step, Label: e.label, Masked: e.masked, Secret: e.secret}
+}
+
+func (w *Writer) write(e *entry) {
+	if w.buf != nil {
+		w.buf.add(e)
+		return
+	}
+	if err := w.enc.Encode(e.record()); err != nil && w.err == nil {
 		w.err = err
 	}
 }
@@ -92,15 +122,15 @@ func (w *Writer) Command(cmd []byte) Exchange {
 	defer w.mu.Unlock()
 	w.seq++
 	x := Exchange{w: w, seq: w.seq, start: w.Now()}
-	r := Record{Seq: x.seq, Time: x.start, Dir: ">"}
+	e := entry{seq: x.seq, t: x.start, dir: ">"}
 	if !w.KeepSecrets {
 		var n int
-		if cmd, n, r.Secret = Mask(cmd); n > 0 {
-			r.Masked = n
+		if cmd, n, e.secret = Mask(cmd); n > 0 {
+			e.masked = n
 		}
 	}
-	r.APDU = hex.EncodeToString(cmd)
-	w.write(r)
+	e.apdu = cmd
+	w.write(&e)
 	return x
 }
 
@@ -110,18 +140,18 @@ func (x Exchange) Done(resp []byte, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	end := w.Now()
-	r := Record{Seq: x.seq, Time: end, DurUS: end.Sub(x.start).Microseconds()}
+	e := entry{seq: x.seq, t: end, durUS: end.Sub(x.start).Microseconds()}
 	switch {
 	case err != nil:
-		r.Dir, r.Err = "!", err.Error()
+		e.dir, e.err = "!", err.Error()
 	case len(resp) < 2:
-		r.Dir, r.Err = "!", fmt.Sprintf("response of %d bytes has no status word", len(resp))
+		e.dir, e.err = "!", fmt.Sprintf("response of %d bytes has no status word", len(resp))
 	default:
-		r.Dir = "<"
-		r.APDU = hex.EncodeToString(resp[:len(resp)-2])
-		r.SW = hex.EncodeToString(resp[len(resp)-2:])
+		e.dir = "<"
+		e.apdu = resp[:len(resp)-2]
+		e.sw = resp[len(resp)-2:]
 	}
-	w.write(r)
+	w.write(&e)
 }
 
 // Event records a power event or reset (err may be nil).
@@ -129,11 +159,11 @@ func (w *Writer) Event(name string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seq++
-	r := Record{Seq: w.seq, Time: w.Now(), Dir: name}
+	e := entry{seq: w.seq, t: w.Now(), dir: name}
 	if err != nil {
-		r.Err = err.Error()
+		e.err = err.Error()
 	}
-	w.write(r)
+	w.write(&e)
 }
 
 // Marker records the start of scenario step n (1-based) described by
@@ -142,7 +172,7 @@ func (w *Writer) Marker(n int, label string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seq++
-	w.write(Record{Seq: w.seq, Time: w.Now(), Dir: "step", Step: n, Label: label})
+	w.write(&entry{seq: w.seq, t: w.Now(), dir: "step", step: n, label: label})
 }
 
 // Card wraps c so that everything it sees is recorded: the card-side view
